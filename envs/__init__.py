@@ -1,0 +1,1 @@
+"""The task families' environments (installed as ``metarobot.envs``)."""

@@ -1,0 +1,162 @@
+"""A thin PyBullet wrapper that owns one physics client (one per env, panda-gym style)."""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+
+from metarobot.errors import MetarobotError
+
+_URDF_DIR: Path | None = None
+
+
+def _urdf_cache_dir() -> Path:
+    """A private folder of this process for generated URDF files (removed at exit)."""
+    global _URDF_DIR
+    if _URDF_DIR is None or not _URDF_DIR.exists():
+        _URDF_DIR = Path(tempfile.mkdtemp(prefix="metarobot-urdf-"))
+        atexit.register(shutil.rmtree, str(_URDF_DIR), True)
+    return _URDF_DIR
+
+
+def shared_urdf(name: str) -> str:
+    """Path of a URDF shipped in the ``metarobot.urdf`` package data."""
+    ref = resources.files("metarobot.urdf").joinpath(name)
+    with resources.as_file(ref) as path:
+        return str(path)
+
+
+class BulletSim:
+    """One DIRECT-mode PyBullet client with the settings our tasks use.
+
+    ``timestep`` is in seconds (PyBullet's default 1/240 s); ``solver_iterations`` trades
+    constraint accuracy for speed (PyBullet's default is 50; motors and joint limits of
+    our arms track well with 10).
+    """
+
+    def __init__(
+        self,
+        timestep: float = 1.0 / 240.0,
+        solver_iterations: int = 10,
+        gravity: float = -9.81,
+    ) -> None:
+        self.timestep = timestep
+        self.solver_iterations = solver_iterations
+        self.gravity = gravity
+        self.client = p.connect(p.DIRECT)
+        if self.client < 0:
+            raise MetarobotError("could not start a PyBullet physics client")
+        self._configure()
+
+    def _configure(self) -> None:
+        c = self.client
+        p.setTimeStep(self.timestep, physicsClientId=c)
+        p.setPhysicsEngineParameter(
+            numSolverIterations=self.solver_iterations,
+            deterministicOverlappingPairs=1,
+            physicsClientId=c,
+        )
+        p.setGravity(0.0, 0.0, self.gravity, physicsClientId=c)
+
+    def reset_world(self) -> None:
+        """Remove every body and restore the physics settings."""
+        p.resetSimulation(physicsClientId=self.client)
+        self._configure()
+
+    def step(self, n: int = 1) -> None:
+        c = self.client
+        for _ in range(n):
+            p.stepSimulation(physicsClientId=c)
+
+    def load_urdf_text(
+        self,
+        text: str,
+        base_position: Sequence[float] = (0.0, 0.0, 0.0),
+        fixed_base: bool = True,
+        flags: int = 0,
+    ) -> int:
+        """Load a URDF given as a string (written once to this process's cache folder)."""
+        digest = hashlib.sha1(text.encode()).hexdigest()
+        path = _urdf_cache_dir() / f"{digest}.urdf"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        return self.load_urdf_file(str(path), base_position, fixed_base, flags)
+
+    def load_urdf_file(
+        self,
+        path: str,
+        base_position: Sequence[float] = (0.0, 0.0, 0.0),
+        fixed_base: bool = True,
+        flags: int = 0,
+    ) -> int:
+        try:
+            return int(
+                p.loadURDF(
+                    path,
+                    basePosition=list(base_position),
+                    useFixedBase=fixed_base,
+                    flags=flags,
+                    physicsClientId=self.client,
+                )
+            )
+        except p.error as exc:
+            raise MetarobotError(f"PyBullet cannot load URDF {path}: {exc}") from None
+
+    def add_marker(
+        self, radius: float, rgba: Sequence[float] = (0.1, 0.8, 0.1, 0.8)
+    ) -> int:
+        """A visual-only sphere (no collision, no mass): goals and targets."""
+        c = self.client
+        vis = p.createVisualShape(p.GEOM_SPHERE, radius=radius, rgbaColor=list(rgba), physicsClientId=c)
+        return int(p.createMultiBody(baseMass=0.0, baseVisualShapeIndex=vis, physicsClientId=c))
+
+    def move_body(self, body: int, position: Sequence[float]) -> None:
+        p.resetBasePositionAndOrientation(body, list(position), [0, 0, 0, 1], physicsClientId=self.client)
+
+    def render(
+        self,
+        width: int,
+        height: int,
+        target: Sequence[float],
+        distance: float,
+        yaw: float = 45.0,
+        pitch: float = -25.0,
+        fov: float = 60.0,
+    ) -> np.ndarray:
+        """An RGB frame (height, width, 3, uint8) from PyBullet's TinyRenderer (no GL needed)."""
+        c = self.client
+        view = p.computeViewMatrixFromYawPitchRoll(
+            cameraTargetPosition=list(target), distance=distance, yaw=yaw, pitch=pitch, roll=0.0,
+            upAxisIndex=2, physicsClientId=c,
+        )
+        proj = p.computeProjectionMatrixFOV(
+            fov=fov, aspect=width / height, nearVal=0.02, farVal=50.0, physicsClientId=c
+        )
+        _, _, rgba, _, _ = p.getCameraImage(
+            width, height, viewMatrix=view, projectionMatrix=proj,
+            renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK, physicsClientId=c,
+        )
+        frame = np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)
+        return frame[:, :, :3].copy()
+
+    def close(self) -> None:
+        if self.client >= 0:
+            try:
+                p.disconnect(physicsClientId=self.client)
+            except p.error:
+                pass
+            self.client = -1
+
+    def __del__(self) -> None:
+        self.close()

@@ -1,0 +1,117 @@
+"""The one place that writes URDF for generated robots (primitive shapes only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+AXES: dict[str, tuple[float, float, float]] = {"x": (1, 0, 0), "y": (0, 1, 0), "z": (0, 0, 1)}
+
+_PALETTE = ("0.20 0.45 0.80 1", "0.90 0.55 0.15 1")
+
+
+def _inertial(mass: float, com: tuple[float, float, float], ixx: float, iyy: float, izz: float) -> str:
+    return (
+        f'<inertial><origin xyz="{com[0]:.6g} {com[1]:.6g} {com[2]:.6g}"/><mass value="{mass:.6g}"/>'
+        f'<inertia ixx="{ixx:.6g}" ixy="0" ixz="0" iyy="{iyy:.6g}" iyz="0" izz="{izz:.6g}"/></inertial>'
+    )
+
+
+def _cylinder_z(length: float, radius: float, rgba: str, collision: bool) -> str:
+    geom = f'<geometry><cylinder radius="{radius:.6g}" length="{length:.6g}"/></geometry>'
+    origin = f'<origin xyz="0 0 {length / 2:.6g}"/>'
+    out = f'<visual>{origin}{geom}<material name="m{rgba}"><color rgba="{rgba}"/></material></visual>'
+    if collision:
+        out += f"<collision>{origin}{geom}</collision>"
+    return out
+
+
+def serial_arm_urdf(
+    link_lengths: Sequence[float],
+    joint_axes: Sequence[str],
+    link_masses: Sequence[float],
+    joint_damping: Sequence[float],
+    joint_limits: Sequence[float],
+    max_efforts: Sequence[float],
+    link_radius: float = 0.025,
+    base_height: float = 0.05,
+) -> str:
+    """A fixed-base serial arm: a base plate, one revolute joint and one cylinder link per entry
+    (links point along +z at zero angles), and a massless ``ee`` link at the tip (fixed joint).
+
+    Lengths in metres, masses in kg, damping in N*m*s/rad, limits in rad (symmetric), efforts
+    in N*m.
+    """
+    n = len(link_lengths)
+    parts = ['<?xml version="1.0"?>', '<robot name="metarobot_arm">']
+    parts.append(
+        '<link name="base">'
+        + _inertial(0.0, (0, 0, 0), 0, 0, 0)
+        + f'<visual><origin xyz="0 0 {base_height / 2:.6g}"/><geometry><cylinder radius="0.06" '
+        f'length="{base_height:.6g}"/></geometry><material name="base"><color rgba="0.3 0.3 0.3 1"/>'
+        "</material></visual></link>"
+    )
+    parent = "base"
+    for i in range(n):
+        length, mass, r = float(link_lengths[i]), float(link_masses[i]), link_radius
+        ixx = mass * (3 * r * r + length * length) / 12.0
+        izz = mass * r * r / 2.0
+        parts.append(
+            f'<link name="link{i}">'
+            + _inertial(mass, (0, 0, length / 2), ixx, ixx, izz)
+            + _cylinder_z(length, r, _PALETTE[i % 2], collision=True)
+            + "</link>"
+        )
+        offset = base_height if i == 0 else float(link_lengths[i - 1])
+        ax = AXES[joint_axes[i]]
+        lim = float(joint_limits[i])
+        parts.append(
+            f'<joint name="joint{i}" type="revolute"><parent link="{parent}"/><child link="link{i}"/>'
+            f'<origin xyz="0 0 {offset:.6g}"/><axis xyz="{ax[0]} {ax[1]} {ax[2]}"/>'
+            f'<limit lower="{-lim:.6g}" upper="{lim:.6g}" effort="{float(max_efforts[i]):.6g}" '
+            f'velocity="10"/><dynamics damping="{float(joint_damping[i]):.6g}" friction="0"/></joint>'
+        )
+        parent = f"link{i}"
+    parts.append(
+        '<link name="ee">' + _inertial(0.0, (0, 0, 0), 0, 0, 0)
+        + '<visual><geometry><sphere radius="0.03"/></geometry><material name="ee">'
+        '<color rgba="0.8 0.1 0.1 1"/></material></visual></link>'
+    )
+    parts.append(
+        f'<joint name="ee_joint" type="fixed"><parent link="{parent}"/><child link="ee"/>'
+        f'<origin xyz="0 0 {float(link_lengths[-1]):.6g}"/></joint>'
+    )
+    parts.append("</robot>")
+    return "\n".join(parts)
+
+
+def cartpole_urdf(pole_length: float, pole_mass: float, cart_mass: float) -> str:
+    """A cart on a frictionless rail (prismatic joint ``slider`` along x) carrying a pole on a
+    frictionless hinge (``hinge`` about y). Pole length in metres, masses in kg."""
+    r = 0.02
+    pole_ixx = pole_mass * (3 * r * r + pole_length**2) / 12.0
+    cart = (0.4, 0.25, 0.15)
+    cart_i = [cart_mass * (cart[1] ** 2 + cart[2] ** 2) / 12, cart_mass * (cart[0] ** 2 + cart[2] ** 2) / 12,
+              cart_mass * (cart[0] ** 2 + cart[1] ** 2) / 12]
+    return "\n".join(
+        [
+            '<?xml version="1.0"?>',
+            '<robot name="metarobot_cartpole">',
+            '<link name="rail">' + _inertial(0.0, (0, 0, 0), 0, 0, 0)
+            + '<visual><origin xyz="0 0 0.05"/><geometry><box size="5.0 0.05 0.05"/></geometry>'
+            '<material name="rail"><color rgba="0.4 0.4 0.4 1"/></material></visual></link>',
+            '<link name="cart">' + _inertial(cart_mass, (0, 0, 0), *cart_i)
+            + f'<visual><geometry><box size="{cart[0]} {cart[1]} {cart[2]}"/></geometry>'
+            '<material name="cart"><color rgba="0.20 0.45 0.80 1"/></material></visual></link>',
+            '<joint name="slider" type="prismatic"><parent link="rail"/><child link="cart"/>'
+            '<origin xyz="0 0 0.15"/><axis xyz="1 0 0"/>'
+            '<limit lower="-10" upper="10" effort="1000" velocity="100"/>'
+            '<dynamics damping="0" friction="0"/></joint>',
+            '<link name="pole">' + _inertial(pole_mass, (0, 0, pole_length / 2), pole_ixx, pole_ixx,
+                                             pole_mass * r * r / 2)
+            + _cylinder_z(pole_length, r, "0.90 0.55 0.15 1", collision=False) + "</link>",
+            '<joint name="hinge" type="continuous"><parent link="cart"/><child link="pole"/>'
+            f'<origin xyz="0 0 {cart[2] / 2:.6g}"/><axis xyz="0 1 0"/>'
+            '<dynamics damping="0" friction="0"/></joint>',
+            "</robot>",
+        ]
+    )

@@ -1,0 +1,44 @@
+"""metarobot: meta-train robot policies that adapt in a few gradient steps to unseen robots."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import gymnasium as gym
+
+from metarobot.errors import MetarobotError, PhysicsError
+from metarobot.family import SPLITS, Range, Task, TaskFamily
+from metarobot.registry import family_names, get_family, register_family
+
+try:
+    __version__ = metadata.version("metarobot")
+except metadata.PackageNotFoundError:  # running from a checkout without an install
+    __version__ = "0.0.0+unknown"
+
+
+def sample_tasks(family: str, n: int, split: str, rng: "object") -> list[Task]:
+    """``n`` tasks of ``split`` from ``family`` (see ``TaskFamily.sample_tasks``)."""
+    return get_family(family).sample_tasks(n, split, rng)  # type: ignore[arg-type]
+
+
+def make_env(task: Task, render_mode: str | None = None) -> "gym.Env":  # type: ignore[type-arg]
+    """A Gymnasium env for ``task`` (its family is read from the task)."""
+    return get_family(task.family).make_env(task, render_mode=render_mode)
+
+
+def _register_gym_envs() -> None:
+    specs = {
+        "metarobot/Reach-v0": ("metarobot.envs.reach:ReachEnv", 50),
+        "metarobot/CartPole-v0": ("metarobot.envs.cartpole:CartPoleEnv", 200),
+    }
+    for env_id, (entry, steps) in specs.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry, max_episode_steps=steps)
+
+
+_register_gym_envs()
+
+__all__ = [
+    "SPLITS", "MetarobotError", "PhysicsError", "Range", "Task", "TaskFamily", "__version__",
+    "family_names", "get_family", "make_env", "register_family", "sample_tasks",
+]

@@ -1,0 +1,214 @@
+"""The task-family API: a family is a distribution over tasks; a task is one robot plus its goal.
+
+Tasks are frozen dataclasses of plain values (hashable, printable, JSON round-trip exact).
+Families sample them with an explicit ``np.random.Generator`` and split them into
+
+* ``train`` -- samples from the training ranges whose content hash falls in the train buckets,
+* ``test``  -- samples from the *same* ranges whose hash falls in the held-out bucket,
+* ``ood``   -- samples with at least one parameter outside the training ranges.
+
+Because the train/test assignment is a function of the task itself, no task can ever be in
+both splits, however many are drawn; ``ood`` tasks are outside the ranges, so they cannot be
+in either of the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+
+from metarobot.errors import MetarobotError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from metarobot.envs.base import MetaRobotEnv
+
+Split = Literal["train", "test", "ood"]
+SPLITS: tuple[str, ...] = ("train", "test", "ood")
+
+#: one task in ``_TEST_BUCKETS`` of ``_N_BUCKETS`` hash buckets is held out as ``test``.
+_N_BUCKETS = 5
+_TEST_BUCKETS = frozenset({0})
+#: seeds of the canonical held-out sets that ``--split test --index I`` refer to.
+HELDOUT_SEEDS: dict[str, int] = {"train": 1001, "test": 2002, "ood": 3003}
+#: size of the canonical held-out set per split (``--index`` must be below this).
+HELDOUT_SIZE = 100
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """Base class of every family's task dataclass (plain data, no behaviour beyond I/O)."""
+
+    family: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"family": self.family}
+        for f in dataclasses.fields(self):
+            out[f.name] = _to_jsonable(getattr(self, f.name))
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Task:
+        data = dict(data)
+        fam = data.pop("family", cls.family)
+        if fam != cls.family:
+            raise MetarobotError(f"task is for family {fam!r}, expected {cls.family!r}")
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(names)
+        if unknown:
+            raise MetarobotError(f"unknown {cls.family} task field(s): {', '.join(sorted(unknown))}")
+        missing = [n for n, f in names.items() if n not in data and f.default is dataclasses.MISSING]
+        if missing:
+            raise MetarobotError(f"{cls.family} task is missing field(s): {', '.join(missing)}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        task = cls(**kwargs)
+        validate = getattr(task, "validate", None)
+        if validate is not None:
+            validate()
+        return task
+
+    def digest(self) -> str:
+        """A stable content hash (hex) of the task, independent of the Python process."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+def in_test_bucket(task: Task) -> bool:
+    return int(task.digest()[:8], 16) % _N_BUCKETS in _TEST_BUCKETS
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """A closed interval ``[low, high]`` of a parameter, with its unit for display."""
+
+    low: float
+    high: float
+    unit: str = ""
+
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
+        return rng.uniform(self.low, self.high, size=size)
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def __str__(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"[{self.low:g}, {self.high:g}]{unit}"
+
+
+def round_params(values: Any, digits: int = 4) -> Any:
+    """Round sampled floats so a task prints short and survives JSON unchanged."""
+    if isinstance(values, np.ndarray | list | tuple):
+        return tuple(round(float(v), digits) for v in values)
+    return round(float(values), digits)
+
+
+class TaskFamily(ABC):
+    """A distribution over tasks. Subclasses set the class attributes and the samplers."""
+
+    name: ClassVar[str]
+    env_id: ClassVar[str]
+    task_type: ClassVar[type[Task]]
+    #: a one-line description shown by ``metarobot families``
+    summary: ClassVar[str] = ""
+
+    @abstractmethod
+    def _sample_in_range(self, rng: np.random.Generator) -> Task:
+        """One task with every parameter inside the training ranges."""
+
+    @abstractmethod
+    def _sample_ood(self, rng: np.random.Generator) -> Task:
+        """One task with at least one parameter outside the training ranges."""
+
+    @abstractmethod
+    def make_env(self, task: Task, render_mode: str | None = None) -> MetaRobotEnv:
+        """A Gymnasium env for ``task``; ``env.set_task`` switches it to another task."""
+
+    @abstractmethod
+    def ranges(self) -> dict[str, str]:
+        """Human-readable training (and ood) ranges, for ``metarobot families``."""
+
+    def sample_tasks(self, n: int, split: str, rng: np.random.Generator) -> list[Task]:
+        """``n`` distinct tasks of ``split`` drawn with ``rng``."""
+        if not isinstance(n, int | np.integer) or n < 0:
+            raise MetarobotError(f"number of tasks must be a non-negative integer, got {n!r}")
+        if split not in SPLITS:
+            raise MetarobotError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("rng must be a numpy.random.Generator")
+        tasks: list[Task] = []
+        seen: set[Task] = set()
+        attempts = 0
+        while len(tasks) < n:
+            attempts += 1
+            if attempts > 1000 * (n + 1):
+                raise MetarobotError(f"could not sample {n} distinct {split} tasks of {self.name}")
+            if split == "ood":
+                task = self._sample_ood(rng)
+            else:
+                task = self._sample_in_range(rng)
+                if in_test_bucket(task) != (split == "test"):
+                    continue
+            if task in seen:
+                continue
+            seen.add(task)
+            tasks.append(task)
+        return tasks
+
+    def heldout_tasks(self, split: str, n: int = HELDOUT_SIZE) -> list[Task]:
+        """The canonical, reproducible task list of ``split`` (what ``--index`` refers to)."""
+        if split not in SPLITS:
+            raise MetarobotError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+        return self.sample_tasks(n, split, np.random.default_rng(HELDOUT_SEEDS[split]))
+
+    def task(self, split: str, index: int) -> Task:
+        if not 0 <= index < HELDOUT_SIZE:
+            raise MetarobotError(
+                f"task index {index} is out of range for split {split!r} (0..{HELDOUT_SIZE - 1})"
+            )
+        return self.heldout_tasks(split, index + 1)[index]
+
+    def task_from_dict(self, data: Mapping[str, Any]) -> Task:
+        try:
+            return self.task_type.from_dict(data)
+        except TypeError as exc:
+            raise MetarobotError(f"malformed {self.name} task: {exc}") from None
+
+    def task_from_json_file(self, path: Path) -> Task:
+        try:
+            data = json.loads(Path(path).read_text())
+        except OSError as exc:
+            raise MetarobotError(f"cannot read task file {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise MetarobotError(f"task file {path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise MetarobotError(f"task file {path} must hold a JSON object")
+        return self.task_from_dict(data)
+
+    def task_from_urdf(self, path: Path, **options: Any) -> Task:
+        raise MetarobotError(f"family {self.name!r} does not take a robot from a URDF file")
+
+    def observation_space_example(self) -> Any:
+        env = self.make_env(self.heldout_tasks("train", 1)[0])
+        try:
+            return env.observation_space, env.action_space
+        finally:
+            env.close()

@@ -1,0 +1,63 @@
+"""The family registry: built-in families plus third-party ones from the
+``metarobot.families`` entry-point group (each entry point names a ``TaskFamily`` subclass)."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from metarobot.errors import MetarobotError
+from metarobot.family import TaskFamily
+
+_BUILTIN: dict[str, str] = {
+    "reach": "metarobot.envs.reach:ReachFamily",
+    "cartpole": "metarobot.envs.cartpole:CartPoleFamily",
+}
+_extra: dict[str, type[TaskFamily]] = {}
+_instances: dict[str, TaskFamily] = {}
+
+ENTRY_POINT_GROUP = "metarobot.families"
+
+
+def register_family(cls: type[TaskFamily]) -> type[TaskFamily]:
+    """Register a family class under ``cls.name`` (usable as a decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, TaskFamily)):
+        raise TypeError(f"{cls!r} is not a TaskFamily subclass")
+    _extra[cls.name] = cls
+    _instances.pop(cls.name, None)
+    return cls
+
+
+def _load(ref: str) -> type[TaskFamily]:
+    module, _, attr = ref.partition(":")
+    mod = __import__(module, fromlist=[attr])
+    return getattr(mod, attr)  # type: ignore[no-any-return]
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def family_names() -> list[str]:
+    names = set(_BUILTIN) | set(_extra) | set(_entry_points())
+    return sorted(names)
+
+
+def get_family(name: str) -> TaskFamily:
+    """The family called ``name``; raises ``MetarobotError`` naming the known ones otherwise."""
+    if name in _instances:
+        return _instances[name]
+    if name in _extra:
+        cls = _extra[name]
+    elif name in _BUILTIN:
+        cls = _load(_BUILTIN[name])
+    else:
+        eps = _entry_points()
+        if name not in eps:
+            known = ", ".join(family_names())
+            raise MetarobotError(f"unknown family {name!r}; known families: {known}")
+        cls = eps[name].load()
+        if not (isinstance(cls, type) and issubclass(cls, TaskFamily)):
+            raise MetarobotError(f"entry point {name!r} does not name a TaskFamily subclass")
+    inst = cls()
+    _instances[name] = inst
+    return inst
