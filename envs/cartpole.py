@@ -85,6 +85,7 @@ class CartPoleFamily(TaskFamily):
     env_id = "metarobot/CartPole-v0"
     task_type = CartPoleTask
     summary = "procedural cart-poles (pole length/mass, cart mass, motor strength and direction)"
+    episode_steps = EPISODE_STEPS
 
     def __init__(self, space: CartPoleSpace | None = None) -> None:
         self.space = space or CartPoleSpace()

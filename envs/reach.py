@@ -9,11 +9,11 @@ to 7), the commanded joint velocity as a fraction of that actuator's gain; value
 [-1, 1] are clipped. Commands to padded joints are ignored.
 
 Observation (37 floats): per joint (padded to 7, zeros where masked) sin q, cos q,
-q_dot / 3 rad/s, and the mask (1 = joint exists); then the tip position, the goal
-position and goal - tip, all in metres in the world frame.
+q_dot / 3 rad/s, and the mask (1 = joint exists); then the tip position and the goal
+position in metres, and goal - tip in units of 10 cm (clipped to +/-20), all in the world frame.
 
-Reward per step: ``-d - 0.01 * |a|^2`` with ``d`` the tip-goal distance in metres.
-Episode: 50 steps (1.67 s). Success (``info["is_success"]``): ``d < success_distance``
+Reward per step: ``-d + 0.5 * [d < success_distance] - 0.01 * |a|^2`` with ``d`` the
+tip-goal distance in metres. Episode: 60 steps (2 s). Success (``info["is_success"]``): ``d < success_distance``
 (5 cm by default) at the end of the episode.
 """
 
@@ -37,11 +37,13 @@ from metarobot.family import Range, Task, TaskFamily, round_params
 
 MAX_JOINTS = 7
 CONTROL_SUBSTEPS = 8  # 240 Hz physics / 8 = 30 Hz control
-EPISODE_STEPS = 50
+EPISODE_STEPS = 60
 OBS_DIM = 4 * MAX_JOINTS + 9
 VEL_SCALE = 3.0  # rad/s, divides joint velocities in the observation
 BASE_HEIGHT = 0.05
 MAX_EFFORT = 60.0  # N*m per joint
+ERROR_SCALE = 0.1  # m: goal - tip is observed in units of 10 cm, so small errors still show
+SUCCESS_BONUS = 0.5  # reward per step spent within the success distance
 OBS_BOUND = 20.0  # |observation| never exceeds this (positions in m, scaled velocities)
 
 
@@ -65,7 +67,7 @@ class ReachTask(Task):
     joint_limits: tuple[float, ...]
     actuator_gains: tuple[float, ...]
     actuator_signs: tuple[int, ...]
-    goal_spread: float = 0.8
+    goal_spread: float = 0.5
     success_distance: float = 0.05
     urdf_path: str | None = None
     ee_link: str | None = None
@@ -139,6 +141,8 @@ class ReachFamily(TaskFamily):
     env_id = "metarobot/Reach-v0"
     task_type = ReachTask
     summary = "procedural serial arms (2-7 revolute joints) reaching goals in their workspace"
+    episode_steps = EPISODE_STEPS
+    action_mask_slice = (3 * MAX_JOINTS, 4 * MAX_JOINTS)
 
     def __init__(self, space: ReachSpace | None = None) -> None:
         self.space = space or ReachSpace()
@@ -190,7 +194,7 @@ class ReachFamily(TaskFamily):
             "joint_limit": f"+/- {s.joint_limit}",
             "actuator_gain": f"{s.actuator_gain} (ood: {s.ood_actuator_gain_low} or {s.ood_actuator_gain_high})",
             "actuator_sign": f"-1 with probability {s.reversed_probability}, else +1",
-            "success": "tip within 0.05 m of the goal at the end of a 50-step (1.67 s) episode",
+            "success": "tip within 0.05 m of the goal at the end of a 60-step (2 s) episode",
         }
 
     def task_from_urdf(self, path: Path, ee_link: str | None = None, **options: Any) -> ReachTask:
@@ -422,7 +426,7 @@ class ReachEnv(MetaRobotEnv):
         obs[21:28] = self._mask
         obs[28:31] = tip
         obs[31:34] = self._goal
-        obs[34:37] = self._goal - tip
+        obs[34:37] = np.clip((self._goal - tip) / ERROR_SCALE, -OBS_BOUND, OBS_BOUND)
         return obs, tip
 
     # -- gym API ----------------------------------------------------------------------------
@@ -462,8 +466,8 @@ class ReachEnv(MetaRobotEnv):
             info.update(physics_error=True, is_success=False, distance=float("nan"))
             return np.zeros(OBS_DIM, np.float32), -10.0, True, False, info
         dist = float(np.linalg.norm(self._goal - tip))
-        reward = -dist - 0.01 * float(np.dot(a, a))
         success = dist < self.task.success_distance  # type: ignore[attr-defined]
+        reward = -dist + SUCCESS_BONUS * success - 0.01 * float(np.dot(a, a))
         info.update(is_success=success, distance=dist)
         truncated = self._steps >= EPISODE_STEPS
         return obs, reward, False, truncated, info

@@ -26,9 +26,22 @@ def make_env(task: Task, render_mode: str | None = None) -> "gym.Env":  # type: 
     return get_family(task.family).make_env(task, render_mode=render_mode)
 
 
+def __getattr__(name: str) -> object:
+    # the meta-learners pull in torch and SB3: import them only when asked for
+    if name in ("MAML", "MetaLearner"):
+        from metarobot import meta
+
+        return getattr(meta, name)
+    if name == "MetaConfig":
+        from metarobot.config import MetaConfig
+
+        return MetaConfig
+    raise AttributeError(f"module 'metarobot' has no attribute {name!r}")
+
+
 def _register_gym_envs() -> None:
     specs = {
-        "metarobot/Reach-v0": ("metarobot.envs.reach:ReachEnv", 50),
+        "metarobot/Reach-v0": ("metarobot.envs.reach:ReachEnv", 60),
         "metarobot/CartPole-v0": ("metarobot.envs.cartpole:CartPoleEnv", 200),
     }
     for env_id, (entry, steps) in specs.items():

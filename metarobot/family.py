@@ -129,6 +129,10 @@ class TaskFamily(ABC):
     task_type: ClassVar[type[Task]]
     #: a one-line description shown by ``metarobot families``
     summary: ClassVar[str] = ""
+    #: control steps of one episode (the env truncates there)
+    episode_steps: ClassVar[int]
+    #: ``(start, stop)`` of the 0/1 action mask inside the observation, if actions are padded
+    action_mask_slice: ClassVar[tuple[int, int] | None] = None
 
     @abstractmethod
     def _sample_in_range(self, rng: np.random.Generator) -> Task:

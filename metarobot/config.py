@@ -1,0 +1,146 @@
+"""Meta-training settings: one dataclass, a docstring per field, validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metarobot.errors import MetarobotError
+
+ALGOS = ("maml", "fomaml", "reptile", "multitask")
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaConfig:
+    """Settings of one meta-training run (also what test-time adaptation replays)."""
+
+    family: str = "reach"
+    """Task family to meta-train on."""
+    algo: str = "maml"
+    """maml (second order), fomaml (first order), reptile, or multitask (the PPO baseline)."""
+    iterations: int = 60
+    """Meta-iterations (outer updates)."""
+    meta_batch: int = 20
+    """Training tasks sampled per iteration."""
+    episodes_per_update: int = 10
+    """Episodes (env slots of one full episode each) per task per inner update."""
+    inner_steps: int = 1
+    """Inner (adaptation) updates per task."""
+    inner_lr: float = 0.1
+    """Step size of the inner policy-gradient SGD step (maml, fomaml)."""
+    outer_lr: float = 1e-3
+    """Adam step size of the outer update."""
+    outer_epochs: int = 5
+    """Passes of the outer PPO objective over each meta-batch."""
+    clip_range: float = 0.2
+    """PPO clip range of the outer objective (and of reptile/multitask PPO updates)."""
+    gamma: float = 0.97
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    reptile_step: float = 0.5
+    """Reptile's outer step: the meta-parameters move this fraction toward the adapted mean."""
+    ppo_lr: float = 3e-4
+    """Adam step size of the PPO updates of reptile's inner loop and of multitask."""
+    ppo_epochs: int = 5
+    """PPO epochs per update (reptile inner loop, multitask)."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of the tanh MLP policy and value networks."""
+    log_std_init: float = -0.5
+    """Initial log standard deviation of the Gaussian policy."""
+    workers: int = 2
+    """Sampling worker processes (0: sample in the main process)."""
+    seed: int = 0
+    """Seed of task sampling, env resets and policy noise."""
+    device: str = "cpu"
+    """Torch device of the meta-parameters."""
+    eval_tasks: int = 10
+    """Held-out test tasks of the final pre/post-adaptation summary."""
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise MetarobotError(f"unknown algo {self.algo!r}; choose from {', '.join(ALGOS)}")
+        positive = ("iterations", "meta_batch", "episodes_per_update", "inner_steps", "outer_epochs",
+                    "ppo_epochs")
+        for name in positive:
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise MetarobotError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
+        for name in ("inner_lr", "outer_lr", "ppo_lr", "clip_range"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not v > 0:
+                raise MetarobotError(f"{name.replace('_', '-')} must be > 0, got {v!r}")
+        for name in ("gamma", "gae_lambda", "reptile_step"):
+            v = getattr(self, name)
+            if not 0 < v <= 1:
+                raise MetarobotError(f"{name.replace('_', '-')} must be in (0, 1], got {v!r}")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise MetarobotError(f"workers must be a non-negative integer, got {self.workers!r}")
+        if self.eval_tasks < 0:
+            raise MetarobotError(f"eval-tasks must be >= 0, got {self.eval_tasks!r}")
+        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
+            raise MetarobotError(f"hidden-sizes must be positive integers, got {self.hidden_sizes!r}")
+        if self.device != "cpu" and not self.device.startswith(("cuda", "mps")):
+            raise MetarobotError(f"unknown device {self.device!r} (cpu, cuda, cuda:N, mps)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MetaConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise MetarobotError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        data = dict(data)
+        if "hidden_sizes" in data:
+            data["hidden_sizes"] = tuple(int(v) for v in data["hidden_sizes"])
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise MetarobotError(f"bad settings: {exc}") from None
+
+    def replace(self, **changes: Any) -> MetaConfig:
+        return self.from_dict({**self.to_dict(), **changes})
+
+    def steps_per_iteration(self, episode_steps: int) -> int:
+        """Env steps one iteration samples (the budget ``multitask`` matches)."""
+        phases = self.inner_steps + 1
+        return phases * self.meta_batch * self.episodes_per_update * episode_steps
+
+    def policy_kwargs(self, action_mask_slice: tuple[int, int] | None) -> dict[str, Any]:
+        import torch
+
+        sizes = [int(h) for h in self.hidden_sizes]
+        return {
+            "net_arch": {"pi": sizes, "vf": sizes},
+            "activation_fn": torch.nn.Tanh,
+            "log_std_init": self.log_std_init,
+            "ortho_init": True,
+            "action_mask_slice": action_mask_slice,
+        }
+
+
+def load_yaml_config(path: Path) -> dict[str, Any]:
+    """Settings from a YAML mapping (keys as in ``MetaConfig`` or as CLI options)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise MetarobotError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "syntax error"
+        raise MetarobotError(f"config {path} is not valid YAML: {first}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise MetarobotError(f"config {path} must be a YAML mapping of settings")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}

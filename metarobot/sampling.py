@@ -1,0 +1,276 @@
+"""Parallel rollout sampling for meta-learning.
+
+A *job* is: one task, a policy's parameters, ``n_envs`` env slots stepped in lockstep for
+``n_steps`` control steps each (one batched policy forward per step), and a seed. The result
+holds SB3 ``RolloutBuffer``-shaped arrays, ready for SB3's GAE.
+
+``Sampler`` runs jobs in ``workers`` long-lived processes (``workers=0``: in this process).
+Each worker keeps its env slots and switches them with ``env.set_task``; it uses one torch
+thread. Job results depend only on the job (its seed), never on which worker ran it, so runs
+are reproducible whatever the worker count. A worker that dies or stops answering raises a
+``MetarobotError`` naming it, never a silent hang.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import os
+import signal
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarobot.errors import MetarobotError
+from metarobot.family import Task
+from metarobot.registry import get_family
+
+
+@dataclasses.dataclass
+class PolicySpec:
+    """What a worker needs to rebuild the policy network (picklable)."""
+
+    family: str
+    policy_kwargs: dict[str, Any]
+
+    def build(self) -> torch.nn.Module:
+        from metarobot.policies import MaskedActorCriticPolicy, zero_schedule
+
+        fam = get_family(self.family)
+        obs_space, act_space = fam.observation_space_example()
+        policy = MaskedActorCriticPolicy(obs_space, act_space, zero_schedule, **self.policy_kwargs)
+        policy.set_training_mode(False)
+        return policy
+
+
+@dataclasses.dataclass
+class Job:
+    task: Task
+    params: dict[str, torch.Tensor]
+    n_envs: int
+    n_steps: int
+    seed: int
+    gamma: float
+    deterministic: bool = False
+
+
+@dataclasses.dataclass
+class Rollout:
+    """One job's data, in SB3 ``RolloutBuffer`` layout ``(n_steps, n_envs, ...)``."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    episode_starts: np.ndarray
+    values: np.ndarray
+    log_probs: np.ndarray
+    last_values: np.ndarray
+    last_dones: np.ndarray
+    episode_returns: list[float]
+    episode_successes: list[bool]
+    physics_errors: int
+
+    @property
+    def env_steps(self) -> int:
+        return int(self.rewards.size)
+
+    @property
+    def success_rate(self) -> float:
+        return float(np.mean(self.episode_successes)) if self.episode_successes else 0.0
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.episode_returns)) if self.episode_returns else float("nan")
+
+
+class _SlotPool:
+    """The env slots of one process (created on demand, reused across jobs)."""
+
+    def __init__(self) -> None:
+        self.envs: list[Any] = []
+        self.policies: dict[str, torch.nn.Module] = {}
+
+    def policy(self, spec: PolicySpec) -> torch.nn.Module:
+        key = repr((spec.family, sorted(spec.policy_kwargs.items())))
+        if key not in self.policies:
+            self.policies[key] = spec.build()
+        return self.policies[key]
+
+    def slots(self, task: Task, n: int) -> list[Any]:
+        family = get_family(task.family)
+        while len(self.envs) < n:
+            self.envs.append(family.make_env(task))
+        for env in self.envs[:n]:
+            if env.task_type is not type(task):
+                raise MetarobotError("one sampler serves one family")
+            env.set_task(task)
+        return self.envs[:n]
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+        self.envs.clear()
+
+
+def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
+    """Step ``job.n_envs`` envs of ``job.task`` in lockstep with the job's parameters."""
+    policy = pool.policy(spec)
+    policy.load_state_dict(job.params)
+    envs = pool.slots(job.task, job.n_envs)
+    torch.manual_seed(job.seed)
+    n, t_max = job.n_envs, job.n_steps
+    obs_dim = envs[0].observation_space.shape
+    act_space = envs[0].action_space
+    observations = np.zeros((t_max, n, *obs_dim), dtype=np.float32)
+    actions = np.zeros((t_max, n, *act_space.shape), dtype=np.float32)
+    rewards = np.zeros((t_max, n), dtype=np.float32)
+    starts = np.zeros((t_max, n), dtype=np.float32)
+    values = np.zeros((t_max, n), dtype=np.float32)
+    log_probs = np.zeros((t_max, n), dtype=np.float32)
+    ep_returns: list[float] = []
+    ep_success: list[bool] = []
+    physics_errors = 0
+    seeds = np.random.SeedSequence(job.seed).generate_state(n)
+    obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)])
+    episode_start = np.ones(n, dtype=np.float32)
+    running = np.zeros(n)
+    low, high = act_space.low, act_space.high
+    with torch.no_grad():
+        for t in range(t_max):
+            obs_t = torch.as_tensor(obs)
+            act_t, val_t, logp_t = policy(obs_t, deterministic=job.deterministic)
+            act = act_t.numpy()
+            observations[t] = obs
+            actions[t] = act
+            values[t] = val_t.numpy().reshape(-1)
+            log_probs[t] = logp_t.numpy()
+            starts[t] = episode_start
+            clipped = np.clip(act, low, high)
+            terminal_obs: list[tuple[int, np.ndarray]] = []
+            for i, env in enumerate(envs):
+                o, r, term, trunc, info = env.step(clipped[i])
+                rewards[t, i] = r
+                running[i] += r
+                episode_start[i] = float(term or trunc)
+                if term or trunc:
+                    ep_returns.append(float(running[i]))
+                    ep_success.append(bool(info.get("is_success", False)))
+                    physics_errors += int(bool(info.get("physics_error", False)))
+                    running[i] = 0.0
+                    if trunc and not term:
+                        terminal_obs.append((i, o))
+                    o, _ = env.reset()
+                obs[i] = o
+            if terminal_obs:  # bootstrap time-limit truncations with the value, as SB3 does
+                idx = [i for i, _ in terminal_obs]
+                v = policy.predict_values(torch.as_tensor(np.stack([o for _, o in terminal_obs]))).numpy()
+                rewards[t, idx] += job.gamma * v.reshape(-1)
+        last_values = policy.predict_values(torch.as_tensor(obs)).numpy().reshape(-1)
+    return Rollout(observations, actions, rewards, starts, values, log_probs, last_values,
+                   episode_start.copy(), ep_returns, ep_success, physics_errors)
+
+
+def _worker_main(conn: Connection, spec: PolicySpec) -> None:
+    # Ctrl-C goes to the whole process group: the parent decides (checkpoint, then close us)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    pool = _SlotPool()
+    try:
+        while True:
+            msg = conn.recv()
+            if msg[0] == "close":
+                break
+            if msg[0] == "run":
+                try:
+                    results = [run_job(pool, spec, job) for job in msg[1]]
+                    conn.send(("ok", results))
+                except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
+                    conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        pool.close()
+
+
+class Sampler:
+    """Runs jobs in ``workers`` processes (0: in this process). Use as a context manager."""
+
+    def __init__(self, spec: PolicySpec, workers: int = 2, timeout_s: float = 900.0) -> None:
+        if workers < 0:
+            raise MetarobotError(f"workers must be >= 0, got {workers}")
+        self.spec = spec
+        self.workers = workers
+        self.timeout_s = timeout_s
+        self._procs: list[mp.process.BaseProcess] = []
+        self._conns: list[Connection] = []
+        self._local: _SlotPool | None = None
+        if workers == 0:
+            self._local = _SlotPool()
+            return
+        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+        for _ in range(workers):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker_main, args=(child, spec), daemon=True)
+            proc.start()
+            child.close()
+            self._procs.append(proc)
+            self._conns.append(parent)
+
+    def run(self, jobs: list[Job]) -> list[Rollout]:
+        if self._local is not None:
+            return [run_job(self._local, self.spec, job) for job in jobs]
+        shares: list[list[int]] = [[] for _ in self._conns]
+        for i in range(len(jobs)):
+            shares[i % len(self._conns)].append(i)
+        for conn, share in zip(self._conns, shares):
+            conn.send(("run", [jobs[i] for i in share]))
+        results: list[Rollout | None] = [None] * len(jobs)
+        for w, (conn, proc, share) in enumerate(zip(self._conns, self._procs, shares)):
+            waited = 0.0
+            while not conn.poll(1.0):
+                waited += 1.0
+                if not proc.is_alive():
+                    self.close()
+                    raise MetarobotError(f"sampling worker {w} died (exit code {proc.exitcode})")
+                if waited >= self.timeout_s:
+                    self.close()
+                    raise MetarobotError(f"sampling worker {w} did not answer within {self.timeout_s:.0f} s")
+            try:
+                reply = conn.recv()
+            except EOFError:
+                self.close()
+                raise MetarobotError(f"sampling worker {w} died (exit code {proc.exitcode})") from None
+            if reply[0] == "error":
+                self.close()
+                raise MetarobotError(f"sampling worker {w} failed: {reply[1]}")
+            for i, r in zip(share, reply[1]):
+                results[i] = r
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        for conn in self._conns:
+            try:
+                conn.send(("close",))
+            except (OSError, BrokenPipeError):
+                pass
+        for proc in self._procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+        self._procs.clear()
+        self._conns.clear()
+        if self._local is not None:
+            self._local.close()
+
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,77 @@
+"""Policy networks: an SB3 ``ActorCriticPolicy`` whose Gaussian ignores padded action dims.
+
+Families pad the action to their maximum joint count and put a 0/1 joint mask in the
+observation. Padded dims are not sent to the robot, so their sampled values carry no
+information: this policy leaves them out of the log-probability and the entropy, which keeps
+the policy-gradient signal of real joints free of that noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from stable_baselines3.common.distributions import DiagGaussianDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+
+def zero_schedule(_: float) -> float:
+    """A learning-rate schedule for policies whose optimiser is owned elsewhere (picklable)."""
+    return 0.0
+
+
+class MaskedActorCriticPolicy(ActorCriticPolicy):
+    """``ActorCriticPolicy`` plus ``action_mask_slice``: ``(start, stop)`` of the 0/1 action
+    mask inside the (flat) observation, or ``None`` for families without padding."""
+
+    def __init__(self, *args: Any, action_mask_slice: tuple[int, int] | None = None, **kwargs: Any) -> None:
+        self.action_mask_slice = tuple(action_mask_slice) if action_mask_slice is not None else None
+        super().__init__(*args, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data["action_mask_slice"] = self.action_mask_slice
+        return data
+
+    def _action_mask(self, obs: torch.Tensor) -> torch.Tensor | None:
+        if self.action_mask_slice is None or not isinstance(self.action_dist, DiagGaussianDistribution):
+            return None
+        start, stop = self.action_mask_slice
+        return obs[..., start:stop]
+
+    def _log_prob_entropy(self, distribution: Any, actions: torch.Tensor, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = self._action_mask(obs)
+        if mask is None:
+            return distribution.log_prob(actions), distribution.entropy()
+        normal = distribution.distribution
+        log_prob = (normal.log_prob(actions) * mask).sum(dim=-1)
+        entropy = (normal.entropy() * mask).sum(dim=-1)
+        return log_prob, entropy
+
+    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        features = self.extract_features(obs)
+        if self.share_features_extractor:
+            latent_pi, latent_vf = self.mlp_extractor(features)
+        else:
+            pi_features, vf_features = features
+            latent_pi = self.mlp_extractor.forward_actor(pi_features)
+            latent_vf = self.mlp_extractor.forward_critic(vf_features)
+        values = self.value_net(latent_vf)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob, _ = self._log_prob_entropy(distribution, actions, obs)
+        actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        return actions, values, log_prob
+
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        features = self.extract_features(obs)
+        if self.share_features_extractor:
+            latent_pi, latent_vf = self.mlp_extractor(features)
+        else:
+            pi_features, vf_features = features
+            latent_pi = self.mlp_extractor.forward_actor(pi_features)
+            latent_vf = self.mlp_extractor.forward_critic(vf_features)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        values = self.value_net(latent_vf)
+        log_prob, entropy = self._log_prob_entropy(distribution, actions, obs)
+        return values, log_prob, entropy
