@@ -354,6 +354,7 @@ class ReachEnv(MetaRobotEnv):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (MAX_JOINTS,), np.float32)
         self._body_key: tuple[Any, ...] | None = None
         self._goal = np.zeros(3)
+        self._goal_t = (0.0, 0.0, 0.0)
         super().__init__(task, render_mode)  # type: ignore[arg-type]
 
     def _apply_task(self, task: Task, previous: Task | None) -> None:
@@ -367,6 +368,11 @@ class ReachEnv(MetaRobotEnv):
         self._mask = np.zeros(MAX_JOINTS, dtype=np.float32)
         self._mask[:n] = 1.0
         self._limits = np.asarray(task.joint_limits)
+        self._forces = [MAX_EFFORT] * n
+        self._success_distance = task.success_distance
+        self._obs_template = np.zeros(OBS_DIM, dtype=np.float32)
+        self._obs_template[21:28] = self._mask
+        self._set_goal(self._goal)
 
     def _build_scene(self, task: ReachTask) -> None:
         sim = self.sim
@@ -415,19 +421,29 @@ class ReachEnv(MetaRobotEnv):
         qd = np.fromiter((s[1] for s in states), float, self._n)
         return q, qd
 
-    def _obs(self) -> tuple[np.ndarray, np.ndarray]:
-        q, qd = self._joint_state()
-        tip = self._tip()
+    def _obs(self, fresh_kinematics: bool = False) -> tuple[np.ndarray, tuple[float, float, float], bool]:
+        """Observation, tip position (m), and whether the state is sane (finite, not exploded).
+
+        Kept lean: this runs every control step, and physics should be most of a step."""
+        c = self.sim.client
+        states = p.getJointStates(self.robot, self._joints, physicsClientId=c)
+        # link frames are current after stepSimulation; only a reset needs forward kinematics
+        tip = p.getLinkState(self.robot, self._ee, computeForwardKinematics=fresh_kinematics, physicsClientId=c)[4]
         n = self._n
-        obs = np.zeros(OBS_DIM, dtype=np.float32)
+        q = np.array([s[0] for s in states])
+        qd = [s[1] for s in states]
+        obs = self._obs_template.copy()
         obs[0:n] = np.sin(q)
         obs[7:7 + n] = np.cos(q)
-        obs[14:14 + n] = np.clip(qd / VEL_SCALE, -10.0, 10.0)
-        obs[21:28] = self._mask
+        obs[14:14 + n] = qd
+        obs[14:14 + n] *= 1.0 / VEL_SCALE
         obs[28:31] = tip
-        obs[31:34] = self._goal
-        obs[34:37] = np.clip((self._goal - tip) / ERROR_SCALE, -OBS_BOUND, OBS_BOUND)
-        return obs, tip
+        gx, gy, gz = self._goal_t
+        obs[34:37] = ((gx - tip[0]) / ERROR_SCALE, (gy - tip[1]) / ERROR_SCALE, (gz - tip[2]) / ERROR_SCALE)
+        check = sum(qd) + tip[0] + tip[1] + tip[2]
+        sane = math.isfinite(check) and max(abs(tip[0]), abs(tip[1]), abs(tip[2])) < OBS_BOUND
+        np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
+        return obs, tip, sane
 
     # -- gym API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -444,33 +460,37 @@ class ReachEnv(MetaRobotEnv):
             tip0 = self._tip()
             if goal[2] > 0.03 and np.linalg.norm(goal - tip0) > 2 * task.success_distance:
                 break
-        self._goal = goal
-        self.sim.move_body(self._goal_marker, goal)
+        self._set_goal(goal)
         self._steps = 0
-        obs, tip = self._obs()
-        dist = float(np.linalg.norm(goal - tip))
+        obs, tip, _ = self._obs(fresh_kinematics=True)
+        dist = math.dist(self._goal_t, tip)
         return obs, {"is_success": dist < task.success_distance, "distance": dist}
 
+    def _set_goal(self, goal: np.ndarray) -> None:
+        self._goal = np.asarray(goal, dtype=np.float64)
+        self._goal_t = tuple(float(v) for v in goal)
+        self._obs_template[31:34] = self._goal
+        self.sim.move_body(self._goal_marker, self._goal)
+
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[: self._n], -1.0, 1.0)
+        a = np.asarray(action, dtype=np.float64).reshape(-1)[: self._n]
+        a = np.minimum(np.maximum(a, -1.0), 1.0)
         c = self.sim.client
         p.setJointMotorControlArray(self.robot, self._joints, p.VELOCITY_CONTROL,
                                     targetVelocities=(self._gain * a).tolist(),
-                                    forces=[MAX_EFFORT] * self._n, physicsClientId=c)
+                                    forces=self._forces, physicsClientId=c)
         self.sim.step(CONTROL_SUBSTEPS)
         self._steps += 1
-        obs, tip = self._obs()
-        info: dict[str, Any] = {}
-        if not np.all(np.isfinite(obs)) or np.abs(obs[28:37]).max() > OBS_BOUND:
+        obs, tip, sane = self._obs()
+        if not sane:
             # physics blow-up: end the episode with a flag, keep the observation finite
-            info.update(physics_error=True, is_success=False, distance=float("nan"))
+            info = {"physics_error": True, "is_success": False, "distance": float("nan")}
             return np.zeros(OBS_DIM, np.float32), -10.0, True, False, info
-        dist = float(np.linalg.norm(self._goal - tip))
-        success = dist < self.task.success_distance  # type: ignore[attr-defined]
-        reward = -dist + SUCCESS_BONUS * success - 0.01 * float(np.dot(a, a))
-        info.update(is_success=success, distance=dist)
+        dist = math.dist(self._goal_t, tip)
+        success = dist < self._success_distance
+        reward = -dist + SUCCESS_BONUS * success - 0.01 * float(a @ a)
         truncated = self._steps >= EPISODE_STEPS
-        return obs, reward, False, truncated, info
+        return obs, reward, False, truncated, {"is_success": success, "distance": dist}
 
     def camera(self) -> dict[str, Any]:
         reach = self.task.reach + BASE_HEIGHT  # type: ignore[attr-defined]

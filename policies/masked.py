@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 
@@ -32,6 +33,18 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data["action_mask_slice"] = self.action_mask_slice
         return data
+
+    def extract_features(self, obs: torch.Tensor, features_extractor: Any = None) -> Any:  # type: ignore[override]
+        # SB3 casts Box observations to float32; keep the parameters' dtype instead, so a
+        # float64 copy (finite-difference checks) computes in float64 throughout
+        if features_extractor is None and isinstance(self.observation_space, spaces.Box):
+            obs = obs.to(self.log_std.dtype)
+            if self.share_features_extractor:
+                return self.features_extractor(obs)
+            return self.pi_features_extractor(obs), self.vf_features_extractor(obs)
+        if features_extractor is None:
+            return super().extract_features(obs)
+        return super().extract_features(obs, features_extractor)
 
     def _action_mask(self, obs: torch.Tensor) -> torch.Tensor | None:
         if self.action_mask_slice is None or not isinstance(self.action_dist, DiagGaussianDistribution):
