@@ -50,8 +50,12 @@ class EvalCallback(BaseCallback):
         if self.num_timesteps >= self.next_eval:
             self.next_eval += self.every
             succ, ret = evaluate(self.model, self.env, self.episodes, seed=10_000)
-            row = {"env_steps": self.num_timesteps, "success": succ, "return": round(ret, 3),
-                   "wall_s": round(time.perf_counter() - self.start, 1)}
+            row = {
+                "env_steps": self.num_timesteps,
+                "success": succ,
+                "return": round(ret, 3),
+                "wall_s": round(time.perf_counter() - self.start, 1),
+            }
             self.history.append(row)
             print(json.dumps(row), flush=True)
             if succ >= self.target and self.reached is None:
@@ -80,17 +84,32 @@ def main() -> None:
     print(f"task: {task.to_json()}")
     venv = DummyVecEnv([lambda: family.make_env(task) for _ in range(args.n_envs)])
     venv.seed(args.seed)
-    model = PPO("MlpPolicy", venv, n_steps=256, batch_size=512, n_epochs=10, learning_rate=args.learning_rate,
-                gamma=0.97, gae_lambda=0.95, ent_coef=0.0, seed=args.seed, device="cpu",
-                policy_kwargs={"net_arch": [64, 64], "activation_fn": torch.nn.Tanh,
-                               "log_std_init": args.log_std_init})
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=256,
+        batch_size=512,
+        n_epochs=10,
+        learning_rate=args.learning_rate,
+        gamma=0.97,
+        gae_lambda=0.95,
+        ent_coef=0.0,
+        seed=args.seed,
+        device="cpu",
+        policy_kwargs={"net_arch": [64, 64], "activation_fn": torch.nn.Tanh, "log_std_init": args.log_std_init},
+    )
     start = time.perf_counter()
     cb = EvalCallback(family.make_env(task), args.eval_every, args.eval_episodes, args.target, start)
     model.learn(args.steps, callback=cb)
     wall = time.perf_counter() - start
-    result = {"family": args.family, "task": f"{args.split}[{args.index}]", "reached": cb.reached,
-              "final": cb.history[-1] if cb.history else None, "total_wall_s": round(wall, 1),
-              "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch threads 1"}
+    result = {
+        "family": args.family,
+        "task": f"{args.split}[{args.index}]",
+        "reached": cb.reached,
+        "final": cb.history[-1] if cb.history else None,
+        "total_wall_s": round(wall, 1),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch threads 1",
+    }
     print(json.dumps(result))
 
 

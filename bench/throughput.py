@@ -11,7 +11,6 @@ the rate of the same robot's bare physics loop (the same motor command and the s
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -19,10 +18,10 @@ import time
 
 import numpy as np
 import pybullet as p
-
-import metarobot
 from metarobot.envs import cartpole as cp
 from metarobot.envs import reach as rc
+
+import metarobot
 
 
 def seven_joint_task() -> rc.ReachTask:
@@ -53,8 +52,14 @@ def time_raw_reach(env, steps: int, seed: int = 0) -> float:
     forces = [rc.MAX_EFFORT] * env._n
     start = time.perf_counter()
     for i, a in enumerate(actions):
-        p.setJointMotorControlArray(body, joints, p.VELOCITY_CONTROL, targetVelocities=(env._gain * a).tolist(),
-                                    forces=forces, physicsClientId=c)
+        p.setJointMotorControlArray(
+            body,
+            joints,
+            p.VELOCITY_CONTROL,
+            targetVelocities=(env._gain * a).tolist(),
+            forces=forces,
+            physicsClientId=c,
+        )
         for _ in range(rc.CONTROL_SUBSTEPS):
             p.stepSimulation(physicsClientId=c)
         if (i + 1) % rc.EPISODE_STEPS == 0:
@@ -85,8 +90,11 @@ def main() -> None:
     results = {}
     cases = [
         ("reach (7 joints, 30 Hz control, 8 substeps)", metarobot.make_env(seven_joint_task()), time_raw_reach),
-        ("cartpole (48 Hz control, 5 substeps)",
-         metarobot.make_env(metarobot.get_family("cartpole").task("train", 0)), time_raw_cartpole),
+        (
+            "cartpole (48 Hz control, 5 substeps)",
+            metarobot.make_env(metarobot.get_family("cartpole").task("train", 0)),
+            time_raw_cartpole,
+        ),
     ]
     for name, env, raw_fn in cases:
         env_rates = [time_env(env, args.steps, seed=r) for r in range(args.repeats)]

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-
 from metarobot.envs.sim import BulletSim
+
 from metarobot.errors import MetarobotError
 from metarobot.family import Task
 
@@ -26,9 +26,7 @@ class MetaRobotEnv(gym.Env):  # type: ignore[type-arg]
 
     def __init__(self, task: Task, render_mode: str | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise MetarobotError(
-                f"unknown render_mode {render_mode!r}; choose from {self.metadata['render_modes']}"
-            )
+            raise MetarobotError(f"unknown render_mode {render_mode!r}; choose from {self.metadata['render_modes']}")
         self.render_mode = render_mode
         self.sim = BulletSim(**self.sim_settings())
         self._task: Task | None = None
@@ -46,9 +44,7 @@ class MetaRobotEnv(gym.Env):  # type: ignore[type-arg]
     def set_task(self, task: Task) -> None:
         """Switch to ``task`` (rebuilds the robot only when its body changes)."""
         if not isinstance(task, self.task_type):
-            raise MetarobotError(
-                f"{type(self).__name__} takes a {self.task_type.__name__}, got {type(task).__name__}"
-            )
+            raise MetarobotError(f"{type(self).__name__} takes a {self.task_type.__name__}, got {type(task).__name__}")
         previous, self._task = self._task, task
         self._apply_task(task, previous)
 

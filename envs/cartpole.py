@@ -20,10 +20,10 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import pybullet as p
-
 from metarobot.envs.base import MetaRobotEnv
 from metarobot.envs.sim import shared_urdf
 from metarobot.envs.urdf_builder import cartpole_urdf
+
 from metarobot.errors import MetarobotError
 from metarobot.family import Range, Task, TaskFamily, round_params
 
@@ -51,8 +51,12 @@ class CartPoleTask(Task):
         self.validate()
 
     def validate(self) -> None:
-        checks = (("pole_length", 0.1, 5.0), ("pole_mass", 0.01, 5.0), ("cart_mass", 0.1, 20.0),
-                  ("force_scale", 1.0, 100.0))
+        checks = (
+            ("pole_length", 0.1, 5.0),
+            ("pole_mass", 0.01, 5.0),
+            ("cart_mass", 0.1, 20.0),
+            ("force_scale", 1.0, 100.0),
+        )
         for name, low, high in checks:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and low <= v <= high):
@@ -140,8 +144,9 @@ class CartPoleEnv(MetaRobotEnv):
     task_type = CartPoleTask
     max_episode_steps = EPISODE_STEPS
 
-    def __init__(self, task: CartPoleTask | None = None, render_mode: str | None = None,
-                 task_seed: int | None = None) -> None:
+    def __init__(
+        self, task: CartPoleTask | None = None, render_mode: str | None = None, task_seed: int | None = None
+    ) -> None:
         if task is None:
             task = CartPoleFamily().sample_tasks(1, "train", np.random.default_rng(task_seed))[0]  # type: ignore[assignment]
         self.observation_space = gym.spaces.Box(-OBS_HIGH, OBS_HIGH, dtype=np.float32)
@@ -157,8 +162,9 @@ class CartPoleEnv(MetaRobotEnv):
             sim.load_urdf_file(shared_urdf("ground.urdf"))
             self.robot = sim.load_urdf_text(cartpole_urdf(task.pole_length, task.pole_mass, task.cart_mass))
             # free joints: switch off PyBullet's default velocity motors
-            p.setJointMotorControlArray(self.robot, [0, 1], p.VELOCITY_CONTROL, forces=[0.0, 0.0],
-                                        physicsClientId=sim.client)
+            p.setJointMotorControlArray(
+                self.robot, [0, 1], p.VELOCITY_CONTROL, forces=[0.0, 0.0], physicsClientId=sim.client
+            )
             self._body_key = task.body_key()
         self._force = task.actuator_sign * task.force_scale
 
@@ -166,7 +172,9 @@ class CartPoleEnv(MetaRobotEnv):
         (x, xd, *_), (th, thd, *_) = p.getJointStates(self.robot, [0, 1], physicsClientId=self.sim.client)
         return np.array([x, xd, th, thd], dtype=np.float32)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         q = self.np_random.uniform(-0.05, 0.05, size=4)
         c = self.sim.client
@@ -195,5 +203,4 @@ class CartPoleEnv(MetaRobotEnv):
 
     def camera(self) -> dict[str, Any]:
         length = self.task.pole_length  # type: ignore[attr-defined]
-        return {"target": (0.0, 0.0, 0.2 + 0.4 * length), "distance": 2.6 + 1.6 * length, "yaw": 0.0,
-                "pitch": -10.0}
+        return {"target": (0.0, 0.0, 0.2 + 0.4 * length), "distance": 2.6 + 1.6 * length, "yaw": 0.0, "pitch": -10.0}

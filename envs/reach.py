@@ -28,10 +28,10 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import pybullet as p
-
 from metarobot.envs.base import MetaRobotEnv
 from metarobot.envs.sim import shared_urdf
 from metarobot.envs.urdf_builder import AXES, serial_arm_urdf
+
 from metarobot.errors import MetarobotError
 from metarobot.family import Range, Task, TaskFamily, round_params
 
@@ -79,14 +79,24 @@ class ReachTask(Task):
         n = self.n_joints
         if not isinstance(n, int) or not 1 <= n <= MAX_JOINTS:
             raise MetarobotError(f"reach task n_joints={n!r} is out of range (1..{MAX_JOINTS})")
-        for name in ("link_lengths", "joint_axes", "link_masses", "joint_damping", "joint_limits",
-                     "actuator_gains", "actuator_signs"):
+        for name in (
+            "link_lengths",
+            "joint_axes",
+            "link_masses",
+            "joint_damping",
+            "joint_limits",
+            "actuator_gains",
+            "actuator_signs",
+        ):
             values = getattr(self, name)
             if not isinstance(values, tuple) or len(values) != n:
                 raise MetarobotError(f"reach task {name} must have {n} entries, got {values!r}")
         checks = (
-            ("link_lengths", 0.01, 2.0), ("link_masses", 0.0, 50.0), ("joint_damping", 0.0, 10.0),
-            ("joint_limits", 0.05, 2 * math.pi), ("actuator_gains", 0.05, 20.0),
+            ("link_lengths", 0.01, 2.0),
+            ("link_masses", 0.0, 50.0),
+            ("joint_damping", 0.0, 10.0),
+            ("joint_limits", 0.05, 2 * math.pi),
+            ("actuator_gains", 0.05, 20.0),
         )
         for name, low, high in checks:
             for v in getattr(self, name):
@@ -101,14 +111,19 @@ class ReachTask(Task):
         if not 0.05 <= self.goal_spread <= 1.0:
             raise MetarobotError(f"reach task goal_spread {self.goal_spread!r} is out of range [0.05, 1]")
         if not 0.005 <= self.success_distance <= 0.5:
-            raise MetarobotError(
-                f"reach task success_distance {self.success_distance!r} is out of range [0.005, 0.5]"
-            )
+            raise MetarobotError(f"reach task success_distance {self.success_distance!r} is out of range [0.005, 0.5]")
 
     def body_key(self) -> tuple[Any, ...]:
         """What the robot's body depends on (a change of anything else needs no rebuild)."""
-        return (self.link_lengths, self.joint_axes, self.link_masses, self.joint_damping,
-                self.joint_limits, self.urdf_path, self.ee_link)
+        return (
+            self.link_lengths,
+            self.joint_axes,
+            self.link_masses,
+            self.joint_damping,
+            self.joint_limits,
+            self.urdf_path,
+            self.ee_link,
+        )
 
     @property
     def reach(self) -> float:
@@ -147,8 +162,9 @@ class ReachFamily(TaskFamily):
     def __init__(self, space: ReachSpace | None = None) -> None:
         self.space = space or ReachSpace()
 
-    def _build(self, rng: np.random.Generator, n: int, lengths: Any = None, masses: Any = None,
-               gains: Any = None) -> ReachTask:
+    def _build(
+        self, rng: np.random.Generator, n: int, lengths: Any = None, masses: Any = None, gains: Any = None
+    ) -> ReachTask:
         s = self.space
         axes = ("z",) + tuple(str(rng.choice(["y", "x"], p=[0.7, 0.3])) for _ in range(n - 1))
         signs = tuple(int(-1 if rng.random() < s.reversed_probability else 1) for _ in range(n))
@@ -303,16 +319,16 @@ def arm_task_from_urdf(
         masses.append(round(mass_of.get(j.find("child").get("link"), 0.0), 4))  # type: ignore[union-attr]
     # link lengths: distance between successive joint origins along the chain (for framing)
     origins = []
-    for j in chain[: ee_pos]:
+    for j in chain[:ee_pos]:
         o = j.find("origin")
         origins.append(np.linalg.norm(_floats(o.get("xyz") if o is not None else None, "0 0 0")))
     seg = [float(v) for v in origins[1:]] + [0.0]
     per_joint, acc, k = [], 0.0, 0
-    for idx, j in enumerate(chain[: ee_pos]):
+    for idx, j in enumerate(chain[:ee_pos]):
         acc += seg[idx] if idx < len(seg) else 0.0
         if j in movable:
             k += 1
-        nxt = chain[idx + 1] if idx + 1 < len(chain[: ee_pos]) else None
+        nxt = chain[idx + 1] if idx + 1 < len(chain[:ee_pos]) else None
         if nxt is None or nxt in movable:
             if k:
                 per_joint.append(max(round(acc, 4), 0.01))
@@ -324,10 +340,16 @@ def arm_task_from_urdf(
     gains = (float(actuator_gains),) * n if isinstance(actuator_gains, int | float) else tuple(actuator_gains)
     signs = actuator_signs or (1,) * n
     task = ReachTask(
-        n_joints=n, link_lengths=tuple(lengths), joint_axes=tuple(axes),
-        link_masses=tuple(min(m, 50.0) for m in masses), joint_damping=tuple(min(d, 10.0) for d in damping),
-        joint_limits=tuple(limits), actuator_gains=gains, actuator_signs=tuple(signs),
-        urdf_path=str(path.resolve()), ee_link=ee_link,
+        n_joints=n,
+        link_lengths=tuple(lengths),
+        joint_axes=tuple(axes),
+        link_masses=tuple(min(m, 50.0) for m in masses),
+        joint_damping=tuple(min(d, 10.0) for d in damping),
+        joint_limits=tuple(limits),
+        actuator_gains=gains,
+        actuator_signs=tuple(signs),
+        urdf_path=str(path.resolve()),
+        ee_link=ee_link,
     )
     # PyBullet must load it too (meshes, inertias): fail here, with the reason, not mid-run
     env = ReachEnv(task)
@@ -346,8 +368,9 @@ class ReachEnv(MetaRobotEnv):
     task_type = ReachTask
     max_episode_steps = EPISODE_STEPS
 
-    def __init__(self, task: ReachTask | None = None, render_mode: str | None = None,
-                 task_seed: int | None = None) -> None:
+    def __init__(
+        self, task: ReachTask | None = None, render_mode: str | None = None, task_seed: int | None = None
+    ) -> None:
         if task is None:
             task = ReachFamily().sample_tasks(1, "train", np.random.default_rng(task_seed))[0]  # type: ignore[assignment]
         self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (OBS_DIM,), np.float32)
@@ -380,8 +403,15 @@ class ReachEnv(MetaRobotEnv):
         c = sim.client
         sim.load_urdf_file(shared_urdf("ground.urdf"))
         if task.urdf_path is None:
-            text = serial_arm_urdf(task.link_lengths, task.joint_axes, task.link_masses, task.joint_damping,
-                                   task.joint_limits, (MAX_EFFORT,) * task.n_joints, base_height=BASE_HEIGHT)
+            text = serial_arm_urdf(
+                task.link_lengths,
+                task.joint_axes,
+                task.link_masses,
+                task.joint_damping,
+                task.joint_limits,
+                (MAX_EFFORT,) * task.n_joints,
+                base_height=BASE_HEIGHT,
+            )
             self.robot = sim.load_urdf_text(text)
             ee_name = "ee"
         else:
@@ -401,8 +431,14 @@ class ReachEnv(MetaRobotEnv):
         self._joints = movable
         self._ee = ee_index
         # disable the default velocity motors' friction before our own velocity commands
-        p.setJointMotorControlArray(self.robot, movable, p.VELOCITY_CONTROL, targetVelocities=[0.0] * len(movable),
-                                    forces=[MAX_EFFORT] * len(movable), physicsClientId=c)
+        p.setJointMotorControlArray(
+            self.robot,
+            movable,
+            p.VELOCITY_CONTROL,
+            targetVelocities=[0.0] * len(movable),
+            forces=[MAX_EFFORT] * len(movable),
+            physicsClientId=c,
+        )
         self._goal_marker = sim.add_marker(max(0.02, task.success_distance * 0.6))
 
     # -- kinematics -------------------------------------------------------------------------
@@ -434,9 +470,9 @@ class ReachEnv(MetaRobotEnv):
         qd = [s[1] for s in states]
         obs = self._obs_template.copy()
         obs[0:n] = np.sin(q)
-        obs[7:7 + n] = np.cos(q)
-        obs[14:14 + n] = qd
-        obs[14:14 + n] *= 1.0 / VEL_SCALE
+        obs[7 : 7 + n] = np.cos(q)
+        obs[14 : 14 + n] = qd
+        obs[14 : 14 + n] *= 1.0 / VEL_SCALE
         obs[28:31] = tip
         gx, gy, gz = self._goal_t
         obs[34:37] = ((gx - tip[0]) / ERROR_SCALE, (gy - tip[1]) / ERROR_SCALE, (gz - tip[2]) / ERROR_SCALE)
@@ -446,7 +482,9 @@ class ReachEnv(MetaRobotEnv):
         return obs, tip, sane
 
     # -- gym API ----------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         rng = self.np_random
         task: ReachTask = self.task  # type: ignore[assignment]
@@ -476,9 +514,14 @@ class ReachEnv(MetaRobotEnv):
         a = np.asarray(action, dtype=np.float64).reshape(-1)[: self._n]
         a = np.minimum(np.maximum(a, -1.0), 1.0)
         c = self.sim.client
-        p.setJointMotorControlArray(self.robot, self._joints, p.VELOCITY_CONTROL,
-                                    targetVelocities=(self._gain * a).tolist(),
-                                    forces=self._forces, physicsClientId=c)
+        p.setJointMotorControlArray(
+            self.robot,
+            self._joints,
+            p.VELOCITY_CONTROL,
+            targetVelocities=(self._gain * a).tolist(),
+            forces=self._forces,
+            physicsClientId=c,
+        )
         self.sim.step(CONTROL_SUBSTEPS)
         self._steps += 1
         obs, tip, sane = self._obs()

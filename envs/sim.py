@@ -113,9 +113,7 @@ class BulletSim:
         except p.error as exc:
             raise MetarobotError(f"PyBullet cannot load URDF {path}: {exc}") from None
 
-    def add_marker(
-        self, radius: float, rgba: Sequence[float] = (0.1, 0.8, 0.1, 0.8)
-    ) -> int:
+    def add_marker(self, radius: float, rgba: Sequence[float] = (0.1, 0.8, 0.1, 0.8)) -> int:
         """A visual-only sphere (no collision, no mass): goals and targets."""
         c = self.client
         vis = p.createVisualShape(p.GEOM_SPHERE, radius=radius, rgbaColor=list(rgba), physicsClientId=c)
@@ -137,15 +135,25 @@ class BulletSim:
         """An RGB frame (height, width, 3, uint8) from PyBullet's TinyRenderer (no GL needed)."""
         c = self.client
         view = p.computeViewMatrixFromYawPitchRoll(
-            cameraTargetPosition=list(target), distance=distance, yaw=yaw, pitch=pitch, roll=0.0,
-            upAxisIndex=2, physicsClientId=c,
+            cameraTargetPosition=list(target),
+            distance=distance,
+            yaw=yaw,
+            pitch=pitch,
+            roll=0.0,
+            upAxisIndex=2,
+            physicsClientId=c,
         )
         proj = p.computeProjectionMatrixFOV(
             fov=fov, aspect=width / height, nearVal=0.02, farVal=50.0, physicsClientId=c
         )
         _, _, rgba, _, _ = p.getCameraImage(
-            width, height, viewMatrix=view, projectionMatrix=proj,
-            renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK, physicsClientId=c,
+            width,
+            height,
+            viewMatrix=view,
+            projectionMatrix=proj,
+            renderer=p.ER_TINY_RENDERER,
+            flags=p.ER_NO_SEGMENTATION_MASK,
+            physicsClientId=c,
         )
         frame = np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)
         return frame[:, :, :3].copy()

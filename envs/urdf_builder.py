@@ -72,7 +72,8 @@ def serial_arm_urdf(
         )
         parent = f"link{i}"
     parts.append(
-        '<link name="ee">' + _inertial(0.0, (0, 0, 0), 0, 0, 0)
+        '<link name="ee">'
+        + _inertial(0.0, (0, 0, 0), 0, 0, 0)
         + '<visual><geometry><sphere radius="0.03"/></geometry><material name="ee">'
         '<color rgba="0.8 0.1 0.1 1"/></material></visual></link>'
     )
@@ -90,25 +91,31 @@ def cartpole_urdf(pole_length: float, pole_mass: float, cart_mass: float) -> str
     r = 0.02
     pole_ixx = pole_mass * (3 * r * r + pole_length**2) / 12.0
     cart = (0.4, 0.25, 0.15)
-    cart_i = [cart_mass * (cart[1] ** 2 + cart[2] ** 2) / 12, cart_mass * (cart[0] ** 2 + cart[2] ** 2) / 12,
-              cart_mass * (cart[0] ** 2 + cart[1] ** 2) / 12]
+    cart_i = [
+        cart_mass * (cart[1] ** 2 + cart[2] ** 2) / 12,
+        cart_mass * (cart[0] ** 2 + cart[2] ** 2) / 12,
+        cart_mass * (cart[0] ** 2 + cart[1] ** 2) / 12,
+    ]
     return "\n".join(
         [
             '<?xml version="1.0"?>',
             '<robot name="metarobot_cartpole">',
-            '<link name="rail">' + _inertial(0.0, (0, 0, 0), 0, 0, 0)
+            '<link name="rail">'
+            + _inertial(0.0, (0, 0, 0), 0, 0, 0)
             + '<visual><origin xyz="0 0 0.05"/><geometry><box size="5.0 0.05 0.05"/></geometry>'
             '<material name="rail"><color rgba="0.4 0.4 0.4 1"/></material></visual></link>',
-            '<link name="cart">' + _inertial(cart_mass, (0, 0, 0), *cart_i)
+            '<link name="cart">'
+            + _inertial(cart_mass, (0, 0, 0), *cart_i)
             + f'<visual><geometry><box size="{cart[0]} {cart[1]} {cart[2]}"/></geometry>'
             '<material name="cart"><color rgba="0.20 0.45 0.80 1"/></material></visual></link>',
             '<joint name="slider" type="prismatic"><parent link="rail"/><child link="cart"/>'
             '<origin xyz="0 0 0.15"/><axis xyz="1 0 0"/>'
             '<limit lower="-10" upper="10" effort="1000" velocity="100"/>'
             '<dynamics damping="0" friction="0"/></joint>',
-            '<link name="pole">' + _inertial(pole_mass, (0, 0, pole_length / 2), pole_ixx, pole_ixx,
-                                             pole_mass * r * r / 2)
-            + _cylinder_z(pole_length, r, "0.90 0.55 0.15 1", collision=False) + "</link>",
+            '<link name="pole">'
+            + _inertial(pole_mass, (0, 0, pole_length / 2), pole_ixx, pole_ixx, pole_mass * r * r / 2)
+            + _cylinder_z(pole_length, r, "0.90 0.55 0.15 1", collision=False)
+            + "</link>",
             '<joint name="hinge" type="continuous"><parent link="cart"/><child link="pole"/>'
             f'<origin xyz="0 0 {cart[2] / 2:.6g}"/><axis xyz="0 1 0"/>'
             '<dynamics damping="0" friction="0"/></joint>',

@@ -16,12 +16,12 @@ except metadata.PackageNotFoundError:  # running from a checkout without an inst
     __version__ = "0.0.0+unknown"
 
 
-def sample_tasks(family: str, n: int, split: str, rng: "object") -> list[Task]:
+def sample_tasks(family: str, n: int, split: str, rng: object) -> list[Task]:
     """``n`` tasks of ``split`` from ``family`` (see ``TaskFamily.sample_tasks``)."""
     return get_family(family).sample_tasks(n, split, rng)  # type: ignore[arg-type]
 
 
-def make_env(task: Task, render_mode: str | None = None) -> "gym.Env":  # type: ignore[type-arg]
+def make_env(task: Task, render_mode: str | None = None) -> gym.Env:  # type: ignore[type-arg]
     """A Gymnasium env for ``task`` (its family is read from the task)."""
     return get_family(task.family).make_env(task, render_mode=render_mode)
 
@@ -52,6 +52,16 @@ def _register_gym_envs() -> None:
 _register_gym_envs()
 
 __all__ = [
-    "SPLITS", "MetarobotError", "PhysicsError", "Range", "Task", "TaskFamily", "__version__",
-    "family_names", "get_family", "make_env", "register_family", "sample_tasks",
+    "SPLITS",
+    "MetarobotError",
+    "PhysicsError",
+    "Range",
+    "Task",
+    "TaskFamily",
+    "__version__",
+    "family_names",
+    "get_family",
+    "make_env",
+    "register_family",
+    "sample_tasks",
 ]

@@ -37,7 +37,9 @@ class _Evaluate(nn.Module):
         return self.policy.evaluate_actions(obs, actions)  # type: ignore[operator,no-any-return]
 
 
-def evaluate_with(policy: nn.Module, params: Params, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def evaluate_with(
+    policy: nn.Module, params: Params, obs: torch.Tensor, actions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``policy.evaluate_actions`` under ``params`` instead of the module's own tensors."""
     wrapper = _Evaluate(policy)
     prefixed = {f"policy.{k}": v for k, v in params.items()}
@@ -57,12 +59,20 @@ def detached_state(params: Params, policy: nn.Module) -> dict[str, torch.Tensor]
     return state
 
 
-def make_buffer(rollout: Rollout, policy: nn.Module, gamma: float, gae_lambda: float,
-                device: str | torch.device = "cpu") -> RolloutBuffer:
+def make_buffer(
+    rollout: Rollout, policy: nn.Module, gamma: float, gae_lambda: float, device: str | torch.device = "cpu"
+) -> RolloutBuffer:
     """An SB3 ``RolloutBuffer`` holding ``rollout``, with SB3's GAE returns and advantages."""
     n_steps, n_envs = rollout.rewards.shape
-    buf = RolloutBuffer(n_steps, policy.observation_space, policy.action_space, device=device,
-                        gae_lambda=gae_lambda, gamma=gamma, n_envs=n_envs)
+    buf = RolloutBuffer(
+        n_steps,
+        policy.observation_space,
+        policy.action_space,
+        device=device,
+        gae_lambda=gae_lambda,
+        gamma=gamma,
+        n_envs=n_envs,
+    )
     buf.observations[:] = rollout.observations.reshape(buf.observations.shape)
     buf.actions[:] = rollout.actions.reshape(buf.actions.shape)
     buf.rewards[:] = rollout.rewards
@@ -77,8 +87,14 @@ def make_buffer(rollout: Rollout, policy: nn.Module, gamma: float, gae_lambda: f
 class Batch:
     """Flat torch tensors of one task's episodes (what the functional losses consume)."""
 
-    def __init__(self, obs: torch.Tensor, actions: torch.Tensor, old_log_prob: torch.Tensor,
-                 advantages: torch.Tensor, returns: torch.Tensor) -> None:
+    def __init__(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        old_log_prob: torch.Tensor,
+        advantages: torch.Tensor,
+        returns: torch.Tensor,
+    ) -> None:
         self.obs, self.actions, self.old_log_prob = obs, actions, old_log_prob
         self.advantages, self.returns = advantages, returns
 
@@ -87,12 +103,18 @@ class Batch:
         def flat(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(a.reshape(a.shape[0] * a.shape[1], *a.shape[2:]), device=device)
 
-        return cls(flat(buf.observations).float(), flat(buf.actions).float(), flat(buf.log_probs).float(),
-                   flat(buf.advantages).float(), flat(buf.returns).float())
+        return cls(
+            flat(buf.observations).float(),
+            flat(buf.actions).float(),
+            flat(buf.log_probs).float(),
+            flat(buf.advantages).float(),
+            flat(buf.returns).float(),
+        )
 
     @classmethod
-    def from_rollout(cls, rollout: Rollout, policy: nn.Module, gamma: float, gae_lambda: float,
-                     device: str | torch.device = "cpu") -> Batch:
+    def from_rollout(
+        cls, rollout: Rollout, policy: nn.Module, gamma: float, gae_lambda: float, device: str | torch.device = "cpu"
+    ) -> Batch:
         return cls.from_buffer(make_buffer(rollout, policy, gamma, gae_lambda), device)
 
 
@@ -106,8 +128,14 @@ def policy_gradient_loss(policy: nn.Module, params: Params, batch: Batch) -> tor
     return -(log_prob * normalized(batch.advantages)).mean()
 
 
-def inner_step(policy: nn.Module, params: Params, batch: Batch, inner_lr: float,
-               first_order: bool = False, create_graph: bool = True) -> Params:
+def inner_step(
+    policy: nn.Module,
+    params: Params,
+    batch: Batch,
+    inner_lr: float,
+    first_order: bool = False,
+    create_graph: bool = True,
+) -> Params:
     """One inner SGD step on ``batch``; returns new parameters (the old ones are untouched).
 
     ``create_graph=True`` keeps the step differentiable w.r.t. ``params`` (second order);
@@ -116,8 +144,9 @@ def inner_step(policy: nn.Module, params: Params, batch: Batch, inner_lr: float,
     """
     loss = policy_gradient_loss(policy, params, batch)
     names = [k for k, v in params.items() if v.requires_grad]
-    grads = torch.autograd.grad(loss, [params[k] for k in names], create_graph=create_graph and not first_order,
-                                allow_unused=True)
+    grads = torch.autograd.grad(
+        loss, [params[k] for k in names], create_graph=create_graph and not first_order, allow_unused=True
+    )
     new = dict(params)
     for k, g in zip(names, grads):
         if g is None:
@@ -128,8 +157,15 @@ def inner_step(policy: nn.Module, params: Params, batch: Batch, inner_lr: float,
     return new
 
 
-def ppo_surrogate(policy: nn.Module, params: Params, batch: Batch, clip_range: float, vf_coef: float,
-                  ent_coef: float, value_params: Params | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+def ppo_surrogate(
+    policy: nn.Module,
+    params: Params,
+    batch: Batch,
+    clip_range: float,
+    vf_coef: float,
+    ent_coef: float,
+    value_params: Params | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO's clipped objective (SB3's conventions: normalised advantages, min of the clipped
     and unclipped ratio terms, MSE value loss, entropy bonus), under ``params``."""
     values, log_prob, entropy = evaluate_with(policy, params, batch.obs, batch.actions)
@@ -141,9 +177,12 @@ def ppo_surrogate(policy: nn.Module, params: Params, batch: Batch, clip_range: f
     value_loss = torch.nn.functional.mse_loss(batch.returns, values)
     entropy_loss = -entropy.mean()
     loss = policy_loss + vf_coef * value_loss + ent_coef * entropy_loss
-    stats = {"policy_loss": float(policy_loss.detach()), "value_loss": float(value_loss.detach()),
-             "entropy": float(entropy.detach().mean()),
-             "clip_fraction": float(((ratio.detach() - 1).abs() > clip_range).float().mean())}
+    stats = {
+        "policy_loss": float(policy_loss.detach()),
+        "value_loss": float(value_loss.detach()),
+        "entropy": float(entropy.detach().mean()),
+        "clip_fraction": float(((ratio.detach() - 1).abs() > clip_range).float().mean()),
+    }
     return loss, stats
 
 
@@ -154,8 +193,9 @@ def ppo_update(ppo: Any, rollout: Rollout, params_state: dict[str, torch.Tensor]
     """SB3 PPO's own update (``PPO.train``) on ``rollout``, from ``params_state``, with a
     fresh optimiser; returns the updated state dict (reptile's inner loop, multitask)."""
     ppo.policy.load_state_dict(params_state)
-    ppo.policy.optimizer = ppo.policy.optimizer_class(ppo.policy.parameters(), lr=ppo.learning_rate,
-                                                      **ppo.policy.optimizer_kwargs)
+    ppo.policy.optimizer = ppo.policy.optimizer_class(
+        ppo.policy.parameters(), lr=ppo.learning_rate, **ppo.policy.optimizer_kwargs
+    )
     ppo.rollout_buffer = make_buffer(rollout, ppo.policy, ppo.gamma, ppo.gae_lambda, ppo.device)
     ppo.rollout_buffer.buffer_size = rollout.rewards.shape[0]
     ppo._current_progress_remaining = 1.0

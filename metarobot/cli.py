@@ -80,8 +80,9 @@ _D = MetaConfig()
 @click.option("--algo", type=click.Choice(ALGOS), default=_D.algo, help="Meta-learning algorithm.")
 @click.option("--iterations", type=int, default=_D.iterations, help="Meta-iterations (outer updates).")
 @click.option("--meta-batch", type=int, default=_D.meta_batch, help="Training tasks per iteration.")
-@click.option("--episodes-per-update", type=int, default=_D.episodes_per_update,
-              help="Episodes per task per inner update.")
+@click.option(
+    "--episodes-per-update", type=int, default=_D.episodes_per_update, help="Episodes per task per inner update."
+)
 @click.option("--inner-steps", type=int, default=_D.inner_steps, help="Inner (adaptation) updates per task.")
 @click.option("--inner-lr", type=float, default=_D.inner_lr, help="Inner policy-gradient step size.")
 @click.option("--outer-lr", type=float, default=_D.outer_lr, help="Outer Adam step size.")
@@ -90,15 +91,23 @@ _D = MetaConfig()
 @click.option("--eval-tasks", type=int, default=_D.eval_tasks, help="Held-out test tasks in the final summary.")
 @click.option("--seed", type=int, default=_D.seed, help="Random seed.")
 @click.option("--device", default=_D.device, help="Torch device of the meta-parameters.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="YAML file of settings (any option; the command line wins).")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
-              help="Run directory [default: runs/FAMILY-ALGO-TIMESTAMP].")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML file of settings (any option; the command line wins).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Run directory [default: runs/FAMILY-ALGO-TIMESTAMP].",
+)
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last checkpoint.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @click.pass_context
-def meta_train(ctx: click.Context, config_file: Path | None, out: Path | None, resume: bool, progress: bool,
-               **_: Any) -> None:
+def meta_train(
+    ctx: click.Context, config_file: Path | None, out: Path | None, resume: bool, progress: bool, **_: Any
+) -> None:
     """Meta-train a policy on a task family (MAML around SB3 PPO by default).
 
     \b
@@ -109,8 +118,21 @@ def meta_train(ctx: click.Context, config_file: Path | None, out: Path | None, r
     """
     from metarobot.training import Interrupted, Run
 
-    names = ["family", "algo", "iterations", "meta_batch", "episodes_per_update", "inner_steps", "inner_lr",
-             "outer_lr", "outer_epochs", "workers", "eval_tasks", "seed", "device"]
+    names = [
+        "family",
+        "algo",
+        "iterations",
+        "meta_batch",
+        "episodes_per_update",
+        "inner_steps",
+        "inner_lr",
+        "outer_lr",
+        "outer_epochs",
+        "workers",
+        "eval_tasks",
+        "seed",
+        "device",
+    ]
     settings = _settings(ctx, config_file, names)
     get_family(str(settings["family"]))  # unknown family: one-line error before anything is written
     config = MetaConfig.from_dict(settings)
@@ -125,12 +147,15 @@ def meta_train(ctx: click.Context, config_file: Path | None, out: Path | None, r
         click.echo(f"Interrupted: {exc}", err=True)
         sys.exit(130)
     held = summary.get("heldout_test")
-    click.echo(f"finished {summary['iterations']} iterations, {summary['env_steps']:,} env steps "
-               f"in {summary['wall_s']} s")
+    click.echo(
+        f"finished {summary['iterations']} iterations, {summary['env_steps']:,} env steps in {summary['wall_s']} s"
+    )
     if held:
-        click.echo(f"held-out test tasks ({held['tasks']}): success {held['pre_success']:.0%} before adaptation, "
-                   f"{held['post_success']:.0%} after {held['inner_steps']} update(s) "
-                   f"(return {held['pre_return']:.1f} -> {held['post_return']:.1f})")
+        click.echo(
+            f"held-out test tasks ({held['tasks']}): success {held['pre_success']:.0%} before adaptation, "
+            f"{held['post_success']:.0%} after {held['inner_steps']} update(s) "
+            f"(return {held['pre_return']:.1f} -> {held['post_return']:.1f})"
+        )
     click.echo(f"meta-policy: {out / 'meta_policy.pt'}")
 
 

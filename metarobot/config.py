@@ -67,8 +67,7 @@ class MetaConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise MetarobotError(f"unknown algo {self.algo!r}; choose from {', '.join(ALGOS)}")
-        positive = ("iterations", "meta_batch", "episodes_per_update", "inner_steps", "outer_epochs",
-                    "ppo_epochs")
+        positive = ("iterations", "meta_batch", "episodes_per_update", "inner_steps", "outer_epochs", "ppo_epochs")
         for name in positive:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

@@ -185,9 +185,7 @@ class TaskFamily(ABC):
 
     def task(self, split: str, index: int) -> Task:
         if not 0 <= index < HELDOUT_SIZE:
-            raise MetarobotError(
-                f"task index {index} is out of range for split {split!r} (0..{HELDOUT_SIZE - 1})"
-            )
+            raise MetarobotError(f"task index {index} is out of range for split {split!r} (0..{HELDOUT_SIZE - 1})")
         return self.heldout_tasks(split, index + 1)[index]
 
     def task_from_dict(self, data: Mapping[str, Any]) -> Task:

@@ -72,10 +72,21 @@ class MetaLearner:
         self._vec_env = DummyVecEnv([lambda: self.family.make_env(first)])
         n_batch = self.episode_steps  # a factor of the construction-time buffer; set per update
         self.ppo = PPO(
-            MaskedActorCriticPolicy, self._vec_env, learning_rate=cfg.ppo_lr, n_steps=self.episode_steps,
-            batch_size=n_batch, n_epochs=cfg.ppo_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
-            clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, seed=cfg.seed,
-            device=cfg.device, policy_kwargs=self.spec.policy_kwargs, verbose=0,
+            MaskedActorCriticPolicy,
+            self._vec_env,
+            learning_rate=cfg.ppo_lr,
+            n_steps=self.episode_steps,
+            batch_size=n_batch,
+            n_epochs=cfg.ppo_epochs,
+            gamma=cfg.gamma,
+            gae_lambda=cfg.gae_lambda,
+            clip_range=cfg.clip_range,
+            ent_coef=cfg.ent_coef,
+            vf_coef=cfg.vf_coef,
+            seed=cfg.seed,
+            device=cfg.device,
+            policy_kwargs=self.spec.policy_kwargs,
+            verbose=0,
         )
         self.ppo.set_logger(configure(None, [""]))
         self.policy: MaskedActorCriticPolicy = self.ppo.policy  # the meta-parameters
@@ -116,29 +127,54 @@ class MetaLearner:
         if self._inner_ppo is None:
             cfg = self.config
             self._inner_ppo = PPO(
-                MaskedActorCriticPolicy, self._vec_env, learning_rate=cfg.ppo_lr, n_steps=self.episode_steps,
-                batch_size=self.ppo.batch_size, n_epochs=cfg.ppo_epochs, gamma=cfg.gamma,
-                gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
-                seed=cfg.seed, device=cfg.device, policy_kwargs=self.spec.policy_kwargs, verbose=0,
+                MaskedActorCriticPolicy,
+                self._vec_env,
+                learning_rate=cfg.ppo_lr,
+                n_steps=self.episode_steps,
+                batch_size=self.ppo.batch_size,
+                n_epochs=cfg.ppo_epochs,
+                gamma=cfg.gamma,
+                gae_lambda=cfg.gae_lambda,
+                clip_range=cfg.clip_range,
+                ent_coef=cfg.ent_coef,
+                vf_coef=cfg.vf_coef,
+                seed=cfg.seed,
+                device=cfg.device,
+                policy_kwargs=self.spec.policy_kwargs,
+                verbose=0,
             )
             self._inner_ppo.set_logger(configure(None, [""]))
         return self._inner_ppo
 
-    def _jobs(self, tasks: Sequence[Task], states: Sequence[dict[str, torch.Tensor]], phase: int,
-              n_episodes: int, salt: int = 0) -> list[Job]:
+    def _jobs(
+        self,
+        tasks: Sequence[Task],
+        states: Sequence[dict[str, torch.Tensor]],
+        phase: int,
+        n_episodes: int,
+        salt: int = 0,
+    ) -> list[Job]:
         return [
-            Job(task, state, n_episodes, self.episode_steps,
-                job_seed(self.config.seed, salt, self.iteration, phase, i), self.config.gamma)
+            Job(
+                task,
+                state,
+                n_episodes,
+                self.episode_steps,
+                job_seed(self.config.seed, salt, self.iteration, phase, i),
+                self.config.gamma,
+            )
             for i, (task, state) in enumerate(zip(tasks, states))
         ]
 
     def _batch(self, rollout: Rollout) -> ad.Batch:
-        return ad.Batch.from_rollout(rollout, self.policy, self.config.gamma, self.config.gae_lambda,
-                                     self.config.device)
+        return ad.Batch.from_rollout(
+            rollout, self.policy, self.config.gamma, self.config.gae_lambda, self.config.device
+        )
 
     # -- the inner loop (training and test time) --------------------------------------------
-    def inner_update(self, state: dict[str, torch.Tensor], rollout: Rollout, algo: str | None = None,
-                     seed: int = 0) -> dict[str, torch.Tensor]:
+    def inner_update(
+        self, state: dict[str, torch.Tensor], rollout: Rollout, algo: str | None = None, seed: int = 0
+    ) -> dict[str, torch.Tensor]:
         """One adaptation update of ``state`` from ``rollout`` -- the meta-learner's own inner
         loop (``algo`` defaults to the one it was trained with)."""
         cfg = self.config
@@ -154,9 +190,16 @@ class MetaLearner:
         torch.manual_seed(seed)
         return ad.ppo_update(self.inner_ppo(), rollout, state)
 
-    def adapt_many(self, tasks: Sequence[Task], steps: int | None = None, episodes: int | None = None,
-                   state: dict[str, torch.Tensor] | None = None, algo: str | None = None,
-                   seed: int = 0, progress: Callable[[], None] | None = None) -> list[AdaptationResult]:
+    def adapt_many(
+        self,
+        tasks: Sequence[Task],
+        steps: int | None = None,
+        episodes: int | None = None,
+        state: dict[str, torch.Tensor] | None = None,
+        algo: str | None = None,
+        seed: int = 0,
+        progress: Callable[[], None] | None = None,
+    ) -> list[AdaptationResult]:
         """Adapt ``state`` (default: the meta-parameters) to each task with the inner loop:
         success and return at k = 0..steps, each update from ``episodes`` episodes."""
         steps = self.config.inner_steps if steps is None else steps
@@ -167,8 +210,10 @@ class MetaLearner:
         states = [start] * len(tasks)
         results = [AdaptationResult(t, [], [], 0, start) for t in tasks]
         for k in range(steps + 1):
-            jobs = [Job(t, s, episodes, self.episode_steps, job_seed(seed, 7_777, k, i), self.config.gamma)
-                    for i, (t, s) in enumerate(zip(tasks, states))]
+            jobs = [
+                Job(t, s, episodes, self.episode_steps, job_seed(seed, 7_777, k, i), self.config.gamma)
+                for i, (t, s) in enumerate(zip(tasks, states))
+            ]
             rollouts = self.sampler().run(jobs)
             for i, (res, ro) in enumerate(zip(results, rollouts)):
                 res.success.append(ro.success_rate)
@@ -182,17 +227,26 @@ class MetaLearner:
             res.final_state = s
         return results
 
-    def adapt(self, task: Task, steps: int | None = None, episodes: int | None = None, seed: int = 0) -> AdaptationResult:
+    def adapt(
+        self, task: Task, steps: int | None = None, episodes: int | None = None, seed: int = 0
+    ) -> AdaptationResult:
         return self.adapt_many([task], steps, episodes, seed=seed)[0]
 
-    def test(self, split: str = "test", n_tasks: int = 10, steps: int | None = None,
-             episodes: int | None = None, seed: int = 0) -> dict[str, Any]:
+    def test(
+        self,
+        split: str = "test",
+        n_tasks: int = 10,
+        steps: int | None = None,
+        episodes: int | None = None,
+        seed: int = 0,
+    ) -> dict[str, Any]:
         """Pre- and post-adaptation success and return on ``n_tasks`` held-out tasks."""
         tasks = self.family.heldout_tasks(split, n_tasks)
         res = self.adapt_many(tasks, steps, episodes, seed=seed)
         k_max = len(res[0].success) - 1 if res else 0
         return {
-            "split": split, "tasks": n_tasks,
+            "split": split,
+            "tasks": n_tasks,
             "success": [float(np.mean([r.success[k] for r in res])) for k in range(k_max + 1)],
             "return": [float(np.mean([r.returns[k] for r in res])) for k in range(k_max + 1)],
         }
@@ -214,15 +268,18 @@ class MetaLearner:
             if cfg.algo in ("maml", "fomaml"):
                 states = [self.inner_update(s, ro) for s, ro in zip(states, rollouts)]
             else:  # reptile: SB3 PPO updates
-                states = [self.inner_update(s, ro, seed=job_seed(cfg.seed, self.iteration, k, i))
-                          for i, (s, ro) in enumerate(zip(states, rollouts))]
+                states = [
+                    self.inner_update(s, ro, seed=job_seed(cfg.seed, self.iteration, k, i))
+                    for i, (s, ro) in enumerate(zip(states, rollouts))
+                ]
         stats = self._outer_update(phases, states, meta)
         steps = sum(ro.env_steps for ph in phases for ro in ph)
         self.env_steps += steps
         self.iteration += 1
         pre, post = phases[0], phases[-1]
         row = {
-            "iteration": self.iteration, "env_steps": self.env_steps,
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
             "pre_return": float(np.mean([r.mean_return for r in pre])),
             "pre_success": float(np.mean([r.success_rate for r in pre])),
             "post_return": float(np.mean([r.mean_return for r in post])) if cfg.algo != "multitask" else float("nan"),
@@ -233,8 +290,9 @@ class MetaLearner:
         self.history.append(row)
         return row
 
-    def _outer_update(self, phases: list[list[Rollout]], adapted: list[dict[str, torch.Tensor]],
-                      meta: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _outer_update(
+        self, phases: list[list[Rollout]], adapted: list[dict[str, torch.Tensor]], meta: dict[str, torch.Tensor]
+    ) -> dict[str, float]:
         cfg = self.config
         np.random.seed(job_seed(cfg.seed, 99, self.iteration) % 2**32)
         torch.manual_seed(job_seed(cfg.seed, 98, self.iteration))
@@ -263,8 +321,9 @@ class MetaLearner:
                 params = ad.trainable_params(self.policy)
                 for batch in pre_batches[i]:
                     params = ad.inner_step(self.policy, params, batch, cfg.inner_lr, first_order=first_order)
-                loss, stats = ad.ppo_surrogate(self.policy, params, post_batches[i], cfg.clip_range,
-                                               cfg.vf_coef, cfg.ent_coef)
+                loss, stats = ad.ppo_surrogate(
+                    self.policy, params, post_batches[i], cfg.clip_range, cfg.vf_coef, cfg.ent_coef
+                )
                 (loss / cfg.meta_batch).backward()
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0.0) + v / (cfg.meta_batch * cfg.outer_epochs)
@@ -275,9 +334,12 @@ class MetaLearner:
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
         return {
-            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-            "family": self.config.family, "config": self.config.to_dict(),
-            "iteration": self.iteration, "env_steps": self.env_steps,
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "family": self.config.family,
+            "config": self.config.to_dict(),
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
             "policy_state": self.meta_state(),
             "optimizer_state": self.optimizer.state_dict(),
             "rng_state": _rng_to_plain(self.rng.bit_generator.state),
@@ -297,13 +359,19 @@ class MetaLearner:
     def load(cls, path: Path | str, **overrides: Any) -> MetaLearner:
         """A learner restored from a checkpoint (``overrides``: e.g. ``workers``, ``iterations``)."""
         data = read_checkpoint(path)
-        cfg = MetaConfig.from_dict(data["config"]).replace(**overrides) if overrides else MetaConfig.from_dict(data["config"])
+        cfg = (
+            MetaConfig.from_dict(data["config"]).replace(**overrides)
+            if overrides
+            else MetaConfig.from_dict(data["config"])
+        )
         learner = cls(cfg)
         try:
             learner.policy.load_state_dict(data["policy_state"])
             learner.optimizer.load_state_dict(data["optimizer_state"])
         except (RuntimeError, KeyError, ValueError) as exc:
-            raise MetarobotError(f"checkpoint {path} does not match its own settings: {str(exc).splitlines()[0]}") from None
+            raise MetarobotError(
+                f"checkpoint {path} does not match its own settings: {str(exc).splitlines()[0]}"
+            ) from None
         learner.rng.bit_generator.state = data["rng_state"]
         learner.iteration = int(data["iteration"])
         learner.env_steps = int(data["env_steps"])
@@ -327,7 +395,9 @@ class MAML(MetaLearner):
         settings.setdefault("algo", "maml")
         super().__init__(config, **settings)
 
-    def train(self, iterations: int | None = None, callback: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    def train(
+        self, iterations: int | None = None, callback: Callable[[dict[str, Any]], None] | None = None
+    ) -> list[dict[str, Any]]:
         """Run ``iterations`` more meta-iterations (default: the config's)."""
         for _ in range(iterations if iterations is not None else self.config.iterations):
             row = self.step()
@@ -343,10 +413,16 @@ def _merge(rollouts: list[Rollout]) -> Rollout:
     """Rollouts of equal length side by side (as more env slots)."""
     cat = lambda name: np.concatenate([getattr(r, name) for r in rollouts], axis=1)  # noqa: E731
     return Rollout(
-        cat("observations"), cat("actions"), cat("rewards"), cat("episode_starts"), cat("values"),
-        cat("log_probs"), np.concatenate([r.last_values for r in rollouts]),
+        cat("observations"),
+        cat("actions"),
+        cat("rewards"),
+        cat("episode_starts"),
+        cat("values"),
+        cat("log_probs"),
+        np.concatenate([r.last_values for r in rollouts]),
         np.concatenate([r.last_dones for r in rollouts]),
-        [x for r in rollouts for x in r.episode_returns], [x for r in rollouts for x in r.episode_successes],
+        [x for r in rollouts for x in r.episode_returns],
+        [x for r in rollouts for x in r.episode_successes],
         sum(r.physics_errors for r in rollouts),
     )
 

@@ -169,8 +169,19 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
                 v = policy.predict_values(torch.as_tensor(np.stack([o for _, o in terminal_obs]))).numpy()
                 rewards[t, idx] += job.gamma * v.reshape(-1)
         last_values = policy.predict_values(torch.as_tensor(obs)).numpy().reshape(-1)
-    return Rollout(observations, actions, rewards, starts, values, log_probs, last_values,
-                   episode_start.copy(), ep_returns, ep_success, physics_errors)
+    return Rollout(
+        observations,
+        actions,
+        rewards,
+        starts,
+        values,
+        log_probs,
+        last_values,
+        episode_start.copy(),
+        ep_returns,
+        ep_success,
+        physics_errors,
+    )
 
 
 def _worker_main(conn: Connection, spec: PolicySpec) -> None:

@@ -29,8 +29,20 @@ from metarobot.config import MetaConfig
 from metarobot.errors import MetarobotError
 from metarobot.meta import MetaLearner, read_checkpoint
 
-METRIC_FIELDS = ["iteration", "env_steps", "wall_s", "pre_return", "pre_success", "post_return", "post_success",
-                 "physics_errors", "policy_loss", "value_loss", "entropy", "clip_fraction"]
+METRIC_FIELDS = [
+    "iteration",
+    "env_steps",
+    "wall_s",
+    "pre_return",
+    "pre_success",
+    "post_return",
+    "post_success",
+    "physics_errors",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "clip_fraction",
+]
 
 
 class Interrupted(Exception):
@@ -65,8 +77,7 @@ class Run:
             learner = MetaLearner.load(self.last, **keep)
             if learner.iteration >= self.config.iterations:
                 raise MetarobotError(
-                    f"run in {out} already finished {learner.iteration} iterations; "
-                    "raise --iterations to continue it"
+                    f"run in {out} already finished {learner.iteration} iterations; raise --iterations to continue it"
                 )
             return learner
         if out.exists() and any(out.iterdir()):
@@ -101,8 +112,13 @@ class Run:
             if progress:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=self.config.iterations, initial=learner.iteration, unit="it",
-                           desc=f"{self.config.algo} {self.config.family}", dynamic_ncols=True)
+                bar = tqdm(
+                    total=self.config.iterations,
+                    initial=learner.iteration,
+                    unit="it",
+                    desc=f"{self.config.algo} {self.config.family}",
+                    dynamic_ncols=True,
+                )
             start = time.perf_counter()
             base_wall = float(learner.history[-1].get("wall_s", 0.0)) if learner.history else 0.0
             while learner.iteration < self.config.iterations:
@@ -117,10 +133,14 @@ class Run:
                 if on_row is not None:
                     on_row(row)
                 if bar is not None:
-                    post = "" if math.isnan(row["post_success"]) else (
-                        f" post R {row['post_return']:.1f} S {row['post_success']:.0%}")
-                    bar.set_postfix_str(f"steps {row['env_steps']:,} pre R {row['pre_return']:.1f} "
-                                        f"S {row['pre_success']:.0%}{post}")
+                    post = (
+                        ""
+                        if math.isnan(row["post_success"])
+                        else (f" post R {row['post_return']:.1f} S {row['post_success']:.0%}")
+                    )
+                    bar.set_postfix_str(
+                        f"steps {row['env_steps']:,} pre R {row['pre_return']:.1f} S {row['pre_success']:.0%}{post}"
+                    )
                     bar.update(1)
             if bar is not None:
                 bar.close()
@@ -145,14 +165,22 @@ class Run:
 
     def summarize(self, learner: MetaLearner) -> dict[str, Any]:
         cfg = learner.config
-        result: dict[str, Any] = {"family": cfg.family, "algo": cfg.algo, "iterations": learner.iteration,
-                                  "env_steps": learner.env_steps,
-                                  "wall_s": learner.history[-1].get("wall_s") if learner.history else None}
+        result: dict[str, Any] = {
+            "family": cfg.family,
+            "algo": cfg.algo,
+            "iterations": learner.iteration,
+            "env_steps": learner.env_steps,
+            "wall_s": learner.history[-1].get("wall_s") if learner.history else None,
+        }
         if cfg.eval_tasks > 0:
             test = learner.test("test", cfg.eval_tasks, seed=cfg.seed + 1)
             result["heldout_test"] = {
-                "tasks": cfg.eval_tasks, "inner_steps": cfg.inner_steps, "episodes_per_update": cfg.episodes_per_update,
-                "pre_success": test["success"][0], "post_success": test["success"][-1],
-                "pre_return": test["return"][0], "post_return": test["return"][-1],
+                "tasks": cfg.eval_tasks,
+                "inner_steps": cfg.inner_steps,
+                "episodes_per_update": cfg.episodes_per_update,
+                "pre_success": test["success"][0],
+                "post_success": test["success"][-1],
+                "pre_return": test["return"][0],
+                "post_return": test["return"][-1],
             }
         return result

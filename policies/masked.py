@@ -52,7 +52,9 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
         start, stop = self.action_mask_slice
         return obs[..., start:stop]
 
-    def _log_prob_entropy(self, distribution: Any, actions: torch.Tensor, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _log_prob_entropy(
+        self, distribution: Any, actions: torch.Tensor, obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         mask = self._action_mask(obs)
         if mask is None:
             return distribution.log_prob(actions), distribution.entropy()
@@ -61,7 +63,9 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
         entropy = (normal.entropy() * mask).sum(dim=-1)
         return log_prob, entropy
 
-    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, obs: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         features = self.extract_features(obs)
         if self.share_features_extractor:
             latent_pi, latent_vf = self.mlp_extractor(features)
@@ -76,7 +80,9 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
         actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
         return actions, values, log_prob
 
-    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def evaluate_actions(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         features = self.extract_features(obs)
         if self.share_features_extractor:
             latent_pi, latent_vf = self.mlp_extractor(features)

@@ -30,8 +30,11 @@ def test_every_sampled_task_builds(family, split, rng):
             assert env.observation_space.contains(obs)
             if family.name == "reach":
                 n = p.getNumJoints(env.robot, physicsClientId=env.sim.client)
-                revolute = [i for i in range(n)
-                            if p.getJointInfo(env.robot, i, physicsClientId=env.sim.client)[2] == p.JOINT_REVOLUTE]
+                revolute = [
+                    i
+                    for i in range(n)
+                    if p.getJointInfo(env.robot, i, physicsClientId=env.sim.client)[2] == p.JOINT_REVOLUTE
+                ]
                 assert len(revolute) == task.n_joints
                 assert obs[21:28].sum() == task.n_joints  # the mask
             obs, r, term, trunc, info = env.step(env.action_space.sample())
@@ -137,8 +140,11 @@ def test_observation_hides_task_parameters():
     """Two reach arms that differ only in hidden parameters look the same at reset."""
     fam = metarobot.get_family("reach")
     base = fam.sample_tasks(1, "train", np.random.default_rng(0))[0]
-    flipped = dataclasses.replace(base, actuator_signs=tuple(-s for s in base.actuator_signs),
-                                  actuator_gains=tuple(g * 1.3 for g in base.actuator_gains))
+    flipped = dataclasses.replace(
+        base,
+        actuator_signs=tuple(-s for s in base.actuator_signs),
+        actuator_gains=tuple(g * 1.3 for g in base.actuator_gains),
+    )
     e1, e2 = fam.make_env(base), fam.make_env(flipped)
     try:
         o1, _ = e1.reset(seed=4)

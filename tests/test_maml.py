@@ -5,9 +5,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from metarobot.policies import MaskedActorCriticPolicy, zero_schedule
 
 from metarobot import adaptation as ad
-from metarobot.policies import MaskedActorCriticPolicy, zero_schedule
 
 INNER_LR = 0.3
 
@@ -18,8 +18,13 @@ def tiny_policy(mask=False, seed=0):
     obs_space = gym.spaces.Box(-10, 10, (obs_dim,), np.float32)
     act_space = gym.spaces.Box(-1, 1, (2,), np.float32)
     policy = MaskedActorCriticPolicy(
-        obs_space, act_space, zero_schedule, net_arch={"pi": [4], "vf": [4]}, activation_fn=torch.nn.Tanh,
-        log_std_init=-0.3, action_mask_slice=(3, 5) if mask else None,
+        obs_space,
+        act_space,
+        zero_schedule,
+        net_arch={"pi": [4], "vf": [4]},
+        activation_fn=torch.nn.Tanh,
+        log_std_init=-0.3,
+        action_mask_slice=(3, 5) if mask else None,
     )
     return policy.double()
 
@@ -51,8 +56,9 @@ def flat_grad(policy, inner_batches, outer_batch, first_order=False):
     params = ad.trainable_params(policy)
     loss = meta_objective(policy, params, inner_batches, outer_batch, first_order)
     grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
-                      for g, p in zip(grads, params.values())])
+    return torch.cat(
+        [(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params.values())]
+    )
 
 
 def finite_difference(policy, inner_batches, outer_batch, eps=1e-6):
@@ -101,7 +107,9 @@ def test_fomaml_differs_from_maml_exactly_by_the_second_order_term():
     grads = torch.autograd.grad(inner_loss, list(params.values()), create_graph=True, allow_unused=True)
     dot = sum((g * v).sum() for g, v in zip(grads, g_outer) if g is not None)
     hvp = torch.autograd.grad(dot, list(params.values()), allow_unused=True)
-    hvp_flat = torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1) for h, p in zip(hvp, params.values())])
+    hvp_flat = torch.cat(
+        [(h if h is not None else torch.zeros_like(p)).reshape(-1) for h, p in zip(hvp, params.values())]
+    )
     second_order = -INNER_LR * hvp_flat
     assert second_order.abs().max() > 1e-4  # the term is really there...
     torch.testing.assert_close(g_maml - g_fo, second_order, rtol=1e-6, atol=1e-9)  # ...and is the whole difference

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-
-import metarobot
 from metarobot.envs.reach import arm_task_from_urdf
 from metarobot.envs.urdf_builder import serial_arm_urdf
+
+import metarobot
 from metarobot.errors import MetarobotError
 
 
@@ -47,11 +47,18 @@ def test_named_end_effector_and_fixed_joints_in_between(tmp_path):
     "mutate, message",
     [
         (lambda t: t.replace("</robot>", ""), "does not parse"),
-        (lambda t: t.replace('<robot name="metarobot_arm">', "<notarobot>").replace("</robot>", "</notarobot>"),
-         "no <robot> root"),
+        (
+            lambda t: t.replace('<robot name="metarobot_arm">', "<notarobot>").replace("</robot>", "</notarobot>"),
+            "no <robot> root",
+        ),
         (lambda t: t.replace('type="revolute"', 'type="prismatic"', 1), "prismatic"),
-        (lambda t: t.replace('<joint name="ee_joint" type="fixed"><parent link="link3"/>',
-                             '<joint name="ee_joint" type="fixed"><parent link="link1"/>'), "not a serial arm"),
+        (
+            lambda t: t.replace(
+                '<joint name="ee_joint" type="fixed"><parent link="link3"/>',
+                '<joint name="ee_joint" type="fixed"><parent link="link1"/>',
+            ),
+            "not a serial arm",
+        ),
     ],
 )
 def test_bad_urdf_is_rejected_with_the_reason(tmp_path, mutate, message):
