@@ -91,6 +91,10 @@ class CartPoleFamily(TaskFamily):
     task_type = CartPoleTask
     summary = "procedural cart-poles (pole length/mass, cart mass, motor strength and direction)"
     episode_steps = EPISODE_STEPS
+    control_hz = 48.0
+    # episodes are 200 steps (reach: 60), so fewer per update and fewer iterations keep the
+    # default run a few minutes long
+    meta_defaults: ClassVar[dict[str, Any]] = {"iterations": 40, "meta_batch": 10, "episodes_per_update": 5}
 
     def __init__(self, space: CartPoleSpace | None = None) -> None:
         self.space = space or CartPoleSpace()

@@ -135,15 +135,16 @@ class ReachTask(Task):
 class ReachSpace:
     """Training ranges of the ``reach`` family (and the ``ood`` shifts outside them)."""
 
-    n_joints: tuple[int, ...] = (3, 4, 5, 6)
+    n_joints: tuple[int, ...] = (3, 4, 5)
     link_length: Range = Range(0.12, 0.25, "m")
     link_mass: Range = Range(0.2, 1.0, "kg")
     joint_damping: Range = Range(0.05, 0.3, "N*m*s/rad")
     joint_limit: Range = Range(2.0, 2.8, "rad")
     actuator_gain: Range = Range(1.0, 2.0, "rad/s")
-    reversed_probability: float = 0.2
+    #: probability that one joint (chosen uniformly) is wired reversed
+    reversed_probability: float = 0.5
     # ood: joint counts never seen in training, and values outside the ranges above
-    ood_n_joints: tuple[int, ...] = (2, 7)
+    ood_n_joints: tuple[int, ...] = (2, 6, 7)
     ood_link_length_short: Range = Range(0.07, 0.11, "m")
     ood_link_length_long: Range = Range(0.27, 0.35, "m")
     ood_link_mass: Range = Range(1.2, 2.0, "kg")
@@ -167,7 +168,8 @@ class ReachFamily(TaskFamily):
     ) -> ReachTask:
         s = self.space
         axes = ("z",) + tuple(str(rng.choice(["y", "x"], p=[0.7, 0.3])) for _ in range(n - 1))
-        signs = tuple(int(-1 if rng.random() < s.reversed_probability else 1) for _ in range(n))
+        reversed_joint = int(rng.integers(n)) if rng.random() < s.reversed_probability else -1
+        signs = tuple(-1 if i == reversed_joint else 1 for i in range(n))
         return ReachTask(
             n_joints=n,
             link_lengths=round_params(lengths if lengths is not None else s.link_length.sample(rng, n)),
@@ -209,7 +211,7 @@ class ReachFamily(TaskFamily):
             "joint_damping": str(s.joint_damping),
             "joint_limit": f"+/- {s.joint_limit}",
             "actuator_gain": f"{s.actuator_gain} (ood: {s.ood_actuator_gain_low} or {s.ood_actuator_gain_high})",
-            "actuator_sign": f"-1 with probability {s.reversed_probability}, else +1",
+            "actuator_sign": f"one joint wired reversed (-1) with probability {s.reversed_probability}, else all +1",
             "success": "tip within 0.05 m of the goal at the end of a 60-step (2 s) episode",
         }
 

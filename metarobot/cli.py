@@ -134,7 +134,13 @@ def meta_train(
         "device",
     ]
     settings = _settings(ctx, config_file, names)
-    get_family(str(settings["family"]))  # unknown family: one-line error before anything is written
+    family = get_family(str(settings["family"]))  # unknown family: one-line error before anything is written
+    from click.core import ParameterSource
+
+    yaml_keys = set(load_yaml_config(config_file)) if config_file else set()
+    for key, value in family.meta_defaults.items():  # the family's own defaults, below YAML and options
+        if key not in yaml_keys and ctx.get_parameter_source(key) == ParameterSource.DEFAULT:
+            settings[key] = value
     config = MetaConfig.from_dict(settings)
     if out is None:
         if resume:
@@ -157,6 +163,362 @@ def meta_train(
             f"(return {held['pre_return']:.1f} -> {held['post_return']:.1f})"
         )
     click.echo(f"meta-policy: {out / 'meta_policy.pt'}")
+
+
+# ---------------------------------------------------------------------------------------------
+# adapt / evaluate / render: a meta-policy and one or more robots
+
+
+def _task_options(fn: Any) -> Any:
+    options = [
+        click.option("--family", help="Task family [default: the checkpoint's]."),
+        click.option(
+            "--checkpoint",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Meta-policy checkpoint (.pt) [default: the one shipped for the family].",
+        ),
+        click.option(
+            "--split",
+            type=click.Choice(["train", "test", "ood"]),
+            default="test",
+            help="Held-out split the task comes from.",
+        ),
+        click.option("--index", type=int, default=0, help="Task index within the split."),
+        click.option(
+            "--task",
+            "task_file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="A task given as JSON (overrides --split/--index).",
+        ),
+        click.option(
+            "--urdf",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Your own robot as a URDF file (reach: a serial arm).",
+        ),
+        click.option("--ee-link", help="End-effector link of --urdf [default: last link]."),
+        click.option("--workers", type=int, default=0, help="Sampling worker processes (0: in-process)."),
+        click.option("--seed", type=int, default=0, help="Random seed."),
+        click.option("--device", default="cpu", help="Torch device."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _load_learner(family: str | None, checkpoint: Path | None, workers: int, device: str) -> tuple[Any, Path]:
+    from metarobot.meta import MetaLearner, read_checkpoint
+    from metarobot.policies.pretrained import pretrained_path
+
+    if checkpoint is None:
+        if family is None:
+            raise click.UsageError("give --family or --checkpoint")
+        get_family(family)
+        checkpoint = pretrained_path(family)
+    data = read_checkpoint(checkpoint)
+    if family is not None and data["family"] != family:
+        raise MetarobotError(f"checkpoint {checkpoint} is for family {data['family']!r}, not {family!r}")
+    if workers < 0:
+        raise MetarobotError(f"workers must be a non-negative integer, got {workers}")
+    return MetaLearner.load(checkpoint, workers=workers, device=device), checkpoint
+
+
+def _pick_task(
+    learner: Any, split: str, index: int, task_file: Path | None, urdf: Path | None, ee_link: str | None
+) -> Any:
+    family = learner.family
+    if urdf is not None:
+        return family.task_from_urdf(urdf, ee_link=ee_link)
+    if task_file is not None:
+        return family.task_from_json_file(task_file)
+    return family.task(split, index)
+
+
+def _out_dir(out: Path | None, default: str) -> Path:
+    path = out or Path("runs") / f"{default}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise MetarobotError(f"cannot write to output directory {path}: {exc.strerror or exc}") from None
+    return path
+
+
+@cli.command()
+@_task_options
+@click.option("--steps", type=int, help="Adaptation updates K [default: the meta-training inner steps].")
+@click.option("--episodes", type=int, help="Episodes per update N [default: the meta-training setting].")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Output directory [default: runs/adapt-FAMILY-TIMESTAMP].",
+)
+def adapt(
+    family: str | None,
+    checkpoint: Path | None,
+    split: str,
+    index: int,
+    task_file: Path | None,
+    urdf: Path | None,
+    ee_link: str | None,
+    workers: int,
+    seed: int,
+    device: str,
+    steps: int | None,
+    episodes: int | None,
+    out: Path | None,
+) -> None:
+    """Adapt a meta-policy to one robot with the meta-learner's own inner loop.
+
+    \b
+    Examples:
+      metarobot adapt --family reach --split ood --index 0
+      metarobot adapt --family reach --urdf my_arm.urdf --steps 3
+      metarobot adapt --checkpoint runs/x/meta_policy.pt --task task.json
+    """
+    learner, ckpt = _load_learner(family, checkpoint, workers, device)
+    try:
+        task = _pick_task(learner, split, index, task_file, urdf, ee_link)
+        out_dir = _out_dir(out, f"adapt-{learner.config.family}")
+        k = learner.config.inner_steps if steps is None else steps
+        n = episodes or learner.config.episodes_per_update
+        if k < 0 or n < 1:
+            raise MetarobotError(f"--steps must be >= 0 and --episodes >= 1, got {k} and {n}")
+        click.echo(f"adapting {ckpt} ({learner.config.algo}) to {task.family} task: {task.to_json()}", err=True)
+        result = learner.adapt(task, steps=k, episodes=n, seed=seed)
+        click.echo(f"{'k':>3} {'success':>8} {'return':>9}")
+        for i, (succ, ret) in enumerate(zip(result.success, result.returns)):
+            click.echo(f"{i:>3} {succ:>8.0%} {ret:>9.2f}")
+        zip_path = learner.save_sb3(out_dir / "adapted_policy.zip", result.final_state)
+        report = {
+            "checkpoint": str(ckpt),
+            "algo": learner.config.algo,
+            "task": task.to_dict(),
+            "steps": k,
+            "episodes_per_update": n,
+            "env_steps": result.env_steps,
+            "success": result.success,
+            "return": result.returns,
+            "policy": str(zip_path),
+        }
+        (out_dir / "adaptation.json").write_text(json.dumps(report, indent=2))
+        click.echo(f"adapted policy: {zip_path}\nmetrics: {out_dir / 'adaptation.json'}")
+    finally:
+        learner.close()
+
+
+@cli.command()
+@click.option("--family", help="Task family [default: the first checkpoint's].")
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Meta-policy checkpoint; repeat to compare several [default: the shipped one].",
+)
+@click.option("--split", "splits", multiple=True, type=click.Choice(["test", "ood"]), help="[default: test and ood]")
+@click.option("--tasks", "n_tasks", type=int, default=10, help="Held-out tasks per split (M).")
+@click.option("--seeds", type=int, default=2, help="Seeds per task (S).")
+@click.option("--steps", type=int, default=3, help="Adaptation updates K.")
+@click.option("--episodes", type=int, help="Episodes per update N [default: the meta-training setting].")
+@click.option("--baselines", default="scratch,multitask", help="Comma-separated: scratch, multitask (or none).")
+@click.option(
+    "--multitask-checkpoint",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="multitask policy [default: the shipped one, else trained now with the same env-step budget].",
+)
+@click.option("--workers", type=int, default=2, help="Sampling worker processes.")
+@click.option("--seed", type=int, default=0, help="Random seed (of on-the-spot baseline training).")
+@click.option("--device", default="cpu", help="Torch device.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Output directory [default: runs/evaluate-FAMILY-TIMESTAMP].",
+)
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def evaluate(
+    family: str | None,
+    checkpoints: tuple[Path, ...],
+    splits: tuple[str, ...],
+    n_tasks: int,
+    seeds: int,
+    steps: int,
+    episodes: int | None,
+    baselines: str,
+    multitask_checkpoint: Path | None,
+    workers: int,
+    seed: int,
+    device: str,
+    out: Path | None,
+    progress: bool,
+) -> None:
+    """The adaptation protocol: success and return at k = 0..K updates on held-out tasks, with
+    95% confidence intervals, against baselines given the same adaptation.
+
+    \b
+    Examples:
+      metarobot evaluate --family reach
+      metarobot evaluate --checkpoint runs/a/meta_policy.pt --checkpoint runs/b/meta_policy.pt --tasks 20 --seeds 3
+    """
+    from metarobot.evaluation import Method, format_table, write_results
+    from metarobot.evaluation import evaluate as run_protocol
+    from metarobot.meta import MetaLearner
+    from metarobot.policies.pretrained import has_pretrained, pretrained_path
+
+    wanted = [b.strip() for b in baselines.split(",") if b.strip() and b.strip() != "none"]
+    for b in wanted:
+        if b not in ("scratch", "multitask"):
+            raise click.BadParameter(f"unknown baseline {b!r} (scratch, multitask)", param_hint="--baselines")
+    if n_tasks < 1 or seeds < 1 or steps < 0 or (episodes is not None and episodes < 1):
+        raise MetarobotError("--tasks, --seeds and --episodes must be >= 1 and --steps >= 0")
+    paths = list(checkpoints)
+    learners = []
+    try:
+        if not paths:
+            first, ckpt = _load_learner(family, None, workers, device)
+            learners.append(first)
+            paths = [ckpt]
+        else:
+            for p in paths:
+                learners.append(_load_learner(family, p, workers, device)[0])
+                family = family or learners[0].config.family
+                if learners[-1].config.family != learners[0].config.family:
+                    raise MetarobotError(
+                        f"checkpoint {p} is for family {learners[-1].config.family!r}, "
+                        f"not {learners[0].config.family!r}"
+                    )
+        base = learners[0]
+        fam = base.config.family
+        out_dir = _out_dir(out, f"evaluate-{fam}")
+        n = episodes or base.config.episodes_per_update
+        methods = []
+        for p, lr in zip(paths, learners):
+            name = lr.config.algo if len(paths) == 1 else f"{lr.config.algo}:{Path(p).parent.name or Path(p).stem}"
+            methods.append(Method(name, lr.meta_state(), lr, lr.config.algo))
+        if "multitask" in wanted:
+            if multitask_checkpoint is None and not checkpoints and has_pretrained(fam, "multitask"):
+                multitask_checkpoint = pretrained_path(fam, "multitask")
+            if multitask_checkpoint is not None:
+                mt = _load_learner(fam, multitask_checkpoint, workers, device)[0]
+                learners.append(mt)
+                state = mt.meta_state()
+            else:
+                budget = base.env_steps
+                click.echo(f"training a multitask baseline with the same env-step budget ({budget:,} steps)", err=True)
+                mt_cfg = base.config.replace(algo="multitask", seed=seed)
+                per_iter = mt_cfg.steps_per_iteration(base.episode_steps)
+                mt = MetaLearner(mt_cfg.replace(iterations=max(1, round(budget / per_iter))))
+                learners.append(mt)
+                mt.train()
+                state = mt.meta_state()
+            methods.append(Method("multitask", state, base, base.config.algo))
+        if "scratch" in wanted:
+            methods.append(Method("scratch", None, base, base.config.algo))
+        splits = splits or ("test", "ood")
+        total = len(splits) * len(methods) * seeds * (steps + 1) * n_tasks
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, unit="task-update", desc=f"evaluate {fam}", dynamic_ncols=True)
+        results = run_protocol(
+            methods,
+            fam,
+            splits,
+            n_tasks,
+            seeds,
+            steps,
+            n,
+            progress=(lambda k: bar.update(k)) if bar is not None else None,
+        )
+        if bar is not None:
+            bar.close()
+        results["checkpoints"] = [str(p) for p in paths]
+        json_path, png_path = write_results(results, out_dir)
+        click.echo(format_table(results))
+        click.echo(f"results: {json_path}\nplot: {png_path}")
+    finally:
+        for lr in learners:
+            lr.close()
+
+
+@cli.command()
+@_task_options
+@click.option("--before-after", is_flag=True, help="Side by side: before adaptation and after --steps updates.")
+@click.option("--steps", type=int, help="Adaptation updates K for --before-after [default: meta-training's].")
+@click.option("--adapt-episodes", type=int, help="Episodes per update N [default: meta-training's].")
+@click.option("--episodes", type=int, default=1, help="Episodes to render.")
+@click.option("--width", type=int, default=320, help="Frame width (pixels) of each panel.")
+@click.option("--height", type=int, default=240, help="Frame height (pixels).")
+@click.option("--fps", type=float, help="Frames per second [default: the env's control rate].")
+@click.option("--format", "fmt", type=click.Choice(["mp4", "gif"]), default="mp4", help="Video format.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Video file [default: runs/render-FAMILY-TIMESTAMP.FORMAT].",
+)
+def render(
+    family: str | None,
+    checkpoint: Path | None,
+    split: str,
+    index: int,
+    task_file: Path | None,
+    urdf: Path | None,
+    ee_link: str | None,
+    workers: int,
+    seed: int,
+    device: str,
+    before_after: bool,
+    steps: int | None,
+    adapt_episodes: int | None,
+    episodes: int,
+    width: int,
+    height: int,
+    fps: float | None,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """Render rollouts of a meta-policy on a task to MP4 or GIF (offscreen, TinyRenderer).
+
+    \b
+    Examples:
+      metarobot render --family reach --before-after
+      metarobot render --family cartpole --split ood --index 2 --format gif --episodes 2
+    """
+    from metarobot.render import render_rollouts
+
+    learner, ckpt = _load_learner(family, checkpoint, workers, device)
+    try:
+        task = _pick_task(learner, split, index, task_file, urdf, ee_link)
+        fam = learner.config.family
+        if out is None:
+            out = _out_dir(None, "videos") / f"render-{fam}-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+        else:
+            out = out if out.suffix.lower() in (".mp4", ".gif") else out.with_suffix(f".{fmt}")
+            _out_dir(out.parent if str(out.parent) else Path("."), "")
+        algo = learner.config.algo
+        states = [(f"{algo} k=0", learner.meta_state())]
+        if before_after:
+            k = learner.config.inner_steps if steps is None else steps
+            n = adapt_episodes or learner.config.episodes_per_update
+            if k < 0 or n < 1:
+                raise MetarobotError(f"--steps must be >= 0 and --adapt-episodes >= 1, got {k} and {n}")
+            click.echo(f"adapting for {k} update(s) of {n} episodes...", err=True)
+            result = learner.adapt(task, steps=k, episodes=n, seed=seed)
+            states.append((f"{algo} k={k}", result.final_state))
+        info = render_rollouts(
+            learner, task, states, out, episodes=episodes, width=width, height=height, fps=fps, seed=seed
+        )
+        for panel in info["panels"]:  # type: ignore[union-attr]
+            click.echo(
+                f"{panel['panel']}: returns {[round(r, 1) for r in panel['returns']]}, successes {panel['successes']}"
+            )
+        click.echo(
+            f"video: {info['path']} ({info['frames']} frames, {info['size'][0]}x{info['size'][1]}, {info['fps']:g} fps)"
+        )
+    finally:
+        learner.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,9 +21,9 @@ class MetaConfig:
     """Task family to meta-train on."""
     algo: str = "maml"
     """maml (second order), fomaml (first order), reptile, or multitask (the PPO baseline)."""
-    iterations: int = 60
+    iterations: int = 330
     """Meta-iterations (outer updates)."""
-    meta_batch: int = 20
+    meta_batch: int = 10
     """Training tasks sampled per iteration."""
     episodes_per_update: int = 10
     """Episodes (env slots of one full episode each) per task per inner update."""
@@ -35,6 +35,8 @@ class MetaConfig:
     """Adam step size of the outer update."""
     outer_epochs: int = 5
     """Passes of the outer PPO objective over each meta-batch."""
+    outer_minibatches: int = 5
+    """Outer Adam steps per epoch, each on a disjoint group of the meta-batch's tasks."""
     clip_range: float = 0.2
     """PPO clip range of the outer objective (and of reptile/multitask PPO updates)."""
     gamma: float = 0.97
@@ -47,13 +49,13 @@ class MetaConfig:
     """Weight of the entropy bonus."""
     reptile_step: float = 0.5
     """Reptile's outer step: the meta-parameters move this fraction toward the adapted mean."""
-    ppo_lr: float = 3e-4
+    ppo_lr: float = 1e-3
     """Adam step size of the PPO updates of reptile's inner loop and of multitask."""
-    ppo_epochs: int = 5
+    ppo_epochs: int = 10
     """PPO epochs per update (reptile inner loop, multitask)."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the tanh MLP policy and value networks."""
-    log_std_init: float = -0.5
+    log_std_init: float = -1.0
     """Initial log standard deviation of the Gaussian policy."""
     workers: int = 2
     """Sampling worker processes (0: sample in the main process)."""
@@ -67,7 +69,15 @@ class MetaConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise MetarobotError(f"unknown algo {self.algo!r}; choose from {', '.join(ALGOS)}")
-        positive = ("iterations", "meta_batch", "episodes_per_update", "inner_steps", "outer_epochs", "ppo_epochs")
+        positive = (
+            "iterations",
+            "meta_batch",
+            "episodes_per_update",
+            "inner_steps",
+            "outer_epochs",
+            "outer_minibatches",
+            "ppo_epochs",
+        )
         for name in positive:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

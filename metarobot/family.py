@@ -131,6 +131,10 @@ class TaskFamily(ABC):
     summary: ClassVar[str] = ""
     #: control steps of one episode (the env truncates there)
     episode_steps: ClassVar[int]
+    #: control steps per second (videos play at this rate by default)
+    control_hz: ClassVar[float] = 30.0
+    #: meta-training settings this family changes from ``MetaConfig``'s defaults
+    meta_defaults: ClassVar[dict[str, Any]] = {}
     #: ``(start, stop)`` of the 0/1 action mask inside the observation, if actions are padded
     action_mask_slice: ClassVar[tuple[int, int] | None] = None
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -315,20 +316,26 @@ class MetaLearner:
         post_batches = [self._batch(ro) for ro in phases[-1]]
         first_order = cfg.algo == "fomaml"
         totals: dict[str, float] = {}
+        groups = max(1, min(cfg.outer_minibatches, cfg.meta_batch))
+        order_rng = np.random.default_rng(job_seed(cfg.seed, 97, self.iteration))
+        updates = 0
         for _ in range(cfg.outer_epochs):
-            self.optimizer.zero_grad()
-            for i in range(cfg.meta_batch):
-                params = ad.trainable_params(self.policy)
-                for batch in pre_batches[i]:
-                    params = ad.inner_step(self.policy, params, batch, cfg.inner_lr, first_order=first_order)
-                loss, stats = ad.ppo_surrogate(
-                    self.policy, params, post_batches[i], cfg.clip_range, cfg.vf_coef, cfg.ent_coef
-                )
-                (loss / cfg.meta_batch).backward()
-                for k, v in stats.items():
-                    totals[k] = totals.get(k, 0.0) + v / (cfg.meta_batch * cfg.outer_epochs)
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 0.5)
-            self.optimizer.step()
+            for group in np.array_split(order_rng.permutation(cfg.meta_batch), groups):
+                self.optimizer.zero_grad()
+                for i in group:
+                    params = ad.trainable_params(self.policy)
+                    for batch in pre_batches[i]:
+                        params = ad.inner_step(self.policy, params, batch, cfg.inner_lr, first_order=first_order)
+                    loss, stats = ad.ppo_surrogate(
+                        self.policy, params, post_batches[i], cfg.clip_range, cfg.vf_coef, cfg.ent_coef
+                    )
+                    (loss / len(group)).backward()
+                    for k, v in stats.items():
+                        totals[k] = totals.get(k, 0.0) + v / (cfg.meta_batch * cfg.outer_epochs)
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 0.5)
+                self.optimizer.step()
+                updates += 1
+        totals["outer_updates"] = float(updates)
         return totals
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -437,10 +444,11 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
     if not path.is_file():
         raise MetarobotError(f"checkpoint {path} does not exist")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "corrupt"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MetarobotError(f"checkpoint {path} is corrupt or not a metarobot checkpoint ({first[:120]})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any unpickling failure means "corrupt"
+        raise MetarobotError(f"checkpoint {path} is corrupt or not a metarobot checkpoint") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise MetarobotError(f"{path} is not a metarobot checkpoint")
     if int(data.get("version", 0)) > CHECKPOINT_VERSION:

@@ -1,0 +1,174 @@
+"""The adaptation protocol (the number this project exists for).
+
+For each held-out task of a split and each seed: success rate and mean return of the policy
+before adaptation (k = 0) and after each of k = 1..K inner updates, every update from N
+episodes of that task. Reported as mean and 95% confidence interval over tasks x seeds, for
+each meta-policy and for the same adaptation applied to baselines:
+
+* ``scratch``   -- a freshly initialised policy (a new random init per seed);
+* ``multitask`` -- plain PPO trained on the training split with the same env-step budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarobot.errors import MetarobotError
+from metarobot.meta import MetaLearner
+
+
+@dataclasses.dataclass
+class Method:
+    """A policy to evaluate: a name, its parameters, and the inner loop that adapts it."""
+
+    name: str
+    state: dict[str, torch.Tensor] | None  # None: a fresh random init per seed (scratch)
+    learner: MetaLearner  # whose inner loop (and settings) adapt this policy
+    algo: str
+
+
+def ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of the normal-approximation 95% confidence interval."""
+    arr = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if arr.size == 0:
+        return float("nan"), float("nan")
+    if arr.size == 1:
+        return float(arr[0]), 0.0
+    return float(arr.mean()), float(1.96 * arr.std(ddof=1) / math.sqrt(arr.size))
+
+
+def fresh_state(learner: MetaLearner, seed: int) -> dict[str, torch.Tensor]:
+    """Parameters of a newly initialised policy of the learner's architecture."""
+    from metarobot.policies import MaskedActorCriticPolicy, zero_schedule
+
+    torch.manual_seed(seed)
+    policy = MaskedActorCriticPolicy(
+        learner.policy.observation_space, learner.policy.action_space, zero_schedule, **learner.spec.policy_kwargs
+    )
+    return {k: v.detach().clone() for k, v in policy.state_dict().items()}
+
+
+def evaluate(
+    methods: Sequence[Method],
+    family_name: str,
+    splits: Sequence[str],
+    n_tasks: int,
+    seeds: int,
+    steps: int,
+    episodes: int,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run the protocol; returns the JSON-ready results (raw per-task values included)."""
+    if n_tasks < 1 or seeds < 1 or steps < 0 or episodes < 1:
+        raise MetarobotError("--tasks, --seeds and --episodes must be >= 1 and --steps >= 0")
+    results: dict[str, Any] = {
+        "family": family_name,
+        "tasks": n_tasks,
+        "seeds": seeds,
+        "steps": steps,
+        "episodes": episodes,
+        "ci": "normal approximation, 1.96 * sample std / sqrt(tasks * seeds)",
+        "splits": {},
+    }
+    for split in splits:
+        family = methods[0].learner.family
+        tasks = family.heldout_tasks(split, n_tasks)
+
+        def tick(n: int = len(tasks)) -> None:
+            if progress is not None:
+                progress(n)
+
+        split_out: dict[str, Any] = {}
+        for m in methods:
+            success = np.zeros((seeds, n_tasks, steps + 1))
+            returns = np.zeros((seeds, n_tasks, steps + 1))
+            for s in range(seeds):
+                state = m.state if m.state is not None else fresh_state(m.learner, 10_000 + s)
+                res = m.learner.adapt_many(
+                    tasks,
+                    steps,
+                    episodes,
+                    state=state,
+                    algo=m.algo,
+                    seed=s,
+                    progress=tick,
+                )
+                for i, r in enumerate(res):
+                    success[s, i] = r.success
+                    returns[s, i] = r.returns
+            split_out[m.name] = {
+                "success_mean": [ci95(success[:, :, k].ravel())[0] for k in range(steps + 1)],
+                "success_ci95": [ci95(success[:, :, k].ravel())[1] for k in range(steps + 1)],
+                "return_mean": [ci95(returns[:, :, k].ravel())[0] for k in range(steps + 1)],
+                "return_ci95": [ci95(returns[:, :, k].ravel())[1] for k in range(steps + 1)],
+                "success_per_seed_task": success.tolist(),
+                "return_per_seed_task": returns.tolist(),
+                "inner_loop": m.algo,
+            }
+        results["splits"][split] = split_out
+    return results
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The terminal table: success (and return) mean +/- 95% CI at every k."""
+    lines = []
+    steps = results["steps"]
+    for split, methods in results["splits"].items():
+        lines.append(
+            f"split {split}: {results['tasks']} tasks x {results['seeds']} seeds, "
+            f"{results['episodes']} episodes per update"
+        )
+        head = f"  {'method':<22}" + "".join(f"{'k=' + str(k):>17}" for k in range(steps + 1))
+        lines.append(head)
+        for name, m in methods.items():
+            succ = "".join(
+                f"{100 * mu:>9.1f}% ±{100 * ci:>4.1f}" for mu, ci in zip(m["success_mean"], m["success_ci95"])
+            )
+            lines.append(f"  {name + ' success':<22}{succ}")
+            ret = "".join(f"{mu:>10.1f} ±{ci:>4.1f}" for mu, ci in zip(m["return_mean"], m["return_ci95"]))
+            lines.append(f"  {name + ' return':<22}{ret}")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> Path:
+    """Adaptation curves: success vs k, one line per method, 95% CI bands, a panel per split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = list(results["splits"])
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 4.0), squeeze=False)
+    ks = np.arange(results["steps"] + 1)
+    for ax, split in zip(axes[0], splits):
+        for name, m in results["splits"][split].items():
+            mu = 100 * np.asarray(m["success_mean"])
+            ci = 100 * np.asarray(m["success_ci95"])
+            ax.plot(ks, mu, marker="o", label=name)
+            ax.fill_between(ks, mu - ci, mu + ci, alpha=0.2)
+        ax.set_title(f"{results['family']}: {split} tasks")
+        ax.set_xlabel("adaptation updates k")
+        ax.set_ylabel("success rate (%)")
+        ax.set_ylim(-2, 102)
+        ax.set_xticks(ks)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_results(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "results.json"
+    json_path.write_text(json.dumps(results, indent=1))
+    return json_path, plot(results, out / "adaptation.png")

@@ -1,0 +1,137 @@
+"""Rollout videos: PyBullet's TinyRenderer in DIRECT mode (no display, no GL), written with
+imageio (MP4 through the ffmpeg binary that ``imageio-ffmpeg`` ships, or GIF)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metarobot.errors import MetarobotError
+from metarobot.family import Task
+from metarobot.meta import MetaLearner
+
+CAPTION_HEIGHT = 28
+
+
+def rollout_frames(
+    learner: MetaLearner,
+    task: Task,
+    state: dict[str, torch.Tensor],
+    episodes: int,
+    width: int,
+    height: int,
+    seed: int = 0,
+) -> tuple[list[list[np.ndarray]], list[tuple[float, bool]]]:
+    """Frames of ``episodes`` deterministic episodes of the policy ``state`` on ``task``, and
+    each episode's (return, success)."""
+    env = learner.family.make_env(task, render_mode="rgb_array")
+    learner.policy.load_state_dict(state)
+    per_episode: list[list[np.ndarray]] = []
+    outcomes: list[tuple[float, bool]] = []
+    try:
+        for ep in range(episodes):
+            obs, _ = env.reset(seed=seed + ep)
+            frames = [env.render_frame(width, height)]
+            done, total, info = False, 0.0, {}
+            while not done:
+                action, _ = learner.policy.predict(obs, deterministic=True)
+                obs, r, term, trunc, info = env.step(action)
+                total += float(r)
+                done = term or trunc
+                frames.append(env.render_frame(width, height))
+            outcomes.append((total, bool(info.get("is_success", False))))
+            per_episode.append(frames)
+    finally:
+        env.close()
+    return per_episode, outcomes
+
+
+def caption(frame: np.ndarray, text: str, ok: bool | None = None) -> np.ndarray:
+    """The frame with a caption bar above it (green text for success, red for failure)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h, w, _ = frame.shape
+    canvas = Image.new("RGB", (w, h + CAPTION_HEIGHT), (30, 30, 30))
+    canvas.paste(Image.fromarray(frame), (0, CAPTION_HEIGHT))
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=13)
+    except TypeError:  # older Pillow
+        font = ImageFont.load_default()
+    color = (240, 240, 240) if ok is None else ((120, 230, 120) if ok else (240, 120, 110))
+    draw.text((6, 6), text, fill=color, font=font)
+    return np.asarray(canvas)
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    h, w, _ = frame.shape
+    return frame[: h - h % 2, : w - w % 2]
+
+
+def panel_frames(episodes: list[list[np.ndarray]], label: str, outcomes: list[tuple[float, bool]]) -> list[np.ndarray]:
+    """Caption every frame with the panel label and its episode's outcome."""
+    out = []
+    for ep, (frames, (ret, ok)) in enumerate(zip(episodes, outcomes)):
+        text = f"{label}  ep {ep + 1}  return {ret:.1f}  {'success' if ok else 'failure'}"
+        out.extend(caption(f, text, ok) for f in frames)
+    return out
+
+
+def side_by_side(panels: Sequence[list[np.ndarray]]) -> list[np.ndarray]:
+    """Panels next to each other; a shorter panel holds its last frame."""
+    n = max(len(p) for p in panels)
+    frames = []
+    for i in range(n):
+        frames.append(np.concatenate([p[min(i, len(p) - 1)] for p in panels], axis=1))
+    return frames
+
+
+def write_video(frames: list[np.ndarray], path: Path, fps: float) -> Path:
+    import imageio.v2 as imageio
+
+    if not frames:
+        raise MetarobotError("no frames to write")
+    frames = [_even(f) for f in frames]
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".gif":
+            imageio.mimwrite(path, frames, duration=1000.0 / fps, loop=0)
+        else:
+            imageio.mimwrite(
+                path, frames, fps=fps, codec="libx264", quality=7, macro_block_size=1, ffmpeg_log_level="error"
+            )
+    except OSError as exc:
+        raise MetarobotError(f"cannot write video {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def render_rollouts(
+    learner: MetaLearner,
+    task: Task,
+    states: Sequence[tuple[str, dict[str, torch.Tensor]]],
+    path: Path,
+    episodes: int = 1,
+    width: int = 320,
+    height: int = 240,
+    fps: float | None = None,
+    seed: int = 0,
+) -> dict[str, object]:
+    """Render each ``(label, state)`` on ``task`` (side by side if several) to ``path``."""
+    if width < 32 or height < 32 or width > 3840 or height > 2160:
+        raise MetarobotError(f"video size {width}x{height} is out of range (32..3840 x 32..2160)")
+    if episodes < 1:
+        raise MetarobotError(f"--episodes must be >= 1, got {episodes}")
+    panels, summary = [], []
+    for label, state in states:
+        episode_frames, outcomes = rollout_frames(learner, task, state, episodes, width, height, seed)
+        panels.append(panel_frames(episode_frames, label, outcomes))
+        summary.append({"panel": label, "returns": [o[0] for o in outcomes], "successes": [o[1] for o in outcomes]})
+    frames = side_by_side(panels)
+    fps = fps or float(learner.family.control_hz)
+    write_video(frames, path, fps)
+    h, w, _ = _even(frames[0]).shape
+    return {"path": str(path), "frames": len(frames), "fps": fps, "size": [w, h], "panels": summary}

@@ -1,0 +1,25 @@
+"""Gymnasium wrappers around family envs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from metarobot.registry import get_family
+
+
+class ResampleTasks(gym.Wrapper):  # type: ignore[type-arg]
+    """An env of ``family`` that switches to a new task of ``split`` at every reset (in place,
+    with ``set_task``): what a plain, non-adaptive multi-task policy trains on."""
+
+    def __init__(self, family: str, split: str = "train", seed: int = 0, pool: int = 1000) -> None:
+        fam = get_family(family)
+        self._tasks = fam.sample_tasks(pool, split, np.random.default_rng(seed))
+        self._rng = np.random.default_rng(seed + 1)
+        super().__init__(fam.make_env(self._tasks[0]))
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self.env.unwrapped.set_task(self._tasks[int(self._rng.integers(len(self._tasks)))])
+        return self.env.reset(**kwargs)
