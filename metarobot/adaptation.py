@@ -60,7 +60,7 @@ def detached_state(params: Params, policy: nn.Module) -> dict[str, torch.Tensor]
 
 
 def make_buffer(
-    rollout: Rollout, policy: nn.Module, gamma: float, gae_lambda: float, device: str | torch.device = "cpu"
+    rollout: Rollout, policy: Any, gamma: float, gae_lambda: float, device: str | torch.device = "cpu"
 ) -> RolloutBuffer:
     """An SB3 ``RolloutBuffer`` holding ``rollout``, with SB3's GAE returns and advantages."""
     n_steps, n_envs = rollout.rewards.shape

@@ -35,7 +35,7 @@ class Method:
     algo: str
 
 
-def ci95(values: Sequence[float]) -> tuple[float, float]:
+def ci95(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     """Mean and half-width of the normal-approximation 95% confidence interval."""
     arr = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
     if arr.size == 0:

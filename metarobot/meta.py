@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -394,14 +394,6 @@ class MetaLearner:
         model.save(str(path))
         return path if path.suffix == ".zip" else path.with_suffix(".zip")
 
-
-class MAML(MetaLearner):
-    """Second-order MAML around SB3 PPO: ``MAML(family="cartpole").train(iterations=20)``."""
-
-    def __init__(self, config: MetaConfig | None = None, **settings: Any) -> None:
-        settings.setdefault("algo", "maml")
-        super().__init__(config, **settings)
-
     def train(
         self, iterations: int | None = None, callback: Callable[[dict[str, Any]], None] | None = None
     ) -> list[dict[str, Any]]:
@@ -413,7 +405,12 @@ class MAML(MetaLearner):
         return self.history
 
 
-MetaLearner.train = MAML.train  # type: ignore[attr-defined]
+class MAML(MetaLearner):
+    """Second-order MAML around SB3 PPO: ``MAML(family="cartpole").train(iterations=20)``."""
+
+    def __init__(self, config: MetaConfig | None = None, **settings: Any) -> None:
+        settings.setdefault("algo", "maml")
+        super().__init__(config, **settings)
 
 
 def _merge(rollouts: list[Rollout]) -> Rollout:
@@ -434,7 +431,7 @@ def _merge(rollouts: list[Rollout]) -> Rollout:
     )
 
 
-def _rng_to_plain(state: dict[str, Any]) -> dict[str, Any]:
+def _rng_to_plain(state: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (_rng_to_plain(v) if isinstance(v, dict) else v) for k, v in state.items()}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,7 +74,7 @@ def _even(frame: np.ndarray) -> np.ndarray:
 
 def panel_frames(episodes: list[list[np.ndarray]], label: str, outcomes: list[tuple[float, bool]]) -> list[np.ndarray]:
     """Caption every frame with the panel label and its episode's outcome."""
-    out = []
+    out: list[np.ndarray] = []
     for ep, (frames, (ret, ok)) in enumerate(zip(episodes, outcomes)):
         text = f"{label}  ep {ep + 1}  return {ret:.1f}  {'success' if ok else 'failure'}"
         out.extend(caption(f, text, ok) for f in frames)
@@ -94,15 +95,15 @@ def write_video(frames: list[np.ndarray], path: Path, fps: float) -> Path:
 
     if not frames:
         raise MetarobotError("no frames to write")
-    frames = [_even(f) for f in frames]
+    frames_out: Any = [_even(f) for f in frames]
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix.lower() == ".gif":
-            imageio.mimwrite(path, frames, duration=1000.0 / fps, loop=0)
+            imageio.mimwrite(path, frames_out, duration=1000.0 / fps, loop=0)
         else:
             imageio.mimwrite(
-                path, frames, fps=fps, codec="libx264", quality=7, macro_block_size=1, ffmpeg_log_level="error"
+                path, frames_out, fps=fps, codec="libx264", quality=7, macro_block_size=1, ffmpeg_log_level="error"
             )
     except OSError as exc:
         raise MetarobotError(f"cannot write video {path}: {exc.strerror or exc}") from None
@@ -119,7 +120,7 @@ def render_rollouts(
     height: int = 240,
     fps: float | None = None,
     seed: int = 0,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Render each ``(label, state)`` on ``task`` (side by side if several) to ``path``."""
     if width < 32 or height < 32 or width > 3840 or height > 2160:
         raise MetarobotError(f"video size {width}x{height} is out of range (32..3840 x 32..2160)")

@@ -36,7 +36,7 @@ class PolicySpec:
     family: str
     policy_kwargs: dict[str, Any]
 
-    def build(self) -> torch.nn.Module:
+    def build(self) -> Any:
         from metarobot.policies import MaskedActorCriticPolicy, zero_schedule
 
         fam = get_family(self.family)
@@ -91,9 +91,9 @@ class _SlotPool:
 
     def __init__(self) -> None:
         self.envs: list[Any] = []
-        self.policies: dict[str, torch.nn.Module] = {}
+        self.policies: dict[str, Any] = {}
 
-    def policy(self, spec: PolicySpec) -> torch.nn.Module:
+    def policy(self, spec: PolicySpec) -> Any:
         key = repr((spec.family, sorted(spec.policy_kwargs.items())))
         if key not in self.policies:
             self.policies[key] = spec.build()
@@ -224,7 +224,7 @@ class Sampler:
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         for _ in range(workers):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, spec), daemon=True)
+            proc = ctx.Process(target=_worker_main, args=(child, spec), daemon=True)  # type: ignore[attr-defined]
             proc.start()
             child.close()
             self._procs.append(proc)

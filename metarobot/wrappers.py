@@ -21,5 +21,6 @@ class ResampleTasks(gym.Wrapper):  # type: ignore[type-arg]
         super().__init__(fam.make_env(self._tasks[0]))
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        self.env.unwrapped.set_task(self._tasks[int(self._rng.integers(len(self._tasks)))])
+        env: Any = self.env.unwrapped
+        env.set_task(self._tasks[int(self._rng.integers(len(self._tasks)))])
         return self.env.reset(**kwargs)

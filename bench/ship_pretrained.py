@@ -1,0 +1,44 @@
+"""Copy finished runs into ``policies/pretrained`` (package data) with a provenance record.
+
+    python bench/ship_pretrained.py runs/reach-maml runs/reach-multitask runs/cartpole-maml ...
+
+For each run: ``meta_policy.pt`` becomes ``policies/pretrained/FAMILY.pt`` (maml) or
+``FAMILY-ALGO.pt`` (other algorithms), and ``FAMILY[-ALGO].json`` records how it was made:
+the command, seed, env steps, wall time, the git commit, and the run's held-out summary.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(runs: list[str]) -> None:
+    dest = ROOT / "policies" / "pretrained"
+    dest.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    for run in map(Path, runs):
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        summary = json.loads((run / "summary.json").read_text())
+        name = cfg["family"] if cfg["algo"] == "maml" else f"{cfg['family']}-{cfg['algo']}"
+        shutil.copyfile(run / "meta_policy.pt", dest / f"{name}.pt")
+        record = {
+            "command": f"metarobot meta-train --family {cfg['family']} --algo {cfg['algo']}",
+            "seed": cfg["seed"], "settings": cfg, "env_steps": summary["env_steps"],
+            "iterations": summary["iterations"], "wall_s": summary["wall_s"],
+            "machine": "2-core x86_64 CPU VM, 2 sampling workers",
+            "git_commit_when_shipped": commit, "heldout_summary": summary.get("heldout_test"),
+        }
+        (dest / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(f"shipped {run} -> {dest / (name + '.pt')}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
