@@ -31,10 +31,14 @@ def main(runs: list[str]) -> None:
         shutil.copyfile(run / "meta_policy.pt", dest / f"{name}.pt")
         record = {
             "command": f"metarobot meta-train --family {cfg['family']} --algo {cfg['algo']}",
-            "seed": cfg["seed"], "settings": cfg, "env_steps": summary["env_steps"],
-            "iterations": summary["iterations"], "wall_s": summary["wall_s"],
+            "seed": cfg["seed"],
+            "settings": cfg,
+            "env_steps": summary["env_steps"],
+            "iterations": summary["iterations"],
+            "wall_s": summary["wall_s"],
             "machine": "2-core x86_64 CPU VM, 2 sampling workers",
-            "git_commit_when_shipped": commit, "heldout_summary": summary.get("heldout_test"),
+            "git_commit_when_shipped": commit,
+            "heldout_summary": summary.get("heldout_test"),
         }
         (dest / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
         print(f"shipped {run} -> {dest / (name + '.pt')}")

@@ -9,11 +9,11 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from metarobot.envs.urdf_builder import serial_arm_urdf
 from PIL import Image
 from stable_baselines3 import PPO
 
 from metarobot.cli import cli
-from metarobot.envs.urdf_builder import serial_arm_urdf
 from metarobot.meta import MetaLearner
 
 SMALL = dict(meta_batch=2, episodes_per_update=2, outer_epochs=1, workers=0, eval_tasks=0, hidden_sizes=(16, 16))
@@ -31,14 +31,31 @@ def checkpoints(tmp_path_factory):
 
 
 def cli_run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "metarobot.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "metarobot.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def test_adapt_writes_an_sb3_zip_that_acts_and_a_metrics_json(checkpoints, tmp_path):
     out = tmp_path / "adapt"
-    r = CliRunner().invoke(cli, ["adapt", "--checkpoint", str(checkpoints["cartpole"]), "--split", "test", "--index",
-                                 "1", "--steps", "2", "--episodes", "2", "--out", str(out)])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "adapt",
+            "--checkpoint",
+            str(checkpoints["cartpole"]),
+            "--split",
+            "test",
+            "--index",
+            "1",
+            "--steps",
+            "2",
+            "--episodes",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     report = json.loads((out / "adaptation.json").read_text())
     assert len(report["success"]) == 3 and len(report["return"]) == 3 and report["env_steps"] == 3 * 2 * 200
@@ -52,8 +69,22 @@ def test_adapt_writes_an_sb3_zip_that_acts_and_a_metrics_json(checkpoints, tmp_p
 def test_adapt_takes_a_users_urdf_arm(checkpoints, tmp_path):
     urdf = tmp_path / "arm.urdf"
     urdf.write_text(serial_arm_urdf([0.25] * 3, ["z", "y", "y"], [0.4] * 3, [0.1] * 3, [2.5] * 3, [60] * 3))
-    r = CliRunner().invoke(cli, ["adapt", "--checkpoint", str(checkpoints["reach"]), "--urdf", str(urdf), "--steps",
-                                 "1", "--episodes", "2", "--out", str(tmp_path / "a")])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "adapt",
+            "--checkpoint",
+            str(checkpoints["reach"]),
+            "--urdf",
+            str(urdf),
+            "--steps",
+            "1",
+            "--episodes",
+            "2",
+            "--out",
+            str(tmp_path / "a"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "a" / "adaptation.json").read_text())
     assert report["task"]["urdf_path"] == str(urdf.resolve()) and report["task"]["n_joints"] == 3
@@ -65,17 +96,51 @@ def test_adapt_from_a_task_json(checkpoints, tmp_path):
     task = get_family("cartpole").task("ood", 3)
     path = tmp_path / "task.json"
     path.write_text(task.to_json())
-    r = CliRunner().invoke(cli, ["adapt", "--checkpoint", str(checkpoints["cartpole"]), "--task", str(path),
-                                 "--steps", "0", "--episodes", "1", "--out", str(tmp_path / "o")])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "adapt",
+            "--checkpoint",
+            str(checkpoints["cartpole"]),
+            "--task",
+            str(path),
+            "--steps",
+            "0",
+            "--episodes",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "o" / "adaptation.json").read_text())["task"] == task.to_dict()
 
 
 def test_evaluate_json_matches_its_table_and_writes_a_real_png(checkpoints, tmp_path):
     out = tmp_path / "ev"
-    r = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(checkpoints["cartpole"]), "--tasks", "2", "--seeds",
-                                 "2", "--steps", "1", "--episodes", "2", "--baselines", "scratch", "--workers", "0",
-                                 "--no-progress", "--out", str(out)])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "--checkpoint",
+            str(checkpoints["cartpole"]),
+            "--tasks",
+            "2",
+            "--seeds",
+            "2",
+            "--steps",
+            "1",
+            "--episodes",
+            "2",
+            "--baselines",
+            "scratch",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads((out / "results.json").read_text())
     assert set(res["splits"]) == {"test", "ood"}
@@ -85,8 +150,11 @@ def test_evaluate_json_matches_its_table_and_writes_a_real_png(checkpoints, tmp_
             raw = np.asarray(m["success_per_seed_task"])
             assert raw.shape == (2, 2, 2)
             np.testing.assert_allclose(m["success_mean"], raw.reshape(4, 2).mean(0))
-            table_row = next(line for line in r.output.splitlines() if line.strip().startswith(f"{name} return")
-                             and line in r.output.split(f"split {split}")[1])
+            table_row = next(
+                line
+                for line in r.output.splitlines()
+                if line.strip().startswith(f"{name} return") and line in r.output.split(f"split {split}")[1]
+            )
             numbers = [float(x) for x in re.findall(r"(-?\d+\.\d)\s±", table_row)]
             np.testing.assert_allclose(numbers, np.round(m["return_mean"], 1), atol=0.051)
     img = Image.open(out / "adaptation.png")
@@ -96,9 +164,31 @@ def test_evaluate_json_matches_its_table_and_writes_a_real_png(checkpoints, tmp_
 
 
 def test_evaluate_trains_a_multitask_baseline_when_none_is_given(checkpoints, tmp_path):
-    r = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(checkpoints["cartpole"]), "--tasks", "1", "--seeds",
-                                 "1", "--steps", "1", "--episodes", "1", "--split", "test", "--baselines", "multitask",
-                                 "--workers", "0", "--no-progress", "--out", str(tmp_path / "ev")])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "--checkpoint",
+            str(checkpoints["cartpole"]),
+            "--tasks",
+            "1",
+            "--seeds",
+            "1",
+            "--steps",
+            "1",
+            "--episodes",
+            "1",
+            "--split",
+            "test",
+            "--baselines",
+            "multitask",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "ev"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert set(res["splits"]["test"]) == {"maml", "multitask"}
@@ -107,9 +197,27 @@ def test_evaluate_trains_a_multitask_baseline_when_none_is_given(checkpoints, tm
 @pytest.mark.parametrize("fmt", ["mp4", "gif"])
 def test_render_before_after_video_reads_back_with_expected_frames(checkpoints, tmp_path, fmt):
     out = tmp_path / f"v.{fmt}"
-    r = CliRunner().invoke(cli, ["render", "--checkpoint", str(checkpoints["reach"]), "--before-after", "--steps",
-                                 "1", "--adapt-episodes", "2", "--width", "160", "--height", "120", "--format", fmt,
-                                 "--out", str(out)])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "render",
+            "--checkpoint",
+            str(checkpoints["reach"]),
+            "--before-after",
+            "--steps",
+            "1",
+            "--adapt-episodes",
+            "2",
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--format",
+            fmt,
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     frames = iio.imread(out, index=None)
     # reach episodes are 60 steps: 61 frames (reset + steps); two panels side by side + caption bar

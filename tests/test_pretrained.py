@@ -1,0 +1,100 @@
+"""The shipped meta-policies work straight after install, and adapting them helps."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from metarobot.policies.pretrained import pretrained_path
+
+from metarobot.cli import cli
+from metarobot.meta import MetaLearner, read_checkpoint
+
+
+@pytest.mark.parametrize("family", ["reach", "cartpole"])
+def test_shipped_checkpoints_load_and_record_their_provenance(family):
+    for algo in ("maml", "multitask"):
+        path = pretrained_path(family, algo)
+        data = read_checkpoint(path)
+        assert data["family"] == family and data["config"]["algo"] == algo
+        record = json.loads(path.with_suffix(".json").read_text())
+        assert record["command"].startswith("metarobot meta-train") and record["git_commit_when_shipped"]
+        assert record["env_steps"] == data["env_steps"]
+
+
+@pytest.mark.slow
+def test_adapting_the_shipped_cartpole_policy_improves_return():
+    learner = MetaLearner.load(pretrained_path("cartpole"), workers=0)
+    try:
+        tasks = learner.family.heldout_tasks("test", 6)
+        results = learner.adapt_many(tasks, steps=1, episodes=5, seed=3)
+    finally:
+        learner.close()
+    pre = np.mean([r.returns[0] for r in results])
+    post = np.mean([r.returns[1] for r in results])
+    assert post > pre + 5, (pre, post)
+
+
+def test_commands_work_on_the_shipped_reach_policy(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(
+        cli,
+        [
+            "adapt",
+            "--family",
+            "reach",
+            "--split",
+            "ood",
+            "--index",
+            "0",
+            "--episodes",
+            "2",
+            "--out",
+            str(tmp_path / "a"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a" / "adapted_policy.zip").exists()
+    r = runner.invoke(
+        cli,
+        [
+            "evaluate",
+            "--family",
+            "reach",
+            "--tasks",
+            "1",
+            "--seeds",
+            "1",
+            "--steps",
+            "1",
+            "--episodes",
+            "2",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "e"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    methods = json.loads((tmp_path / "e" / "results.json").read_text())["splits"]["ood"]
+    assert set(methods) == {"maml", "multitask", "scratch"}
+    r = runner.invoke(
+        cli,
+        [
+            "render",
+            "--family",
+            "reach",
+            "--before-after",
+            "--adapt-episodes",
+            "2",
+            "--width",
+            "96",
+            "--height",
+            "72",
+            "--out",
+            str(tmp_path / "v.mp4"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "v.mp4").stat().st_size > 1000
