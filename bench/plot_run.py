@@ -28,12 +28,12 @@ def main(run: Path, png: Path) -> None:
     it = np.array([int(r["iteration"]) for r in rows])
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for key, ax, scale, label in (("success", axes[0], 100, "success (%)"), ("return", axes[1], 1, "episode return")):
-        for phase in ("pre", "post"):
+        for phase, color in (("pre", "tab:blue"), ("post", "tab:red")):
             vals = np.array([float(r[f"{phase}_{key}"] or "nan") for r in rows]) * scale
             if np.isnan(vals).all():
                 continue
-            ax.plot(it, vals, alpha=0.25)
-            ax.plot(it, smooth(vals), label=f"{phase}-adaptation (smoothed)")
+            ax.plot(it, vals, alpha=0.2, color=color)
+            ax.plot(it, smooth(vals), color=color, label=f"{phase}-adaptation (smoothed)")
         ax.set_xlabel("meta-iteration")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
