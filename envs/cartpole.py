@@ -207,4 +207,5 @@ class CartPoleEnv(MetaRobotEnv):
 
     def camera(self) -> dict[str, Any]:
         length = self.task.pole_length  # type: ignore[attr-defined]
-        return {"target": (0.0, 0.0, 0.2 + 0.4 * length), "distance": 2.6 + 1.6 * length, "yaw": 0.0, "pitch": -10.0}
+        # the pole fills about half the frame; the cart stays in view for |x| < ~1.5 m
+        return {"target": (0.0, 0.0, 0.15 + 0.45 * length), "distance": 1.6 + 1.2 * length, "yaw": 0.0, "pitch": -8.0}

@@ -441,7 +441,7 @@ class ReachEnv(MetaRobotEnv):
             forces=[MAX_EFFORT] * len(movable),
             physicsClientId=c,
         )
-        self._goal_marker = sim.add_marker(max(0.02, task.success_distance * 0.6))
+        self._goal_marker = sim.add_marker(max(0.035, task.success_distance * 0.7), rgba=(0.1, 0.85, 0.1, 1.0))
 
     # -- kinematics -------------------------------------------------------------------------
     def _set_joints(self, q: np.ndarray) -> None:
@@ -539,4 +539,5 @@ class ReachEnv(MetaRobotEnv):
 
     def camera(self) -> dict[str, Any]:
         reach = self.task.reach + BASE_HEIGHT  # type: ignore[attr-defined]
-        return {"target": (0.0, 0.0, 0.45 * reach), "distance": 0.9 + 2.3 * reach, "yaw": 50.0, "pitch": -25.0}
+        # a sphere of radius ~reach around the base fills a 60-degree view from ~1.7 reach away
+        return {"target": (0.0, 0.0, 0.4 * reach), "distance": 0.25 + 1.7 * reach, "yaw": 50.0, "pitch": -20.0}

@@ -393,8 +393,9 @@ def evaluate(
         out_dir = _out_dir(out, f"evaluate-{fam}")
         n = episodes or base.config.episodes_per_update
         methods = []
+        algos = [lr.config.algo for lr in learners]
         for p, lr in zip(paths, learners):
-            name = lr.config.algo if len(paths) == 1 else f"{lr.config.algo}:{Path(p).parent.name or Path(p).stem}"
+            name = lr.config.algo if algos.count(lr.config.algo) == 1 else f"{lr.config.algo}:{Path(p).parent.name}"
             methods.append(Method(name, lr.meta_state(), lr, lr.config.algo))
         if "multitask" in wanted:
             if multitask_checkpoint is None and not checkpoints and has_pretrained(fam, "multitask"):

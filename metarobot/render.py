@@ -76,7 +76,8 @@ def panel_frames(episodes: list[list[np.ndarray]], label: str, outcomes: list[tu
     """Caption every frame with the panel label and its episode's outcome."""
     out: list[np.ndarray] = []
     for ep, (frames, (ret, ok)) in enumerate(zip(episodes, outcomes)):
-        text = f"{label}  ep {ep + 1}  return {ret:.1f}  {'success' if ok else 'failure'}"
+        episode = f" ep {ep + 1}" if len(episodes) > 1 else ""
+        text = f"{label}{episode}  return {ret:.1f}  {'success' if ok else 'failure'}"
         out.extend(caption(f, text, ok) for f in frames)
     return out
 
