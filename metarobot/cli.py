@@ -522,8 +522,25 @@ def render(
         learner.close()
 
 
+def _limit_torch_threads() -> None:
+    """One intra-op torch thread in the main process (workers set their own). Our networks are
+    small: extra threads gain nothing, and on a machine whose cores the sampling workers keep
+    busy, OpenMP threads waiting on each other slowed PPO updates many times over (seen here).
+    ``METAROBOT_TORCH_THREADS`` overrides it."""
+    import os
+
+    threads = os.environ.get("METAROBOT_TORCH_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+    except (ImportError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning known errors into exit code 2."""
+    _limit_torch_threads()
     try:
         cli.main(args=argv, prog_name="metarobot", standalone_mode=False)
     except click.exceptions.Abort:
