@@ -17,19 +17,14 @@ def main(path: str) -> None:
         f"update, K = {res['steps']}; mean ± 95% CI ({res['ci']})\n"
     )
     for split, methods in res["splits"].items():
-        print(f"**{split}** — success rate (%) after k updates\n")
-        print("| method | " + " | ".join(f"k={k}" for k in ks) + " |")
-        print("|---|" + "---|" * len(ks))
-        for name, m in methods.items():
-            cells = [f"{100 * mu:.1f} ± {100 * ci:.1f}" for mu, ci in zip(m["success_mean"], m["success_ci95"])]
-            print(f"| {name} | " + " | ".join(cells) + " |")
-        print(f"\n**{split}** — mean episode return after k updates\n")
-        print("| method | " + " | ".join(f"k={k}" for k in ks) + " |")
-        print("|---|" + "---|" * len(ks))
-        for name, m in methods.items():
-            cells = [f"{mu:.1f} ± {ci:.1f}" for mu, ci in zip(m["return_mean"], m["return_ci95"])]
-            print(f"| {name} | " + " | ".join(cells) + " |")
-        print()
+        for key, title, scale in (("success", "success rate (%)", 100), ("return", "mean episode return", 1)):
+            print(f"**{split}** — {title} after k updates\n")
+            print("| method | " + " | ".join(f"k={k}" for k in ks) + " |")
+            print("|---|" + "---|" * len(ks))
+            for name, m in methods.items():
+                pairs = zip(m[f"{key}_mean"], m[f"{key}_ci95"])
+                print(f"| {name} | " + " | ".join(f"{scale * mu:.1f} ± {scale * ci:.1f}" for mu, ci in pairs) + " |")
+            print()
 
 
 if __name__ == "__main__":

@@ -47,12 +47,8 @@ def ci95(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
 
 def fresh_state(learner: MetaLearner, seed: int) -> dict[str, torch.Tensor]:
     """Parameters of a newly initialised policy of the learner's architecture."""
-    from metarobot.policies import MaskedActorCriticPolicy, zero_schedule
-
     torch.manual_seed(seed)
-    policy = MaskedActorCriticPolicy(
-        learner.policy.observation_space, learner.policy.action_space, zero_schedule, **learner.spec.policy_kwargs
-    )
+    policy = learner.spec.build(learner.policy.observation_space, learner.policy.action_space)
     return {k: v.detach().clone() for k, v in policy.state_dict().items()}
 
 

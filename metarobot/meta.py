@@ -71,25 +71,8 @@ class MetaLearner:
         torch.manual_seed(cfg.seed)
         first = self.family.heldout_tasks("train", 1)[0]
         self._vec_env = DummyVecEnv([lambda: self.family.make_env(first)])
-        n_batch = self.episode_steps  # a factor of the construction-time buffer; set per update
-        self.ppo = PPO(
-            MaskedActorCriticPolicy,
-            self._vec_env,
-            learning_rate=cfg.ppo_lr,
-            n_steps=self.episode_steps,
-            batch_size=n_batch,
-            n_epochs=cfg.ppo_epochs,
-            gamma=cfg.gamma,
-            gae_lambda=cfg.gae_lambda,
-            clip_range=cfg.clip_range,
-            ent_coef=cfg.ent_coef,
-            vf_coef=cfg.vf_coef,
-            seed=cfg.seed,
-            device=cfg.device,
-            policy_kwargs=self.spec.policy_kwargs,
-            verbose=0,
-        )
-        self.ppo.set_logger(configure(None, [""]))
+        # batch size: a factor of the construction-time buffer; set per update
+        self.ppo = self._make_ppo(batch_size=self.episode_steps)
         self.policy: MaskedActorCriticPolicy = self.ppo.policy  # the meta-parameters
         if cfg.algo == "multitask":
             self.optimizer = self.ppo.policy.optimizer
@@ -123,28 +106,33 @@ class MetaLearner:
     def meta_state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone().cpu() for k, v in self.policy.state_dict().items()}
 
+    def _make_ppo(self, batch_size: int) -> PPO:
+        """An SB3 PPO of the run's settings and policy architecture, logging nowhere."""
+        cfg = self.config
+        ppo = PPO(
+            MaskedActorCriticPolicy,
+            self._vec_env,
+            learning_rate=cfg.ppo_lr,
+            n_steps=self.episode_steps,
+            batch_size=batch_size,
+            n_epochs=cfg.ppo_epochs,
+            gamma=cfg.gamma,
+            gae_lambda=cfg.gae_lambda,
+            clip_range=cfg.clip_range,
+            ent_coef=cfg.ent_coef,
+            vf_coef=cfg.vf_coef,
+            seed=cfg.seed,
+            device=cfg.device,
+            policy_kwargs=self.spec.policy_kwargs,
+            verbose=0,
+        )
+        ppo.set_logger(configure(None, [""]))
+        return ppo
+
     def inner_ppo(self) -> PPO:
         """A second PPO whose policy is a scratch copy for PPO-style inner loops."""
         if self._inner_ppo is None:
-            cfg = self.config
-            self._inner_ppo = PPO(
-                MaskedActorCriticPolicy,
-                self._vec_env,
-                learning_rate=cfg.ppo_lr,
-                n_steps=self.episode_steps,
-                batch_size=self.ppo.batch_size,
-                n_epochs=cfg.ppo_epochs,
-                gamma=cfg.gamma,
-                gae_lambda=cfg.gae_lambda,
-                clip_range=cfg.clip_range,
-                ent_coef=cfg.ent_coef,
-                vf_coef=cfg.vf_coef,
-                seed=cfg.seed,
-                device=cfg.device,
-                policy_kwargs=self.spec.policy_kwargs,
-                verbose=0,
-            )
-            self._inner_ppo.set_logger(configure(None, [""]))
+            self._inner_ppo = self._make_ppo(batch_size=self.ppo.batch_size)
         return self._inner_ppo
 
     def _jobs(

@@ -3,6 +3,7 @@ imageio (MP4 through the ffmpeg binary that ``imageio-ffmpeg`` ships, or GIF).""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,18 +51,25 @@ def rollout_frames(
     return per_episode, outcomes
 
 
+@functools.cache
+def _caption_font() -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=13)
+    except TypeError:  # older Pillow
+        return ImageFont.load_default()
+
+
 def caption(frame: np.ndarray, text: str, ok: bool | None = None) -> np.ndarray:
     """The frame with a caption bar above it (green text for success, red for failure)."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     h, w, _ = frame.shape
     canvas = Image.new("RGB", (w, h + CAPTION_HEIGHT), (30, 30, 30))
     canvas.paste(Image.fromarray(frame), (0, CAPTION_HEIGHT))
     draw = ImageDraw.Draw(canvas)
-    try:
-        font = ImageFont.load_default(size=13)
-    except TypeError:  # older Pillow
-        font = ImageFont.load_default()
+    font = _caption_font()
     color = (240, 240, 240) if ok is None else ((120, 230, 120) if ok else (240, 120, 110))
     draw.text((6, 6), text, fill=color, font=font)
     return np.asarray(canvas)

@@ -36,11 +36,12 @@ class PolicySpec:
     family: str
     policy_kwargs: dict[str, Any]
 
-    def build(self) -> Any:
+    def build(self, obs_space: Any = None, act_space: Any = None) -> Any:
+        """A fresh policy (spaces default to the family's, read off one of its envs)."""
         from metarobot.policies import MaskedActorCriticPolicy, zero_schedule
 
-        fam = get_family(self.family)
-        obs_space, act_space = fam.observation_space_example()
+        if obs_space is None or act_space is None:
+            obs_space, act_space = get_family(self.family).observation_space_example()
         policy = MaskedActorCriticPolicy(obs_space, act_space, zero_schedule, **self.policy_kwargs)
         policy.set_training_mode(False)
         return policy
