@@ -122,3 +122,72 @@ def cartpole_urdf(pole_length: float, pole_mass: float, cart_mass: float) -> str
             "</robot>",
         ]
     )
+
+
+WHEEL_WIDTH = 0.02  # m
+CHASSIS_HEIGHT = 0.04  # m
+CHASSIS_LIFT = 0.01  # m: the chassis box's centre sits this far above the wheel axles
+
+
+def diff_drive_urdf(
+    chassis_length: float,
+    track_width: float,
+    chassis_mass: float,
+    wheel_radius: float,
+    wheel_mass: float = 0.1,
+) -> str:
+    """A differential-drive base: a box chassis (the base link, origin on the wheel axle),
+    ``left_wheel`` (+y) and ``right_wheel`` (-y) on continuous joints about +y, ``track_width``
+    apart (wheel centre to wheel centre), and two ball casters (front and rear) on fixed joints
+    that touch the ground together with the wheels. Lengths in metres, masses in kg."""
+    r = wheel_radius
+    body_w = track_width - WHEEL_WIDTH - 0.01
+    h, lift = CHASSIS_HEIGHT, CHASSIS_LIFT
+    rc = 0.4 * r
+    caster_x = chassis_length / 2 - rc - 0.005
+    m = chassis_mass
+    box_i = (m * (body_w**2 + h**2) / 12, m * (chassis_length**2 + h**2) / 12, m * (chassis_length**2 + body_w**2) / 12)
+    wheel_ixx = wheel_mass * (3 * r * r + WHEEL_WIDTH**2) / 12
+    wheel_iyy = wheel_mass * r * r / 2
+    caster_m = 0.02
+    caster_i = 2 * caster_m * rc * rc / 5
+    parts = ['<?xml version="1.0"?>', '<robot name="metarobot_diff_drive">']
+    parts.append(
+        '<link name="chassis">'
+        + _inertial(m, (0, 0, lift), *box_i)
+        + f'<visual><origin xyz="0 0 {lift:.6g}"/><geometry><box size="{chassis_length:.6g} {body_w:.6g} {h:.6g}"/>'
+        '</geometry><material name="chassis"><color rgba="0.20 0.45 0.80 1"/></material></visual>'
+        f'<visual><origin xyz="{chassis_length / 2 - 0.02:.6g} 0 {lift + h / 2 + 0.005:.6g}"/>'
+        '<geometry><box size="0.03 0.05 0.01"/></geometry><material name="nose"><color rgba="0.95 0.95 0.2 1"/>'
+        "</material></visual>"
+        f'<collision><origin xyz="0 0 {lift:.6g}"/><geometry><box size="{chassis_length:.6g} {body_w:.6g} {h:.6g}"/>'
+        "</geometry></collision></link>"
+    )
+    for side, y in (("left", track_width / 2), ("right", -track_width / 2)):
+        geom = f'<geometry><cylinder radius="{r:.6g}" length="{WHEEL_WIDTH:.6g}"/></geometry>'
+        origin = '<origin rpy="1.5707963 0 0"/>'
+        parts.append(
+            f'<link name="{side}_wheel">'
+            + _inertial(wheel_mass, (0, 0, 0), wheel_ixx, wheel_iyy, wheel_ixx)
+            + f'<visual>{origin}{geom}<material name="wheel"><color rgba="0.15 0.15 0.15 1"/></material></visual>'
+            + f"<collision>{origin}{geom}</collision></link>"
+        )
+        parts.append(
+            f'<joint name="{side}_wheel_joint" type="continuous"><parent link="chassis"/>'
+            f'<child link="{side}_wheel"/><origin xyz="0 {y:.6g} 0"/><axis xyz="0 1 0"/>'
+            '<dynamics damping="0" friction="0"/></joint>'
+        )
+    for name, x in (("front_caster", caster_x), ("rear_caster", -caster_x)):
+        geom = f'<geometry><sphere radius="{rc:.6g}"/></geometry>'
+        parts.append(
+            f'<link name="{name}">'
+            + _inertial(caster_m, (0, 0, 0), caster_i, caster_i, caster_i)
+            + f'<visual>{geom}<material name="caster"><color rgba="0.5 0.5 0.5 1"/></material></visual>'
+            + f"<collision>{geom}</collision></link>"
+        )
+        parts.append(
+            f'<joint name="{name}_joint" type="fixed"><parent link="chassis"/><child link="{name}"/>'
+            f'<origin xyz="{x:.6g} 0 {-(r - rc):.6g}"/></joint>'
+        )
+    parts.append("</robot>")
+    return "\n".join(parts)

@@ -43,6 +43,7 @@ def _register_gym_envs() -> None:
     specs = {
         "metarobot/Reach-v0": ("metarobot.envs.reach:ReachEnv", 60),
         "metarobot/CartPole-v0": ("metarobot.envs.cartpole:CartPoleEnv", 200),
+        "metarobot/Navigate-v0": ("metarobot.envs.navigate:NavigateEnv", 100),
     }
     for env_id, (entry, steps) in specs.items():
         if env_id not in gym.registry:

@@ -193,9 +193,17 @@ def _task_options(fn: Any) -> Any:
         click.option(
             "--urdf",
             type=click.Path(path_type=Path, dir_okay=False),
-            help="Your own robot as a URDF file (reach: a serial arm).",
+            help="Your own robot as a URDF file (reach: a serial arm; navigate: a wheeled base).",
         ),
-        click.option("--ee-link", help="End-effector link of --urdf [default: last link]."),
+        click.option("--ee-link", help="reach: end-effector link of --urdf [default: last link]."),
+        click.option(
+            "--left-wheels",
+            help="navigate: comma-separated left wheel joints of --urdf [default: found from the URDF].",
+        ),
+        click.option(
+            "--right-wheels",
+            help="navigate: comma-separated right wheel joints of --urdf [default: found from the URDF].",
+        ),
         click.option("--workers", type=int, default=0, help="Sampling worker processes (0: in-process)."),
         click.option("--seed", type=int, default=0, help="Random seed."),
         click.option("--device", default="cpu", help="Torch device."),
@@ -223,11 +231,33 @@ def _load_learner(family: str | None, checkpoint: Path | None, workers: int, dev
 
 
 def _pick_task(
-    learner: Any, split: str, index: int, task_file: Path | None, urdf: Path | None, ee_link: str | None
+    learner: Any,
+    split: str,
+    index: int,
+    task_file: Path | None,
+    urdf: Path | None,
+    ee_link: str | None,
+    left_wheels: str | None = None,
+    right_wheels: str | None = None,
 ) -> Any:
     family = learner.family
-    if urdf is not None:
-        return family.task_from_urdf(urdf, ee_link=ee_link)
+    given = {"--ee-link": ee_link, "--left-wheels": left_wheels, "--right-wheels": right_wheels}
+    if urdf is None:
+        extra = [name for name, value in given.items() if value is not None]
+        if extra:
+            raise MetarobotError(f"{', '.join(extra)} only apply together with --urdf")
+    else:
+        options: dict[str, Any] = {}
+        if ee_link is not None:
+            options["ee_link"] = ee_link
+        for key, value in (("left_wheels", left_wheels), ("right_wheels", right_wheels)):
+            if value is not None:
+                options[key] = tuple(v.strip() for v in value.split(",") if v.strip())
+        try:
+            return family.task_from_urdf(urdf, **options)
+        except TypeError:
+            names = ", ".join(f"--{k.replace('_', '-')}" for k in options)
+            raise MetarobotError(f"{names} do(es) not apply to family {family.name!r}") from None
     if task_file is not None:
         return family.task_from_json_file(task_file)
     return family.task(split, index)
@@ -262,6 +292,8 @@ def adapt(
     task_file: Path | None,
     urdf: Path | None,
     ee_link: str | None,
+    left_wheels: str | None,
+    right_wheels: str | None,
     workers: int,
     seed: int,
     device: str,
@@ -279,7 +311,7 @@ def adapt(
     """
     learner, ckpt = _load_learner(family, checkpoint, workers, device)
     try:
-        task = _pick_task(learner, split, index, task_file, urdf, ee_link)
+        task = _pick_task(learner, split, index, task_file, urdf, ee_link, left_wheels, right_wheels)
         out_dir = _out_dir(out, f"adapt-{learner.config.family}")
         k = learner.config.inner_steps if steps is None else steps
         n = episodes or learner.config.episodes_per_update
@@ -467,6 +499,8 @@ def render(
     task_file: Path | None,
     urdf: Path | None,
     ee_link: str | None,
+    left_wheels: str | None,
+    right_wheels: str | None,
     workers: int,
     seed: int,
     device: str,
@@ -491,7 +525,7 @@ def render(
 
     learner, ckpt = _load_learner(family, checkpoint, workers, device)
     try:
-        task = _pick_task(learner, split, index, task_file, urdf, ee_link)
+        task = _pick_task(learner, split, index, task_file, urdf, ee_link, left_wheels, right_wheels)
         fam = learner.config.family
         if out is None:
             out = _out_dir(None, "videos") / f"render-{fam}-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"

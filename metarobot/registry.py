@@ -11,6 +11,7 @@ from metarobot.family import TaskFamily
 _BUILTIN: dict[str, str] = {
     "reach": "metarobot.envs.reach:ReachFamily",
     "cartpole": "metarobot.envs.cartpole:CartPoleFamily",
+    "navigate": "metarobot.envs.navigate:NavigateFamily",
 }
 _extra: dict[str, type[TaskFamily]] = {}
 _instances: dict[str, TaskFamily] = {}

@@ -4,7 +4,7 @@ import torch
 
 import metarobot
 
-FAMILIES = ["reach", "cartpole"]
+FAMILIES = ["reach", "cartpole", "navigate"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,750 @@
+"""The ``navigate`` family: procedural differential-drive robots that must drive to a goal
+through a procedural map of obstacles.
+
+Robot (hidden from the policy): chassis length and mass, wheel radius, track width (wheel
+centre to wheel centre), and per wheel a motor gain (fraction of the commanded speed it
+delivers) and a direction (+1, or -1 for a motor wired reversed); maximum wheel speed, wheel
+and floor friction. Two frictionless ball casters (front and rear) keep the chassis level.
+
+Map (per task): the robot starts at the origin facing ``start_yaw``; the goal lies at
+``goal_x, goal_y``; 0-3 obstacles (boxes and cylinders, 0.3 m tall) are placed mostly between
+start and goal, never covering the start or the goal, and always leave a path for the robot
+(checked on an occupancy grid inflated by the robot's radius).
+
+Control: 20 Hz (6 physics steps of 1/120 s). Action: 2 values in [-1, 1] (clipped): the left
+and right wheel speed commands as a fraction of ``max_wheel_speed`` (rad/s). The motor turns
+the wheel at ``sign * gain * command * max_wheel_speed`` with at most ``WHEEL_TORQUE`` N*m.
+
+Observation (24 floats), all in the robot's frame (x forward, y left):
+  0-1   goal position (m) / 2
+  2     goal distance (m) / 2
+  3-4   cos and sin of the goal bearing
+  5-6   chassis velocity (m/s)
+  7     yaw rate (rad/s) / 5
+  8-23  a ring of 16 range readings (``rayTestBatch`` from the robot's centre, 0.16 m above
+        the floor, every 22.5 degrees starting straight ahead, counter-clockwise), in units of
+        the sensor range (1.5 m; 1 = nothing in range)
+No task parameter (wheel radius, track, gains, directions, friction) appears in it.
+
+Reward per step: ``5 * (d_prev - d) - 0.05 * [touching an obstacle] - 0.005 * |a|^2`` with ``d``
+the distance from the robot's centre to the goal (m); ``+1`` and the end of the episode when
+``d < success_distance`` (0.15 m). A flipped robot ends the episode. Episode: 100 steps (5 s).
+Success (``info["is_success"]``): the goal was reached. ``info`` also reports ``collision``
+(touching an obstacle this step), ``flipped`` and ``physics_error``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import pybullet as p
+from metarobot.envs.base import MetaRobotEnv
+from metarobot.envs.sim import shared_urdf
+from metarobot.envs.urdf_builder import WHEEL_WIDTH, diff_drive_urdf
+
+from metarobot.errors import MetarobotError
+from metarobot.family import Range, Task, TaskFamily, round_params
+
+TIMESTEP = 1.0 / 120.0
+CONTROL_SUBSTEPS = 6  # 120 Hz physics / 6 = 20 Hz control
+EPISODE_STEPS = 100
+N_RAYS = 16
+SENSOR_RANGE = 1.5  # m
+SENSOR_HEIGHT = 0.16  # m above the floor (obstacles are OBSTACLE_HEIGHT tall)
+OBSTACLE_HEIGHT = 0.3  # m
+WHEEL_TORQUE = 2.0  # N*m per wheel motor
+OBS_DIM = 8 + N_RAYS
+OBS_BOUND = 10.0
+PROGRESS_SCALE = 5.0  # reward per metre of progress toward the goal
+COLLISION_PENALTY = 0.05
+SUCCESS_BONUS = 1.0
+ARENA = 2.8  # m: obstacles and goals stay within +/- this (the floor is 6 m x 6 m)
+GRID = 0.04  # m: cell of the path check's occupancy grid
+BOX, CYLINDER = 0, 1
+OBSTACLE_KINDS = ("box", "cylinder")
+
+
+@dataclasses.dataclass(frozen=True)
+class NavigateTask(Task):
+    """One wheeled robot and its map. Lengths in m, masses in kg, speeds in rad/s, angles in rad.
+
+    Obstacles are flat tuples, one entry per obstacle: ``obstacle_kinds`` (0 box, 1 cylinder),
+    ``obstacle_xy`` (x0, y0, x1, y1, ...), ``obstacle_sizes`` (box half side or cylinder
+    radius) and ``obstacle_yaws``. With ``urdf_path`` set, the robot's body comes from that file
+    (its wheels are the joints in ``left_wheels`` and ``right_wheels``) and the geometric
+    fields are not used.
+    """
+
+    family: ClassVar[str] = "navigate"
+
+    chassis_length: float
+    track_width: float
+    chassis_mass: float
+    wheel_radius: float
+    max_wheel_speed: float
+    left_gain: float
+    right_gain: float
+    left_sign: int
+    right_sign: int
+    wheel_friction: float
+    floor_friction: float
+    start_yaw: float
+    goal_x: float
+    goal_y: float
+    obstacle_kinds: tuple[int, ...] = ()
+    obstacle_xy: tuple[float, ...] = ()
+    obstacle_sizes: tuple[float, ...] = ()
+    obstacle_yaws: tuple[float, ...] = ()
+    success_distance: float = 0.15
+    urdf_path: str | None = None
+    left_wheels: tuple[str, ...] = ()
+    right_wheels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        checks = (
+            ("chassis_length", 0.08, 1.0),
+            ("track_width", 0.08, 1.0),
+            ("chassis_mass", 0.1, 50.0),
+            ("wheel_radius", 0.01, 0.3),
+            ("max_wheel_speed", 0.5, 100.0),
+            ("left_gain", 0.05, 2.0),
+            ("right_gain", 0.05, 2.0),
+            ("wheel_friction", 0.05, 3.0),
+            ("floor_friction", 0.05, 3.0),
+            ("start_yaw", -4.0, 4.0),
+            ("goal_x", -ARENA, ARENA),
+            ("goal_y", -ARENA, ARENA),
+            ("success_distance", 0.02, 1.0),
+        )
+        for name, low, high in checks:
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high):
+                raise MetarobotError(f"navigate task {name}={v!r} is out of range [{low}, {high}]")
+        for name in ("left_sign", "right_sign"):
+            if getattr(self, name) not in (1, -1):
+                raise MetarobotError(f"navigate task {name}={getattr(self, name)!r} must be +1 or -1")
+        n = len(self.obstacle_kinds)
+        if any(k not in (BOX, CYLINDER) for k in self.obstacle_kinds):
+            raise MetarobotError(f"navigate task obstacle_kinds must be 0 (box) or 1 (cylinder): {self.obstacle_kinds}")
+        if len(self.obstacle_xy) != 2 * n or len(self.obstacle_sizes) != n or len(self.obstacle_yaws) != n:
+            raise MetarobotError(
+                f"navigate task has {n} obstacle kinds but {len(self.obstacle_xy)} coordinates, "
+                f"{len(self.obstacle_sizes)} sizes and {len(self.obstacle_yaws)} yaws (want {2 * n}, {n}, {n})"
+            )
+        if any(not (0.02 <= s <= 1.0) for s in self.obstacle_sizes):
+            raise MetarobotError(f"navigate task obstacle sizes must be in [0.02, 1.0] m: {self.obstacle_sizes}")
+        if any(abs(v) > ARENA for v in self.obstacle_xy):
+            raise MetarobotError(f"navigate task obstacles must lie within +/-{ARENA} m")
+        if self.track_width <= WHEEL_WIDTH + 0.04:
+            raise MetarobotError(f"navigate task track_width={self.track_width} leaves no room for the chassis")
+        if self.urdf_path is not None and not (self.left_wheels and self.right_wheels):
+            raise MetarobotError("a navigate task with urdf_path needs left_wheels and right_wheels")
+
+    def body_key(self) -> tuple[Any, ...]:
+        return (
+            self.chassis_length,
+            self.track_width,
+            self.chassis_mass,
+            self.wheel_radius,
+            self.urdf_path,
+            self.left_wheels,
+            self.right_wheels,
+        )
+
+    def map_key(self) -> tuple[Any, ...]:
+        return (self.obstacle_kinds, self.obstacle_xy, self.obstacle_sizes, self.obstacle_yaws)
+
+    @property
+    def radius(self) -> float:
+        """Radius (m) of the circle around the generated robot's centre that holds its footprint."""
+        return math.hypot(self.chassis_length / 2, self.track_width / 2 + WHEEL_WIDTH / 2)
+
+    def obstacles(self) -> list[tuple[int, float, float, float, float]]:
+        """``(kind, x, y, size, yaw)`` per obstacle."""
+        xy = self.obstacle_xy
+        return [
+            (self.obstacle_kinds[i], xy[2 * i], xy[2 * i + 1], self.obstacle_sizes[i], self.obstacle_yaws[i])
+            for i in range(len(self.obstacle_kinds))
+        ]
+
+
+def path_exists(task: NavigateTask, inflate: float | None = None) -> bool:
+    """Whether a disc of radius ``inflate`` (default: the robot's radius + 2 cm) can move from
+    the start to the goal without touching an obstacle: A* on a 4-connected grid of 4 cm cells
+    over the arena, a cell being free when its centre is farther than ``inflate`` from every
+    obstacle (cells are tested as the search reaches them)."""
+    inflate = task.radius + 0.02 if inflate is None else inflate
+    shapes = []
+    for kind, ox, oy, size, yaw in task.obstacles():
+        shapes.append((kind == CYLINDER, ox, oy, size, math.cos(yaw), math.sin(yaw)))
+    n = int(round(2 * ARENA / GRID)) + 1
+    memo: dict[tuple[int, int], bool] = {}
+
+    def free(cell: tuple[int, int]) -> bool:
+        if cell not in memo:
+            x, y = cell[0] * GRID - ARENA, cell[1] * GRID - ARENA
+            ok = True
+            for is_cylinder, ox, oy, size, c, s in shapes:
+                dx, dy = x - ox, y - oy
+                if is_cylinder:
+                    dist = math.hypot(dx, dy) - size
+                else:
+                    lx, ly = abs(c * dx + s * dy) - size, abs(-s * dx + c * dy) - size
+                    dist = math.hypot(max(lx, 0.0), max(ly, 0.0)) if max(lx, ly) > 0 else max(lx, ly)
+                if dist <= inflate:
+                    ok = False
+                    break
+            memo[cell] = ok
+        return memo[cell]
+
+    def cell_of(x: float, y: float) -> tuple[int, int]:
+        return int(round((x + ARENA) / GRID)), int(round((y + ARENA) / GRID))
+
+    start, goal = cell_of(0.0, 0.0), cell_of(task.goal_x, task.goal_y)
+    if not (free(start) and free(goal)):
+        return False
+    gi, gj = goal
+    best = {start: 0}
+    heap = [(abs(start[0] - gi) + abs(start[1] - gj), 0, start)]
+    while heap:
+        _, cost, (i, j) = heapq.heappop(heap)
+        if (i, j) == goal:
+            return True
+        if cost > best[(i, j)]:
+            continue
+        for nxt in ((i + 1, j), (i - 1, j), (i, j + 1), (i, j - 1)):
+            if 0 <= nxt[0] < n and 0 <= nxt[1] < n and cost + 1 < best.get(nxt, 1 << 30) and free(nxt):
+                best[nxt] = cost + 1
+                heapq.heappush(heap, (cost + 1 + abs(nxt[0] - gi) + abs(nxt[1] - gj), cost + 1, nxt))
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class NavigateSpace:
+    """Training ranges of the ``navigate`` family (and the ``ood`` ranges outside them)."""
+
+    chassis_length: Range = Range(0.18, 0.30, "m")
+    track_width: Range = Range(0.18, 0.30, "m")
+    chassis_mass: Range = Range(1.0, 3.0, "kg")
+    wheel_radius: Range = Range(0.035, 0.05, "m")
+    max_wheel_speed: Range = Range(15.0, 22.0, "rad/s")
+    motor_gain: Range = Range(0.7, 1.0)
+    reversed_probability: float = 0.5  # per motor
+    wheel_friction: Range = Range(0.8, 1.2)
+    floor_friction: Range = Range(0.6, 1.0)
+    goal_distance: Range = Range(0.7, 1.2, "m")
+    obstacles: tuple[int, int] = (0, 3)
+    obstacle_size: Range = Range(0.06, 0.15, "m")
+    # ood: bigger or smaller robots, stronger motor asymmetry, denser maps
+    ood_small: tuple[Range, Range, Range] = (Range(0.12, 0.16, "m"), Range(0.12, 0.16, "m"), Range(0.025, 0.032, "m"))
+    ood_big: tuple[Range, Range, Range] = (Range(0.34, 0.42, "m"), Range(0.34, 0.42, "m"), Range(0.055, 0.07, "m"))
+    ood_weak_gain: Range = Range(0.4, 0.6)
+    ood_obstacles: tuple[int, int] = (5, 7)
+
+
+class NavigateFamily(TaskFamily):
+    name = "navigate"
+    env_id = "metarobot/Navigate-v0"
+    task_type = NavigateTask
+    summary = "procedural differential-drive robots (size, wheels, motor gains and wiring) in procedural maps"
+    episode_steps = EPISODE_STEPS
+    control_hz = 20.0
+    meta_defaults: ClassVar[dict[str, Any]] = {"iterations": 120, "meta_batch": 10, "episodes_per_update": 5}
+
+    def __init__(self, space: NavigateSpace | None = None) -> None:
+        self.space = space or NavigateSpace()
+
+    def _sign(self, rng: np.random.Generator) -> int:
+        return -1 if rng.random() < self.space.reversed_probability else 1
+
+    def _robot(self, rng: np.random.Generator) -> dict[str, Any]:
+        s = self.space
+        return {
+            "chassis_length": round_params(s.chassis_length.sample(rng)),
+            "track_width": round_params(s.track_width.sample(rng)),
+            "chassis_mass": round_params(s.chassis_mass.sample(rng)),
+            "wheel_radius": round_params(s.wheel_radius.sample(rng)),
+            "max_wheel_speed": round_params(s.max_wheel_speed.sample(rng)),
+            "left_gain": round_params(s.motor_gain.sample(rng)),
+            "right_gain": round_params(s.motor_gain.sample(rng)),
+            "left_sign": self._sign(rng),
+            "right_sign": self._sign(rng),
+            "wheel_friction": round_params(s.wheel_friction.sample(rng)),
+            "floor_friction": round_params(s.floor_friction.sample(rng)),
+        }
+
+    def _with_map(self, robot: dict[str, Any], n_range: tuple[int, int], rng: np.random.Generator) -> NavigateTask:
+        """Draw goal, start heading and obstacles until the map is free at start and goal and
+        has a path (after 50 failed draws, the map has no obstacles)."""
+        s = self.space
+        for attempt in range(51):
+            d, bearing = s.goal_distance.sample(rng), rng.uniform(-math.pi, math.pi)
+            gx, gy = d * math.cos(bearing), d * math.sin(bearing)
+            n = int(rng.integers(n_range[0], n_range[1] + 1)) if attempt < 50 else 0
+            kinds, xy, sizes, yaws = [], [], [], []
+            radius = math.hypot(robot["chassis_length"] / 2, robot["track_width"] / 2 + WHEEL_WIDTH / 2)
+            for _ in range(n):
+                for _ in range(100):
+                    size = s.obstacle_size.sample(rng)
+                    if rng.random() < 0.7:  # in the way: near the straight line from start to goal
+                        t, off = rng.uniform(0.3, 0.7), rng.uniform(-0.3, 0.3)
+                        ox, oy = t * gx - off * math.sin(bearing), t * gy + off * math.cos(bearing)
+                    else:
+                        ox, oy = rng.uniform(-1.6, 1.6, size=2)
+                    clearance = size * math.sqrt(2) + 0.05
+                    if math.hypot(ox, oy) > clearance + radius and math.hypot(ox - gx, oy - gy) > clearance + radius:
+                        break
+                else:
+                    continue
+                kinds.append(int(rng.integers(2)))
+                xy += [ox, oy]
+                sizes.append(size)
+                yaws.append(rng.uniform(0.0, math.pi / 2))
+            task = NavigateTask(
+                **robot,
+                start_yaw=round_params(rng.uniform(-math.pi, math.pi)),
+                goal_x=round_params(gx),
+                goal_y=round_params(gy),
+                obstacle_kinds=tuple(kinds),
+                obstacle_xy=round_params(xy),
+                obstacle_sizes=round_params(sizes),
+                obstacle_yaws=round_params(yaws),
+            )
+            if not task.obstacle_kinds or path_exists(task):
+                return task
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _sample_in_range(self, rng: np.random.Generator) -> NavigateTask:
+        return self._with_map(self._robot(rng), self.space.obstacles, rng)
+
+    def _sample_ood(self, rng: np.random.Generator) -> NavigateTask:
+        s = self.space
+        robot = self._robot(rng)
+        n_range = s.obstacles
+        shift = int(rng.integers(3))
+        if shift == 0:  # a robot smaller or bigger than any in training
+            length, track, wheel = s.ood_big if rng.random() < 0.5 else s.ood_small
+            robot.update(
+                chassis_length=round_params(length.sample(rng)),
+                track_width=round_params(track.sample(rng)),
+                wheel_radius=round_params(wheel.sample(rng)),
+            )
+        elif shift == 1:  # one motor much weaker than the other
+            side = "left_gain" if rng.random() < 0.5 else "right_gain"
+            robot[side] = round_params(s.ood_weak_gain.sample(rng))
+        else:  # a denser map
+            n_range = s.ood_obstacles
+        return self._with_map(robot, n_range, rng)
+
+    def make_env(self, task: Task, render_mode: str | None = None) -> NavigateEnv:
+        return NavigateEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
+
+    def ranges(self) -> dict[str, str]:
+        s = self.space
+        small, big = s.ood_small, s.ood_big
+        return {
+            "chassis_length": f"{s.chassis_length} (ood: {small[0]} or {big[0]})",
+            "track_width": f"{s.track_width} (ood: {small[1]} or {big[1]})",
+            "wheel_radius": f"{s.wheel_radius} (ood: {small[2]} or {big[2]})",
+            "chassis_mass": f"{s.chassis_mass}",
+            "max_wheel_speed": f"{s.max_wheel_speed}",
+            "motor_gain": f"{s.motor_gain} per wheel (ood: one wheel {s.ood_weak_gain})",
+            "motor_sign": f"-1 (reversed) with probability {s.reversed_probability} per wheel, else +1",
+            "friction": f"wheel {s.wheel_friction}, floor {s.floor_friction}",
+            "goal_distance": f"{s.goal_distance}, any bearing; start heading uniform",
+            "obstacles": f"{s.obstacles[0]}-{s.obstacles[1]} boxes/cylinders, size {s.obstacle_size} "
+            f"(ood: {s.ood_obstacles[0]}-{s.ood_obstacles[1]})",
+            "success": "robot centre within 0.15 m of the goal within 100 steps (5 s)",
+        }
+
+    def task_from_urdf(
+        self,
+        path: Path,
+        left_wheels: tuple[str, ...] | None = None,
+        right_wheels: tuple[str, ...] | None = None,
+        **options: Any,
+    ) -> NavigateTask:
+        return wheeled_task_from_urdf(path, left_wheels=left_wheels, right_wheels=right_wheels, **options)
+
+
+# ---------------------------------------------------------------------------------------------
+# A user's own wheeled base
+
+
+def _axis(text: str | None) -> np.ndarray:
+    try:
+        v = np.array([float(x) for x in (text or "1 0 0").split()], dtype=float)
+    except ValueError:
+        raise MetarobotError(f"URDF axis {text!r} is not three numbers") from None
+    if v.shape != (3,) or not np.linalg.norm(v) > 0:
+        raise MetarobotError(f"URDF axis {text!r} is not a non-zero 3-vector")
+    return v / np.linalg.norm(v)
+
+
+def find_wheels(path: Path | str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Left and right wheel joints of a wheeled base: the continuous (or revolute) joints on the
+    base link whose axis is the base's y axis, split by the side (+y left, -y right) they sit on.
+    Raises ``MetarobotError`` naming the reason when that is not clear-cut."""
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except OSError as exc:
+        raise MetarobotError(f"cannot read URDF {path}: {exc.strerror or exc}") from None
+    except ET.ParseError as exc:
+        raise MetarobotError(f"URDF {path} does not parse: {exc}") from None
+    if root.tag != "robot":
+        raise MetarobotError(f"URDF {path} has no <robot> root element")
+    links = [lk.get("name") for lk in root.findall("link")]
+    children = {j.find("child").get("link") for j in root.findall("joint") if j.find("child") is not None}  # type: ignore[union-attr]
+    roots = [lk for lk in links if lk not in children]
+    if len(roots) != 1:
+        raise MetarobotError(f"URDF {path} is not a single tree (root links: {roots})")
+    left, right, unsure = [], [], []
+    for j in root.findall("joint"):
+        if j.get("type") not in ("continuous", "revolute"):
+            continue
+        parent = j.find("parent")
+        if parent is None or parent.get("link") != roots[0]:
+            continue
+        origin = j.find("origin")
+        xyz = _axis_free(origin.get("xyz") if origin is not None else None)
+        rpy = _axis_free(origin.get("rpy") if origin is not None else None)
+        axis_el = j.find("axis")
+        axis = _axis(axis_el.get("xyz") if axis_el is not None else None)
+        rot = np.array(p.getMatrixFromQuaternion(p.getQuaternionFromEuler(rpy.tolist()))).reshape(3, 3)
+        if abs(float((rot @ axis)[1])) < 0.9:
+            continue  # not a wheel axle (steering or other joints)
+        name = j.get("name", "")
+        if xyz[1] > 0.01:
+            left.append(name)
+        elif xyz[1] < -0.01:
+            right.append(name)
+        else:
+            unsure.append(name)
+    if unsure:
+        raise MetarobotError(
+            f"URDF {path}: cannot tell the side of wheel joint(s) {unsure}; name them with --left-wheels/--right-wheels"
+        )
+    if not left or not right:
+        raise MetarobotError(
+            f"URDF {path}: found no {'left' if not left else 'right'} wheel (continuous joints on the base link "
+            "with a y axle); name them with --left-wheels/--right-wheels"
+        )
+    return tuple(left), tuple(right)
+
+
+def _axis_free(text: str | None) -> np.ndarray:
+    try:
+        v = np.array([float(x) for x in (text or "0 0 0").split()], dtype=float)
+    except ValueError:
+        raise MetarobotError(f"URDF origin {text!r} is not three numbers") from None
+    if v.shape != (3,):
+        raise MetarobotError(f"URDF origin {text!r} is not three numbers")
+    return v
+
+
+def wheeled_task_from_urdf(
+    path: Path | str,
+    left_wheels: tuple[str, ...] | None = None,
+    right_wheels: tuple[str, ...] | None = None,
+    max_wheel_speed: float = 15.0,
+    map_from: NavigateTask | None = None,
+) -> NavigateTask:
+    """A navigate task whose robot is the wheeled base in ``path`` (a differential drive, or a
+    skid-steer base with several wheels per side). Wheels are the named joints, or found from
+    the URDF (``find_wheels``) when none are named. The map is ``map_from``'s (default: the
+    first ``test`` task's). The file is loaded once to check it."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise MetarobotError(f"cannot read URDF {path}: no such file")
+    if not left_wheels or not right_wheels:
+        found_left, found_right = find_wheels(path)
+        left_wheels, right_wheels = tuple(left_wheels or found_left), tuple(right_wheels or found_right)
+    left_wheels, right_wheels = tuple(left_wheels), tuple(right_wheels)
+    overlap = set(left_wheels) & set(right_wheels)
+    if overlap:
+        raise MetarobotError(f"URDF {path}: joint(s) {sorted(overlap)} named as both left and right wheels")
+    base = map_from or NavigateFamily().heldout_tasks("test", 1)[0]
+    assert isinstance(base, NavigateTask)
+    task = dataclasses.replace(
+        base,
+        urdf_path=str(path),
+        left_wheels=left_wheels,
+        right_wheels=right_wheels,
+        max_wheel_speed=float(max_wheel_speed),
+        left_gain=1.0,
+        right_gain=1.0,
+        left_sign=1,
+        right_sign=1,
+    )
+    env = NavigateEnv(task)  # builds the robot: reports missing joints, bad files, ...
+    env.close()
+    return task
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class NavigateEnv(MetaRobotEnv):
+    """Gymnasium env of one navigate task (``metarobot/Navigate-v0``)."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
+    task_type = NavigateTask
+    max_episode_steps = EPISODE_STEPS
+
+    def __init__(
+        self, task: NavigateTask | None = None, render_mode: str | None = None, task_seed: int | None = None
+    ) -> None:
+        if task is None:
+            task = NavigateFamily().sample_tasks(1, "train", np.random.default_rng(task_seed))[0]  # type: ignore[assignment]
+        self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (OBS_DIM,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self._body_key: tuple[Any, ...] | None = None
+        self._map_key: tuple[Any, ...] | None = None
+        self._obstacles: list[int] = []
+        angles = 2 * math.pi * np.arange(N_RAYS) / N_RAYS
+        self._ray_cos, self._ray_sin = np.cos(angles), np.sin(angles)
+        super().__init__(task, render_mode)  # type: ignore[arg-type]
+
+    def sim_settings(self) -> dict[str, Any]:
+        return {"timestep": TIMESTEP, "solver_iterations": 10}
+
+    # -- scene ------------------------------------------------------------------------------
+    def _apply_task(self, task: Task, previous: Task | None) -> None:
+        assert isinstance(task, NavigateTask)
+        if task.body_key() != self._body_key:
+            self._build_robot(task)
+            self._body_key = task.body_key()
+            self._map_key = None
+        if task.map_key() != self._map_key:
+            self._build_map(task)
+            self._map_key = task.map_key()
+        c = self.sim.client
+        p.changeDynamics(self._ground, -1, lateralFriction=task.floor_friction, physicsClientId=c)
+        for j in self._left + self._right:
+            p.changeDynamics(self.robot, j, lateralFriction=task.wheel_friction, physicsClientId=c)
+        speed = task.max_wheel_speed
+        self._wheel_gain = np.array(
+            [task.left_sign * task.left_gain * speed * s for s in self._left_dir]
+            + [task.right_sign * task.right_gain * speed * s for s in self._right_dir]
+        )
+        self._n_left = len(self._left)
+        self._goal = (task.goal_x, task.goal_y)
+        self.sim.move_body(self._goal_marker, (task.goal_x, task.goal_y, 0.01))
+
+    def _build_robot(self, task: NavigateTask) -> None:
+        sim = self.sim
+        sim.reset_world()
+        self._obstacles = []  # gone with the world
+        c = sim.client
+        self._ground = sim.load_urdf_file(shared_urdf("ground.urdf"))
+        if task.urdf_path is None:
+            text = diff_drive_urdf(task.chassis_length, task.track_width, task.chassis_mass, task.wheel_radius)
+            self.robot = sim.load_urdf_text(text, base_position=(0, 0, task.wheel_radius), fixed_base=False)
+        else:
+            self.robot = sim.load_urdf_file(task.urdf_path, fixed_base=False)
+        names: dict[str, int] = {}
+        for i in range(p.getNumJoints(self.robot, physicsClientId=c)):
+            info = p.getJointInfo(self.robot, i, physicsClientId=c)
+            names[info[1].decode()] = i
+            if info[2] == p.JOINT_FIXED and "caster" in info[12].decode():
+                p.changeDynamics(
+                    self.robot, i, lateralFriction=0.0, rollingFriction=0.0, spinningFriction=0.0, physicsClientId=c
+                )
+        if task.urdf_path is None:
+            self._left, self._right = [names["left_wheel_joint"]], [names["right_wheel_joint"]]
+        else:
+            missing = [n for n in task.left_wheels + task.right_wheels if n not in names]
+            if missing:
+                raise MetarobotError(f"URDF {task.urdf_path} has no joint(s) {missing}; its joints: {sorted(names)}")
+            self._left = [names[n] for n in task.left_wheels]
+            self._right = [names[n] for n in task.right_wheels]
+            for j in self._left + self._right:
+                kind = p.getJointInfo(self.robot, j, physicsClientId=c)[2]
+                if kind != p.JOINT_REVOLUTE:
+                    raise MetarobotError(f"URDF {task.urdf_path}: wheel joint {j} is not continuous/revolute")
+        # rest pose: bottom of the robot on the floor; measure the footprint radius and the
+        # direction each wheel joint turns the wheel (+1 when a positive speed rolls forward)
+        p.resetBasePositionAndOrientation(self.robot, [0, 0, 1.0], [0, 0, 0, 1], physicsClientId=c)
+        lo, hi = self._aabb()
+        self._base_z = 1.0 - lo[2] + 0.002
+        self._radius = float(math.hypot(max(abs(lo[0]), abs(hi[0])), max(abs(lo[1]), abs(hi[1]))))
+        self._left_dir = [self._forward_dir(j) for j in self._left]
+        self._right_dir = [self._forward_dir(j) for j in self._right]
+        joints = self._left + self._right
+        # no default motor friction on other joints; ours are driven below
+        p.setJointMotorControlArray(
+            self.robot, joints, p.VELOCITY_CONTROL, targetVelocities=[0.0] * len(joints),
+            forces=[WHEEL_TORQUE] * len(joints), physicsClientId=c,
+        )  # fmt: skip
+        self._joints = joints
+        self._forces = [WHEEL_TORQUE] * len(joints)
+        self._goal_marker = self._make_goal_marker(task.success_distance)
+
+    def _aabb(self) -> tuple[np.ndarray, np.ndarray]:
+        c = self.sim.client
+        lo, hi = (np.array(v) for v in p.getAABB(self.robot, -1, physicsClientId=c))
+        for i in range(p.getNumJoints(self.robot, physicsClientId=c)):
+            a, b = p.getAABB(self.robot, i, physicsClientId=c)
+            lo, hi = np.minimum(lo, a), np.maximum(hi, b)
+        return lo, hi
+
+    def _forward_dir(self, joint: int) -> float:
+        """+1 if spinning ``joint`` positively rolls its wheel toward the base's +x, else -1."""
+        c = self.sim.client
+        info = p.getJointInfo(self.robot, joint, physicsClientId=c)
+        state = p.getLinkState(self.robot, joint, computeForwardKinematics=True, physicsClientId=c)
+        rot = np.array(p.getMatrixFromQuaternion(state[5])).reshape(3, 3)
+        axis = rot @ np.asarray(info[13])
+        # a wheel on the floor rolling about world axis w moves its centre along w x (0, 0, 1)
+        forward = np.cross(axis, (0.0, 0.0, 1.0))[0]
+        return 1.0 if forward >= 0 else -1.0
+
+    def _make_goal_marker(self, radius: float) -> int:
+        c = self.sim.client
+        vis = p.createVisualShape(
+            p.GEOM_CYLINDER, radius=radius, length=0.01, rgbaColor=[0.1, 0.85, 0.1, 1.0], physicsClientId=c
+        )
+        return int(p.createMultiBody(baseMass=0.0, baseVisualShapeIndex=vis, physicsClientId=c))
+
+    def _build_map(self, task: NavigateTask) -> None:
+        c = self.sim.client
+        for body in self._obstacles:
+            p.removeBody(body, physicsClientId=c)
+        self._obstacles = []
+        h = OBSTACLE_HEIGHT
+        for kind, x, y, size, yaw in task.obstacles():
+            if kind == BOX:
+                col = p.createCollisionShape(p.GEOM_BOX, halfExtents=[size, size, h / 2], physicsClientId=c)
+                vis = p.createVisualShape(
+                    p.GEOM_BOX, halfExtents=[size, size, h / 2], rgbaColor=[0.9, 0.55, 0.15, 1], physicsClientId=c
+                )
+            else:
+                col = p.createCollisionShape(p.GEOM_CYLINDER, radius=size, height=h, physicsClientId=c)
+                vis = p.createVisualShape(
+                    p.GEOM_CYLINDER, radius=size, length=h, rgbaColor=[0.55, 0.35, 0.7, 1], physicsClientId=c
+                )
+            body = p.createMultiBody(
+                baseMass=0.0,
+                baseCollisionShapeIndex=col,
+                baseVisualShapeIndex=vis,
+                basePosition=[x, y, h / 2],
+                baseOrientation=p.getQuaternionFromEuler([0, 0, yaw]),
+                physicsClientId=c,
+            )
+            self._obstacles.append(int(body))
+        self._obstacle_set = frozenset(self._obstacles)
+
+    # -- sensing ----------------------------------------------------------------------------
+    def ranges(self, x: float, y: float, yaw: float) -> np.ndarray:
+        """Range readings (m) of the ring sensor at ``(x, y)`` facing ``yaw``. Rays start just
+        outside the robot's footprint circle, so they never see the robot itself."""
+        c, s = math.cos(yaw), math.sin(yaw)
+        dx = c * self._ray_cos - s * self._ray_sin
+        dy = s * self._ray_cos + c * self._ray_sin
+        r0 = self._radius + 0.01
+        z = SENSOR_HEIGHT
+        starts = np.stack([x + r0 * dx, y + r0 * dy, np.full(N_RAYS, z)], axis=1)
+        ends = np.stack([x + SENSOR_RANGE * dx, y + SENSOR_RANGE * dy, np.full(N_RAYS, z)], axis=1)
+        hits = p.rayTestBatch(starts.tolist(), ends.tolist(), physicsClientId=self.sim.client)
+        frac = np.fromiter((h[2] if h[0] >= 0 else 1.0 for h in hits), float, N_RAYS)
+        return r0 + frac * (SENSOR_RANGE - r0)
+
+    def _state(self) -> tuple[float, float, float, float, float, float, float]:
+        """x, y (m), yaw, up (z of the body's z axis), forward and lateral speed (m/s), yaw rate."""
+        c = self.sim.client
+        (x, y, _), (qx, qy, qz, qw) = p.getBasePositionAndOrientation(self.robot, physicsClientId=c)
+        (vx, vy, _), (_, _, wz) = p.getBaseVelocity(self.robot, physicsClientId=c)
+        yaw = math.atan2(2 * (qw * qz + qx * qy), 1 - 2 * (qy * qy + qz * qz))
+        up = 1 - 2 * (qx * qx + qy * qy)
+        cy, sy = math.cos(yaw), math.sin(yaw)
+        return x, y, yaw, up, cy * vx + sy * vy, -sy * vx + cy * vy, wz
+
+    def _obs(self) -> tuple[np.ndarray, float, float, bool]:
+        """Observation, goal distance (m), up, and whether the state is sane."""
+        x, y, yaw, up, v, vl, wz = self._state()
+        gx, gy = self._goal[0] - x, self._goal[1] - y
+        cy, sy = math.cos(yaw), math.sin(yaw)
+        rx, ry = cy * gx + sy * gy, -sy * gx + cy * gy
+        d = math.hypot(gx, gy)
+        obs = np.empty(OBS_DIM, dtype=np.float32)
+        obs[:8] = (rx / 2, ry / 2, d / 2, rx / d if d > 1e-9 else 1.0, ry / d if d > 1e-9 else 0.0, v, vl, wz / 5)
+        sane = math.isfinite(x + y + v + vl + wz + up) and abs(v) + abs(vl) < 20 and abs(wz) < 100
+        if sane:
+            obs[8:] = self.ranges(x, y, yaw) / SENSOR_RANGE
+        else:
+            obs[8:] = 1.0
+        np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
+        return obs, d, up, sane
+
+    def _touching_obstacle(self) -> bool:
+        if not self._obstacles:
+            return False
+        contacts = p.getContactPoints(bodyA=self.robot, physicsClientId=self.sim.client)
+        return any(cp[2] in self._obstacle_set for cp in contacts)
+
+    # -- gym API ----------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        task: NavigateTask = self.task  # type: ignore[assignment]
+        rng = self.np_random
+        c = self.sim.client
+        x0, y0 = rng.uniform(-0.02, 0.02, size=2)
+        yaw0 = task.start_yaw + rng.uniform(-0.1, 0.1)
+        p.resetBasePositionAndOrientation(
+            self.robot, [x0, y0, self._base_z], p.getQuaternionFromEuler([0, 0, yaw0]), physicsClientId=c
+        )
+        p.resetBaseVelocity(self.robot, [0, 0, 0], [0, 0, 0], physicsClientId=c)
+        for j in range(p.getNumJoints(self.robot, physicsClientId=c)):
+            p.resetJointState(self.robot, j, 0.0, 0.0, physicsClientId=c)
+        self._steps = 0
+        obs, d, _, _ = self._obs()
+        self._dist = d
+        return obs, {"is_success": False, "distance": d}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        a = np.asarray(action, dtype=np.float64).reshape(-1)[:2]
+        a = np.minimum(np.maximum(a, -1.0), 1.0)
+        cmd = np.repeat(a, (self._n_left, len(self._joints) - self._n_left)) * self._wheel_gain
+        c = self.sim.client
+        p.setJointMotorControlArray(
+            self.robot, self._joints, p.VELOCITY_CONTROL, targetVelocities=cmd.tolist(), forces=self._forces,
+            physicsClientId=c,
+        )  # fmt: skip
+        self.sim.step(CONTROL_SUBSTEPS)
+        self._steps += 1
+        obs, d, up, sane = self._obs()
+        if not sane:
+            info = {"physics_error": True, "is_success": False, "collision": False, "flipped": False, "distance": d}
+            return np.zeros(OBS_DIM, np.float32), -1.0, True, False, info
+        collision = self._touching_obstacle()
+        flipped = up < 0.3
+        success = d < self.task.success_distance  # type: ignore[attr-defined]
+        reward = PROGRESS_SCALE * (self._dist - d) - COLLISION_PENALTY * collision - 0.005 * float(a @ a)
+        reward += SUCCESS_BONUS * success
+        self._dist = d
+        terminated = success or flipped
+        truncated = not terminated and self._steps >= EPISODE_STEPS
+        info = {"is_success": success, "collision": collision, "flipped": flipped, "distance": d}
+        return obs, reward, terminated, truncated, info
+
+    def camera(self) -> dict[str, Any]:
+        task: NavigateTask = self.task  # type: ignore[assignment]
+        pts = [(0.0, 0.0), (task.goal_x, task.goal_y)] + [(o[1], o[2]) for o in task.obstacles()]
+        xs, ys = [q[0] for q in pts], [q[1] for q in pts]
+        cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+        span = max(max(xs) - min(xs), max(ys) - min(ys), 0.8) + 0.8
+        # a view from above at a slant: the map's bounding square fills most of the frame
+        return {"target": (cx, cy, 0.0), "distance": 0.3 + 1.25 * span, "yaw": 0.0, "pitch": -65.0}
