@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pybullet as p
 from metarobot.envs import cartpole as cp
+from metarobot.envs import navigate as nv
 from metarobot.envs import reach as rc
 
 import metarobot
@@ -67,6 +68,33 @@ def time_raw_reach(env, steps: int, seed: int = 0) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def busiest_navigate_task() -> nv.NavigateTask:
+    """A training-range robot in a map with the most obstacles training has (3)."""
+    fam = metarobot.get_family("navigate")
+    for task in fam.sample_tasks(200, "train", np.random.default_rng(0)):
+        if len(task.obstacle_kinds) == fam.space.obstacles[1]:
+            return task  # type: ignore[return-value]
+    raise RuntimeError("no map with the most obstacles sampled")
+
+
+def time_raw_navigate(env, steps: int, seed: int = 0) -> float:
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1, 1, (steps, 2))
+    env.reset(seed=seed)
+    c, body, joints, forces = env.sim.client, env.robot, env._joints, env._forces
+    start = time.perf_counter()
+    for i, a in enumerate(actions):
+        p.setJointMotorControlArray(
+            body, joints, p.VELOCITY_CONTROL, targetVelocities=(a * env._wheel_gain).tolist(), forces=forces,
+            physicsClientId=c,
+        )  # fmt: skip
+        for _ in range(nv.CONTROL_SUBSTEPS):
+            p.stepSimulation(physicsClientId=c)
+        if (i + 1) % nv.EPISODE_STEPS == 0:
+            p.resetBasePositionAndOrientation(body, [0, 0, env._base_z], [0, 0, 0, 1], physicsClientId=c)
+    return steps / (time.perf_counter() - start)
+
+
 def time_raw_cartpole(env, steps: int, seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
     forces = rng.uniform(-1, 1, steps) * env._force
@@ -84,19 +112,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--family", action="append", help="Only these families (repeatable) [default: all].")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     results = {}
-    cases = [
-        ("reach (7 joints, 30 Hz control, 8 substeps)", metarobot.make_env(seven_joint_task()), time_raw_reach),
-        (
+    cases = {
+        "reach": ("reach (7 joints, 30 Hz control, 8 substeps)", seven_joint_task, time_raw_reach),
+        "cartpole": (
             "cartpole (48 Hz control, 5 substeps)",
-            metarobot.make_env(metarobot.get_family("cartpole").task("train", 0)),
+            lambda: metarobot.get_family("cartpole").task("train", 0),
             time_raw_cartpole,
         ),
-    ]
-    for name, env, raw_fn in cases:
+        "navigate": (
+            "navigate (3 obstacles, 16-ray range sensor, 20 Hz control, 6 substeps of 1/120 s)",
+            busiest_navigate_task,
+            time_raw_navigate,
+        ),
+    }
+    for family, (name, make_task, raw_fn) in cases.items():
+        if args.family and family not in args.family:
+            continue
+        env = metarobot.make_env(make_task())
         env_rates = [time_env(env, args.steps, seed=r) for r in range(args.repeats)]
         raw_rates = [raw_fn(env, args.steps, seed=r) for r in range(args.repeats)]
         env_rate, raw_rate = float(np.median(env_rates)), float(np.median(raw_rates))

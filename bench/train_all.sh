@@ -3,12 +3,17 @@
 # them side by side would only slow each one), with the default settings of each family.
 # All algorithms of a family share the same env-step budget: same iterations, meta-batch,
 # episodes and inner steps, so the same env steps per iteration.
-#   bash bench/train_all.sh [RUNS_DIR]
+#   bash bench/train_all.sh [RUNS_DIR] [FAMILY ...]
 set -euo pipefail
 RUNS=${1:-runs}
+shift || true
+FAMILIES=${*:-cartpole reach navigate}
 MR=${MR:-.venv/bin/metarobot}
-for family in cartpole reach; do
-  for algo in maml multitask fomaml reptile; do
+for family in $FAMILIES; do
+  algos="maml multitask fomaml reptile"
+  # navigate's table compares maml with the multitask and scratch baselines only
+  if [ "$family" = navigate ]; then algos="maml multitask"; fi
+  for algo in $algos; do
     out="$RUNS/$family-$algo"
     if [ -f "$out/meta_policy.pt" ]; then echo "skip $out (done)"; continue; fi
     if [ -f "$out/checkpoints/last.pt" ]; then

@@ -745,6 +745,6 @@ class NavigateEnv(MetaRobotEnv):
         pts = [(0.0, 0.0), (task.goal_x, task.goal_y)] + [(o[1], o[2]) for o in task.obstacles()]
         xs, ys = [q[0] for q in pts], [q[1] for q in pts]
         cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
-        span = max(max(xs) - min(xs), max(ys) - min(ys), 0.8) + 0.8
+        span = max(max(xs) - min(xs), max(ys) - min(ys), 0.8) + 0.6
         # a view from above at a slant: the map's bounding square fills most of the frame
-        return {"target": (cx, cy, 0.0), "distance": 0.3 + 1.25 * span, "yaw": 0.0, "pitch": -65.0}
+        return {"target": (cx, cy, 0.0), "distance": 0.2 + 0.9 * span, "yaw": 0.0, "pitch": -60.0}

@@ -9,7 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from metarobot.envs.urdf_builder import serial_arm_urdf
+from metarobot.envs.urdf_builder import diff_drive_urdf, serial_arm_urdf
 from PIL import Image
 from stable_baselines3 import PPO
 
@@ -23,7 +23,7 @@ SMALL = dict(meta_batch=2, episodes_per_update=2, outer_epochs=1, workers=0, eva
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpt")
     out = {}
-    for family in ("cartpole", "reach"):
+    for family in ("cartpole", "reach", "navigate"):
         with MetaLearner(family=family, **SMALL) as learner:
             learner.step()
             out[family] = learner.save(root / f"{family}.pt")
@@ -88,6 +88,28 @@ def test_adapt_takes_a_users_urdf_arm(checkpoints, tmp_path):
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "a" / "adaptation.json").read_text())
     assert report["task"]["urdf_path"] == str(urdf.resolve()) and report["task"]["n_joints"] == 3
+
+
+def test_adapt_and_render_take_a_users_wheeled_base(checkpoints, tmp_path):
+    urdf = tmp_path / "bot.urdf"
+    urdf.write_text(diff_drive_urdf(0.26, 0.24, 2.0, 0.045))
+    common = ["--checkpoint", str(checkpoints["navigate"]), "--urdf", str(urdf)]
+    r = CliRunner().invoke(cli, ["adapt", *common, "--steps", "1", "--episodes", "2", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    task = json.loads((tmp_path / "a" / "adaptation.json").read_text())["task"]
+    assert task["urdf_path"] == str(urdf.resolve())
+    assert task["left_wheels"] == ["left_wheel_joint"] and task["right_wheels"] == ["right_wheel_joint"]
+    out = tmp_path / "nav.mp4"
+    r = CliRunner().invoke(
+        cli,
+        ["render", *common, "--left-wheels", "left_wheel_joint", "--right-wheels", "right_wheel_joint"]
+        + ["--before-after", "--steps", "1", "--adapt-episodes", "2", "--width", "160", "--height", "120"]
+        + ["--out", str(out)],
+    )
+    assert r.exit_code == 0, r.output
+    frames = iio.imread(out, index=None)
+    assert 2 <= frames.shape[0] <= 101 and frames.shape[1:3] == (120 + 28, 2 * 160)
+    assert frames[1, 28:, :160, :3].astype(float).std() > 5  # robot, obstacles and goal on a floor
 
 
 def test_adapt_from_a_task_json(checkpoints, tmp_path):
@@ -239,6 +261,9 @@ def test_render_before_after_video_reads_back_with_expected_frames(checkpoints, 
         (lambda c, t: ["render", "--checkpoint", c["cartpole"], "--width", "5"], "out of range"),
         (lambda c, t: ["evaluate", "--checkpoint", c["cartpole"], "--baselines", "oracle"], "unknown baseline"),
         (lambda c, t: ["adapt", "--family", "bogus"], "unknown family 'bogus'"),
+        (lambda c, t: ["adapt", "--checkpoint", c["navigate"], "--urdf", t / "corrupt.pt"], "does not parse"),
+        (lambda c, t: ["adapt", "--checkpoint", c["navigate"], "--left-wheels", "a"], "only apply together with"),
+        (lambda c, t: ["adapt", "--checkpoint", c["cartpole"], "--urdf", t / "corrupt.pt"], "does not take a robot"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(checkpoints, tmp_path, make_args, message):
