@@ -5,6 +5,8 @@ Robot (hidden from the policy): chassis length and mass, wheel radius, track wid
 centre to wheel centre), and per wheel a motor gain (fraction of the commanded speed it
 delivers) and a direction (+1, or -1 for a motor wired reversed); maximum wheel speed, wheel
 and floor friction. Two frictionless ball casters (front and rear) keep the chassis level.
+The family samples both motors normal or both reversed (p = 0.5: the robot drives mirrored,
+which no fixed policy can handle both ways); a task may set each motor's direction on its own.
 
 Map (per task): the robot starts at the origin facing ``start_yaw``; the goal lies at
 ``goal_x, goal_y``; 0-3 obstacles (boxes and cylinders, 0.3 m tall) are placed mostly between
@@ -239,7 +241,7 @@ class NavigateSpace:
     wheel_radius: Range = Range(0.035, 0.05, "m")
     max_wheel_speed: Range = Range(15.0, 22.0, "rad/s")
     motor_gain: Range = Range(0.7, 1.0)
-    reversed_probability: float = 0.5  # per motor
+    reversed_probability: float = 0.5  # both motors wired reversed (the robot drives mirrored)
     wheel_friction: Range = Range(0.8, 1.2)
     floor_friction: Range = Range(0.6, 1.0)
     goal_distance: Range = Range(0.7, 1.2, "m")
@@ -269,6 +271,7 @@ class NavigateFamily(TaskFamily):
 
     def _robot(self, rng: np.random.Generator) -> dict[str, Any]:
         s = self.space
+        sign = self._sign(rng)
         return {
             "chassis_length": round_params(s.chassis_length.sample(rng)),
             "track_width": round_params(s.track_width.sample(rng)),
@@ -277,8 +280,8 @@ class NavigateFamily(TaskFamily):
             "max_wheel_speed": round_params(s.max_wheel_speed.sample(rng)),
             "left_gain": round_params(s.motor_gain.sample(rng)),
             "right_gain": round_params(s.motor_gain.sample(rng)),
-            "left_sign": self._sign(rng),
-            "right_sign": self._sign(rng),
+            "left_sign": sign,
+            "right_sign": sign,
             "wheel_friction": round_params(s.wheel_friction.sample(rng)),
             "floor_friction": round_params(s.floor_friction.sample(rng)),
         }
@@ -359,7 +362,7 @@ class NavigateFamily(TaskFamily):
             "chassis_mass": f"{s.chassis_mass}",
             "max_wheel_speed": f"{s.max_wheel_speed}",
             "motor_gain": f"{s.motor_gain} per wheel (ood: one wheel {s.ood_weak_gain})",
-            "motor_sign": f"-1 (reversed) with probability {s.reversed_probability} per wheel, else +1",
+            "motor_sign": f"both -1 (wired reversed) with probability {s.reversed_probability}, else both +1",
             "friction": f"wheel {s.wheel_friction}, floor {s.floor_friction}",
             "goal_distance": f"{s.goal_distance}, any bearing; start heading uniform",
             "obstacles": f"{s.obstacles[0]}-{s.obstacles[1]} boxes/cylinders, size {s.obstacle_size} "

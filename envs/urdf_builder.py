@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 AXES: dict[str, tuple[float, float, float]] = {"x": (1, 0, 0), "y": (0, 1, 0), "z": (0, 0, 1)}
@@ -188,6 +189,73 @@ def diff_drive_urdf(
         parts.append(
             f'<joint name="{name}_joint" type="fixed"><parent link="chassis"/><child link="{name}"/>'
             f'<origin xyz="{x:.6g} 0 {-(r - rc):.6g}"/></joint>'
+        )
+    parts.append("</robot>")
+    return "\n".join(parts)
+
+
+FINGER_THICKNESS = 0.012  # m, along the closing direction
+PALM_HEIGHT = 0.02  # m
+WORKSPACE = 0.25  # m: the gripper's x and y joints range over +/- this
+LIFT_RANGE = (0.0, 0.4)  # m: range of the gripper's z joint
+
+
+def gripper_urdf(finger_length: float, finger_width: float, max_opening: float, palm_mass: float = 0.3) -> str:
+    """A parallel-jaw gripper carried by a gantry: prismatic ``x``, ``y``, ``z`` joints and a
+    revolute ``yaw`` joint from a fixed world link to the palm, and two fingers on prismatic
+    joints (``left_finger`` moves along -y toward the centre, ``right_finger`` along +y), whose
+    inner faces are ``max_opening`` apart when fully open. Each finger is a box
+    ``finger_width`` (x) by ``FINGER_THICKNESS`` (y) by ``finger_length`` (z) hanging from the
+    palm. The gantry's zero pose puts the palm's underside at z = 0. Lengths in metres."""
+    half_open = max_opening / 2
+    palm_y = max_opening + 2 * FINGER_THICKNESS + 0.02
+    palm_x = max(finger_width + 0.01, 0.03)
+    tiny = _inertial(0.05, (0, 0, 0), 1e-4, 1e-4, 1e-4)
+    parts = ['<?xml version="1.0"?>', '<robot name="metarobot_gripper">', '<link name="world"/>']
+    parent = "world"
+    for name, kind, axis, (lo, hi) in (
+        ("x", "prismatic", "1 0 0", (-WORKSPACE, WORKSPACE)),
+        ("y", "prismatic", "0 1 0", (-WORKSPACE, WORKSPACE)),
+        ("z", "prismatic", "0 0 1", LIFT_RANGE),
+        ("yaw", "revolute", "0 0 1", (-math.pi, math.pi)),
+    ):
+        child = "palm" if name == "yaw" else f"carriage_{name}"
+        body = tiny
+        if child == "palm":
+            body = (
+                _inertial(palm_mass, (0, 0, PALM_HEIGHT / 2), 1e-3, 1e-3, 1e-3)
+                + f'<visual><origin xyz="0 0 {PALM_HEIGHT / 2:.6g}"/><geometry><box size="{palm_x:.6g} {palm_y:.6g} '
+                f'{PALM_HEIGHT}"/></geometry><material name="palm"><color rgba="0.3 0.3 0.35 1"/></material></visual>'
+                + f'<visual><origin xyz="0 0 {PALM_HEIGHT + 0.1:.6g}"/><geometry><cylinder radius="0.008" '
+                'length="0.2"/></geometry><material name="rod"><color rgba="0.6 0.6 0.6 1"/></material></visual>'
+            )
+        parts.append(f'<link name="{child}">{body}</link>')
+        parts.append(
+            f'<joint name="{name}" type="{kind}"><parent link="{parent}"/><child link="{child}"/>'
+            f'<axis xyz="{axis}"/><limit lower="{lo:.6g}" upper="{hi:.6g}" effort="200" velocity="5"/>'
+            '<dynamics damping="0" friction="0"/></joint>'
+        )
+        parent = child
+    m = 0.05
+    for side, y, axis in (
+        ("left", half_open + FINGER_THICKNESS / 2, "0 -1 0"),
+        ("right", -half_open - FINGER_THICKNESS / 2, "0 1 0"),
+    ):
+        size = f"{finger_width:.6g} {FINGER_THICKNESS} {finger_length:.6g}"
+        origin = f'<origin xyz="0 0 {-finger_length / 2:.6g}"/>'
+        ixx = m * (FINGER_THICKNESS**2 + finger_length**2) / 12
+        parts.append(
+            f'<link name="{side}_finger">'
+            + _inertial(m, (0, 0, -finger_length / 2), ixx, ixx, m * finger_width**2 / 12)
+            + f'<visual>{origin}<geometry><box size="{size}"/></geometry><material name="{side}pad">'
+            '<color rgba="0.9 0.75 0.2 1"/></material></visual>'
+            + f'<collision>{origin}<geometry><box size="{size}"/></geometry></collision></link>'
+        )
+        parts.append(
+            f'<joint name="{side}_finger" type="prismatic"><parent link="palm"/><child link="{side}_finger"/>'
+            f'<origin xyz="0 {y:.6g} 0"/><axis xyz="{axis}"/>'
+            f'<limit lower="0" upper="{half_open:.6g}" effort="100" velocity="1"/>'
+            '<dynamics damping="0" friction="0"/></joint>'
         )
     parts.append("</robot>")
     return "\n".join(parts)

@@ -44,6 +44,7 @@ def _register_gym_envs() -> None:
         "metarobot/Reach-v0": ("metarobot.envs.reach:ReachEnv", 60),
         "metarobot/CartPole-v0": ("metarobot.envs.cartpole:CartPoleEnv", 200),
         "metarobot/Navigate-v0": ("metarobot.envs.navigate:NavigateEnv", 100),
+        "metarobot/Grasp-v0": ("metarobot.envs.grasp:GraspEnv", 100),
     }
     for env_id, (entry, steps) in specs.items():
         if env_id not in gym.registry:

@@ -195,6 +195,11 @@ def _task_options(fn: Any) -> Any:
             type=click.Path(path_type=Path, dir_okay=False),
             help="Your own robot as a URDF file (reach: a serial arm; navigate: a wheeled base).",
         ),
+        click.option(
+            "--object-urdf",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="grasp: your own object as a single-body URDF file (the gripper of test task 0).",
+        ),
         click.option("--ee-link", help="reach: end-effector link of --urdf [default: last link]."),
         click.option(
             "--left-wheels",
@@ -239,8 +244,13 @@ def _pick_task(
     ee_link: str | None,
     left_wheels: str | None = None,
     right_wheels: str | None = None,
+    object_urdf: Path | None = None,
 ) -> Any:
     family = learner.family
+    if object_urdf is not None:
+        if urdf is not None:
+            raise MetarobotError("give --urdf or --object-urdf, not both")
+        return family.task_from_object_urdf(object_urdf)
     given = {"--ee-link": ee_link, "--left-wheels": left_wheels, "--right-wheels": right_wheels}
     if urdf is None:
         extra = [name for name, value in given.items() if value is not None]
@@ -291,6 +301,7 @@ def adapt(
     index: int,
     task_file: Path | None,
     urdf: Path | None,
+    object_urdf: Path | None,
     ee_link: str | None,
     left_wheels: str | None,
     right_wheels: str | None,
@@ -311,7 +322,7 @@ def adapt(
     """
     learner, ckpt = _load_learner(family, checkpoint, workers, device)
     try:
-        task = _pick_task(learner, split, index, task_file, urdf, ee_link, left_wheels, right_wheels)
+        task = _pick_task(learner, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf)
         out_dir = _out_dir(out, f"adapt-{learner.config.family}")
         k = learner.config.inner_steps if steps is None else steps
         n = episodes or learner.config.episodes_per_update
@@ -498,6 +509,7 @@ def render(
     index: int,
     task_file: Path | None,
     urdf: Path | None,
+    object_urdf: Path | None,
     ee_link: str | None,
     left_wheels: str | None,
     right_wheels: str | None,
@@ -525,7 +537,7 @@ def render(
 
     learner, ckpt = _load_learner(family, checkpoint, workers, device)
     try:
-        task = _pick_task(learner, split, index, task_file, urdf, ee_link, left_wheels, right_wheels)
+        task = _pick_task(learner, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf)
         fam = learner.config.family
         if out is None:
             out = _out_dir(None, "videos") / f"render-{fam}-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"

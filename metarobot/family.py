@@ -212,6 +212,9 @@ class TaskFamily(ABC):
     def task_from_urdf(self, path: Path, **options: Any) -> Task:
         raise MetarobotError(f"family {self.name!r} does not take a robot from a URDF file")
 
+    def task_from_object_urdf(self, path: Path) -> Task:
+        raise MetarobotError(f"family {self.name!r} does not take an object from a URDF file")
+
     def observation_space_example(self) -> Any:
         env = self.make_env(self.heldout_tasks("train", 1)[0])
         try:

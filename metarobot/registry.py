@@ -12,6 +12,7 @@ _BUILTIN: dict[str, str] = {
     "reach": "metarobot.envs.reach:ReachFamily",
     "cartpole": "metarobot.envs.cartpole:CartPoleFamily",
     "navigate": "metarobot.envs.navigate:NavigateFamily",
+    "grasp": "metarobot.envs.grasp:GraspFamily",
 }
 _extra: dict[str, type[TaskFamily]] = {}
 _instances: dict[str, TaskFamily] = {}

@@ -4,7 +4,7 @@ import torch
 
 import metarobot
 
-FAMILIES = ["reach", "cartpole", "navigate"]
+FAMILIES = ["reach", "cartpole", "navigate", "grasp"]
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ SMALL = dict(meta_batch=2, episodes_per_update=2, outer_epochs=1, workers=0, eva
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpt")
     out = {}
-    for family in ("cartpole", "reach", "navigate"):
+    for family in ("cartpole", "reach", "navigate", "grasp"):
         with MetaLearner(family=family, **SMALL) as learner:
             learner.step()
             out[family] = learner.save(root / f"{family}.pt")
@@ -110,6 +110,31 @@ def test_adapt_and_render_take_a_users_wheeled_base(checkpoints, tmp_path):
     frames = iio.imread(out, index=None)
     assert 2 <= frames.shape[0] <= 101 and frames.shape[1:3] == (120 + 28, 2 * 160)
     assert frames[1, 28:, :160, :3].astype(float).std() > 5  # robot, obstacles and goal on a floor
+
+
+def test_adapt_and_render_take_a_users_object(checkpoints, tmp_path):
+    obj = tmp_path / "can.urdf"
+    obj.write_text(
+        '<robot name="can"><link name="can"><inertial><mass value="0.2"/><inertia ixx="1e-4" ixy="0" ixz="0" '
+        'iyy="1e-4" iyz="0" izz="1e-4"/></inertial><visual><geometry><cylinder radius="0.025" length="0.07"/>'
+        '</geometry></visual><collision><geometry><cylinder radius="0.025" length="0.07"/></geometry></collision>'
+        "</link></robot>"
+    )
+    common = ["--checkpoint", str(checkpoints["grasp"]), "--object-urdf", str(obj)]
+    r = CliRunner().invoke(cli, ["adapt", *common, "--steps", "1", "--episodes", "2", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    task = json.loads((tmp_path / "a" / "adaptation.json").read_text())["task"]
+    assert task["object_urdf"] == str(obj.resolve())
+    out = tmp_path / "grasp.mp4"
+    r = CliRunner().invoke(
+        cli,
+        ["render", *common, "--before-after", "--steps", "1", "--adapt-episodes", "2"]
+        + ["--width", "160", "--height", "120", "--out", str(out)],
+    )
+    assert r.exit_code == 0, r.output
+    frames = iio.imread(out, index=None)
+    assert 2 <= frames.shape[0] <= 101 and frames.shape[1:3] == (120 + 28, 2 * 160)
+    assert frames[1, 28:, :160, :3].astype(float).std() > 5
 
 
 def test_adapt_from_a_task_json(checkpoints, tmp_path):
@@ -264,6 +289,11 @@ def test_render_before_after_video_reads_back_with_expected_frames(checkpoints, 
         (lambda c, t: ["adapt", "--checkpoint", c["navigate"], "--urdf", t / "corrupt.pt"], "does not parse"),
         (lambda c, t: ["adapt", "--checkpoint", c["navigate"], "--left-wheels", "a"], "only apply together with"),
         (lambda c, t: ["adapt", "--checkpoint", c["cartpole"], "--urdf", t / "corrupt.pt"], "does not take a robot"),
+        (lambda c, t: ["adapt", "--checkpoint", c["grasp"], "--object-urdf", t / "corrupt.pt"], "cannot load"),
+        (
+            lambda c, t: ["adapt", "--checkpoint", c["reach"], "--object-urdf", t / "corrupt.pt"],
+            "does not take an object",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(checkpoints, tmp_path, make_args, message):

@@ -77,7 +77,9 @@ def test_json_round_trip_is_exact(family, rng):
 def test_task_validation_names_the_bad_value(family, rng):
     task = family.sample_tasks(1, "train", rng)[0]
     data = task.to_dict()
-    field = {"reach": "link_lengths", "cartpole": "pole_length", "navigate": "wheel_radius"}[family.name]
+    field = {"reach": "link_lengths", "cartpole": "pole_length", "navigate": "wheel_radius", "grasp": "object_mass"}[
+        family.name
+    ]
     data[field] = [-1.0] * len(data[field]) if isinstance(data[field], list) else -1.0
     with pytest.raises(MetarobotError, match="out of range"):
         family.task_from_dict(data)
@@ -94,7 +96,9 @@ def test_bad_sampling_arguments(family, rng):
         family.task("test", 10_000)
 
 
-@pytest.mark.parametrize("env_id", ["metarobot/Reach-v0", "metarobot/CartPole-v0", "metarobot/Navigate-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["metarobot/Reach-v0", "metarobot/CartPole-v0", "metarobot/Navigate-v0", "metarobot/Grasp-v0"]
+)
 def test_gym_make_and_check_env(env_id):
     env = gym.make(env_id)
     try:

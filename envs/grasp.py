@@ -1,0 +1,449 @@
+"""The ``grasp`` family: a procedural parallel-jaw gripper must pick a procedural object up from a
+table.
+
+Gripper (hidden from the policy): finger length, finger width (pad size along x), maximum
+opening, grip force (N, the most the finger motors push with) and pad friction. The gripper is
+carried by a gantry (prismatic x, y, z joints and a revolute yaw joint from a fixed world link):
+a free-floating hand with exact, velocity-controlled motion, so what the policy must learn is
+the grasp, not an arm's kinematics (``reach`` covers arms). The table is the floor (z = 0).
+
+Object (per task): box (square footprint), cylinder (upright), sphere or capsule (lying down);
+half-width ``object_size`` (m), height, mass, friction, and its position and yaw on the table.
+Hidden: mass, friction, grip force and the finger geometry. A user's own object comes from a
+single-body URDF (``--object-urdf``).
+
+Control: 20 Hz (12 physics steps of 1/240 s). Action: 5 values in [-1, 1] (clipped): gripper
+velocity along x, y, z (units of 0.2 m/s), yaw rate (units of 1.5 rad/s), and the grip command
+(+1 closes the fingers at 0.1 m/s, -1 opens them; the finger motors push with at most the
+task's grip force).
+
+Observation (21 floats): palm position (m) x 5; sin and cos of the gripper's yaw; finger
+opening (m) x 10; the object's position relative to the palm, in the gripper's frame, in units
+of 5 cm; the object's orientation relative to the gripper (first two columns of the rotation
+matrix); the object's velocity (m/s); left and right finger contact with the object (0/1);
+the object's height above where it rested (m) x 10.
+
+Reward per step (documented in the README): ``-2 * d`` (``d``: distance in m from the object's
+centre to the point between the fingertips' upper half) ``+ 0.5 * [both fingers touch the
+object] + 20 * min(lift, 0.05) - 0.01 * |a|^2``; ``+5`` and the end of the episode on
+success. Success (``info["is_success"]``): the object held at least 5 cm above where it rested
+for 10 consecutive steps (0.5 s). Episode: 100 steps (5 s). A physics blow-up (NaN or an object
+faster than 20 m/s) ends the episode with ``info["physics_error"] = True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import pybullet as p
+from metarobot.envs.base import MetaRobotEnv
+from metarobot.envs.sim import shared_urdf
+from metarobot.envs.urdf_builder import LIFT_RANGE, gripper_urdf
+
+from metarobot.errors import MetarobotError
+from metarobot.family import Range, Task, TaskFamily, round_params
+
+CONTROL_SUBSTEPS = 12  # 240 Hz physics / 12 = 20 Hz control
+EPISODE_STEPS = 100
+OBS_DIM = 21
+OBS_BOUND = 20.0
+SPEED = 0.2  # m/s per unit action
+YAW_RATE = 1.5  # rad/s per unit action
+FINGER_SPEED = 0.1  # m/s per unit grip command
+MOVE_FORCE = 200.0  # N (N*m for yaw): the gantry is strong; the grip force is what varies
+LIFT_HEIGHT = 0.05  # m above the rest height
+HOLD_STEPS = 10  # consecutive control steps (0.5 s)
+MAX_OBJECT_SPEED = 20.0  # m/s: faster means the physics blew up
+SHAPES = ("box", "cylinder", "sphere", "capsule")
+START_CLEARANCE = 0.05  # m between the fingertips and the object's top at reset
+
+
+@dataclasses.dataclass(frozen=True)
+class GraspTask(Task):
+    """One gripper and one object. Lengths in m, masses in kg, forces in N, angles in rad.
+
+    ``object_size`` is the half-width the fingers close on (box half side, cylinder, sphere
+    and capsule radius); ``object_height`` the box and cylinder height or the capsule's
+    length between its caps (a sphere ignores it). With ``object_urdf`` set, the object comes
+    from that file and the shape, size, height and mass fields are not used.
+    """
+
+    family: ClassVar[str] = "grasp"
+
+    finger_length: float
+    finger_width: float
+    max_opening: float
+    grip_force: float
+    pad_friction: float
+    object_shape: str
+    object_size: float
+    object_height: float
+    object_mass: float
+    object_friction: float
+    object_x: float = 0.0
+    object_y: float = 0.0
+    object_yaw: float = 0.0
+    object_urdf: str | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        checks = (
+            ("finger_length", 0.02, 0.2),
+            ("finger_width", 0.005, 0.1),
+            ("max_opening", 0.02, 0.3),
+            ("grip_force", 0.5, 500.0),
+            ("pad_friction", 0.05, 3.0),
+            ("object_size", 0.005, 0.15),
+            ("object_height", 0.005, 0.3),
+            ("object_mass", 0.005, 20.0),
+            ("object_friction", 0.05, 3.0),
+            ("object_x", -0.15, 0.15),
+            ("object_y", -0.15, 0.15),
+            ("object_yaw", -4.0, 4.0),
+        )
+        for name, low, high in checks:
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high):
+                raise MetarobotError(f"grasp task {name}={v!r} is out of range [{low}, {high}]")
+        if self.object_shape not in SHAPES:
+            raise MetarobotError(f"grasp task object_shape={self.object_shape!r} is not one of {', '.join(SHAPES)}")
+
+    def gripper_key(self) -> tuple[float, float, float]:
+        return (self.finger_length, self.finger_width, self.max_opening)
+
+
+@dataclasses.dataclass(frozen=True)
+class GraspSpace:
+    """Training ranges of the ``grasp`` family (and the ``ood`` ranges outside them)."""
+
+    finger_length: Range = Range(0.05, 0.08, "m")
+    finger_width: Range = Range(0.02, 0.035, "m")
+    max_opening: Range = Range(0.085, 0.12, "m")
+    grip_force: Range = Range(15.0, 40.0, "N")
+    pad_friction: Range = Range(0.8, 1.2)
+    object_size: Range = Range(0.015, 0.03, "m")
+    object_height: Range = Range(0.03, 0.07, "m")
+    object_mass: Range = Range(0.05, 0.4, "kg")
+    object_friction: Range = Range(0.5, 1.0)
+    object_offset: float = 0.03  # m: the object lies within +/- this of the gripper's start
+    # ood: heavier, larger, more slippery objects, shorter fingers
+    ood_object_mass: Range = Range(0.6, 1.0, "kg")
+    ood_object_size: Range = Range(0.033, 0.038, "m")
+    ood_object_friction: Range = Range(0.25, 0.4)
+    ood_finger_length: Range = Range(0.035, 0.045, "m")
+
+
+class GraspFamily(TaskFamily):
+    name = "grasp"
+    env_id = "metarobot/Grasp-v0"
+    task_type = GraspTask
+    summary = "procedural parallel-jaw grippers (fingers, opening, force, friction) and objects to lift"
+    episode_steps = EPISODE_STEPS
+    control_hz = 20.0
+    meta_defaults: ClassVar[dict[str, Any]] = {"iterations": 120, "meta_batch": 10, "episodes_per_update": 5}
+
+    def __init__(self, space: GraspSpace | None = None) -> None:
+        self.space = space or GraspSpace()
+
+    def _sample_in_range(self, rng: np.random.Generator) -> GraspTask:
+        s = self.space
+        shape = SHAPES[int(rng.integers(len(SHAPES)))]
+        off = s.object_offset
+        return GraspTask(
+            finger_length=round_params(s.finger_length.sample(rng)),
+            finger_width=round_params(s.finger_width.sample(rng)),
+            max_opening=round_params(s.max_opening.sample(rng)),
+            grip_force=round_params(s.grip_force.sample(rng)),
+            pad_friction=round_params(s.pad_friction.sample(rng)),
+            object_shape=shape,
+            object_size=round_params(s.object_size.sample(rng)),
+            object_height=round_params(s.object_height.sample(rng)),
+            object_mass=round_params(s.object_mass.sample(rng)),
+            object_friction=round_params(s.object_friction.sample(rng)),
+            object_x=round_params(rng.uniform(-off, off)),
+            object_y=round_params(rng.uniform(-off, off)),
+            object_yaw=round_params(rng.uniform(0.0, math.pi)),
+        )
+
+    def _sample_ood(self, rng: np.random.Generator) -> GraspTask:
+        s = self.space
+        base = self._sample_in_range(rng)
+        shift = int(rng.integers(4))
+        if shift == 0:
+            return dataclasses.replace(base, object_mass=round_params(s.ood_object_mass.sample(rng)))
+        if shift == 1:
+            return dataclasses.replace(base, object_size=round_params(s.ood_object_size.sample(rng)))
+        if shift == 2:
+            return dataclasses.replace(base, object_friction=round_params(s.ood_object_friction.sample(rng)))
+        return dataclasses.replace(base, finger_length=round_params(s.ood_finger_length.sample(rng)))
+
+    def make_env(self, task: Task, render_mode: str | None = None) -> GraspEnv:
+        return GraspEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
+
+    def ranges(self) -> dict[str, str]:
+        s = self.space
+        return {
+            "finger_length": f"{s.finger_length} (ood: {s.ood_finger_length})",
+            "finger_width": f"{s.finger_width}",
+            "max_opening": f"{s.max_opening}",
+            "grip_force": f"{s.grip_force}",
+            "pad_friction": f"{s.pad_friction}",
+            "object_shape": ", ".join(SHAPES),
+            "object_size": f"{s.object_size} half-width (ood: {s.ood_object_size})",
+            "object_height": f"{s.object_height}",
+            "object_mass": f"{s.object_mass} (ood: {s.ood_object_mass})",
+            "object_friction": f"{s.object_friction} (ood: {s.ood_object_friction})",
+            "object_position": f"within +/-{s.object_offset} m of the gripper's start, any yaw",
+            "success": f"object held {LIFT_HEIGHT * 100:g} cm above the table for {HOLD_STEPS} steps (0.5 s)",
+        }
+
+    def task_from_object_urdf(self, path: Path) -> GraspTask:
+        return object_task_from_urdf(path)
+
+
+def object_task_from_urdf(path: Path | str, gripper_from: GraspTask | None = None) -> GraspTask:
+    """A grasp task whose object is the single-body URDF in ``path``, with the gripper (and
+    object placement) of ``gripper_from`` (default: the first ``test`` task's). The file is
+    loaded once to check it: one body with no joints and a positive mass."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise MetarobotError(f"cannot read object URDF {path}: no such file")
+    base = gripper_from or GraspFamily().heldout_tasks("test", 1)[0]
+    assert isinstance(base, GraspTask)
+    task = dataclasses.replace(base, object_urdf=str(path))
+    env = GraspEnv(task)  # loads the object: reports files PyBullet cannot use
+    env.close()
+    return task
+
+
+class GraspEnv(MetaRobotEnv):
+    """Gymnasium env of one grasp task (``metarobot/Grasp-v0``)."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
+    task_type = GraspTask
+    max_episode_steps = EPISODE_STEPS
+
+    def __init__(
+        self, task: GraspTask | None = None, render_mode: str | None = None, task_seed: int | None = None
+    ) -> None:
+        if task is None:
+            task = GraspFamily().sample_tasks(1, "train", np.random.default_rng(task_seed))[0]  # type: ignore[assignment]
+        self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (OBS_DIM,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (5,), np.float32)
+        self._gripper_key: tuple[float, ...] | None = None
+        self.object: int | None = None
+        super().__init__(task, render_mode)  # type: ignore[arg-type]
+
+    def sim_settings(self) -> dict[str, Any]:
+        # more solver iterations than the arms: a held object sits in two friction contacts
+        return {"solver_iterations": 20}
+
+    # -- scene ------------------------------------------------------------------------------
+    def _apply_task(self, task: Task, previous: Task | None) -> None:
+        assert isinstance(task, GraspTask)
+        c = self.sim.client
+        if task.gripper_key() != self._gripper_key:
+            self.sim.reset_world()
+            self.object = None
+            self._table = self.sim.load_urdf_file(shared_urdf("ground.urdf"))
+            text = gripper_urdf(task.finger_length, task.finger_width, task.max_opening)
+            self.gripper = self.sim.load_urdf_text(text, base_position=(0, 0, 0), fixed_base=True)
+            names = {
+                p.getJointInfo(self.gripper, i, physicsClientId=c)[1].decode(): i
+                for i in range(p.getNumJoints(self.gripper, physicsClientId=c))
+            }
+            self._move = [names["x"], names["y"], names["z"], names["yaw"]]
+            self._fingers = [names["left_finger"], names["right_finger"]]
+            for j in self._fingers:
+                p.changeDynamics(self.gripper, j, frictionAnchor=1, physicsClientId=c)
+            self._gripper_key = task.gripper_key()
+        for j in self._fingers:
+            p.changeDynamics(self.gripper, j, lateralFriction=task.pad_friction, physicsClientId=c)
+        if self.object is not None:
+            p.removeBody(self.object, physicsClientId=c)
+        self.object = self._make_object(task)
+        self._grip_force = [task.grip_force] * 2
+        self._rest_z = self._place_object(task)
+
+    def _make_object(self, task: GraspTask) -> int:
+        c = self.sim.client
+        if task.object_urdf is not None:
+            body = self.sim.load_urdf_file(task.object_urdf, fixed_base=False)
+            if p.getNumJoints(body, physicsClientId=c) != 0:
+                raise MetarobotError(f"object URDF {task.object_urdf} must be a single body (it has joints)")
+            if p.getDynamicsInfo(body, -1, physicsClientId=c)[0] <= 0:
+                raise MetarobotError(f"object URDF {task.object_urdf} has no mass (a static body cannot be lifted)")
+            if p.getCollisionShapeData(body, -1, physicsClientId=c) == ():
+                raise MetarobotError(f"object URDF {task.object_urdf} has no collision shape")
+        else:
+            s, h, shape = task.object_size, task.object_height, task.object_shape
+            color = {"box": (0.85, 0.2, 0.2, 1), "cylinder": (0.2, 0.6, 0.9, 1), "sphere": (0.3, 0.8, 0.3, 1)}
+            rgba = list(color.get(shape, (0.8, 0.4, 0.9, 1)))
+            if shape == "box":
+                kw: dict[str, Any] = {"halfExtents": [s, s, h / 2]}
+                col = p.createCollisionShape(p.GEOM_BOX, physicsClientId=c, **kw)
+                vis = p.createVisualShape(p.GEOM_BOX, rgbaColor=rgba, physicsClientId=c, **kw)
+            elif shape == "cylinder":
+                col = p.createCollisionShape(p.GEOM_CYLINDER, radius=s, height=h, physicsClientId=c)
+                vis = p.createVisualShape(p.GEOM_CYLINDER, radius=s, length=h, rgbaColor=rgba, physicsClientId=c)
+            elif shape == "sphere":
+                col = p.createCollisionShape(p.GEOM_SPHERE, radius=s, physicsClientId=c)
+                vis = p.createVisualShape(p.GEOM_SPHERE, radius=s, rgbaColor=rgba, physicsClientId=c)
+            else:
+                col = p.createCollisionShape(p.GEOM_CAPSULE, radius=s, height=h, physicsClientId=c)
+                vis = p.createVisualShape(p.GEOM_CAPSULE, radius=s, length=h, rgbaColor=rgba, physicsClientId=c)
+            body = p.createMultiBody(
+                baseMass=task.object_mass, baseCollisionShapeIndex=col, baseVisualShapeIndex=vis, physicsClientId=c
+            )
+        p.changeDynamics(
+            body,
+            -1,
+            lateralFriction=task.object_friction,
+            rollingFriction=0.0005,
+            spinningFriction=0.001,
+            physicsClientId=c,
+        )
+        return int(body)
+
+    def _object_orientation(self, task: GraspTask) -> list[float]:
+        tilt = math.pi / 2 if task.object_shape == "capsule" and task.object_urdf is None else 0.0  # lying down
+        return list(p.getQuaternionFromEuler([0.0, tilt, task.object_yaw]))
+
+    def _place_object(self, task: GraspTask) -> float:
+        """Put the object on the table at its task pose; returns the z of its base at rest."""
+        c = self.sim.client
+        assert self.object is not None
+        orn = self._object_orientation(task)
+        p.resetBasePositionAndOrientation(self.object, [task.object_x, task.object_y, 1.0], orn, physicsClientId=c)
+        lo, hi = p.getAABB(self.object, -1, physicsClientId=c)
+        self._object_top = hi[2] - lo[2]
+        return 1.0 - lo[2] + 0.0005
+
+    # -- state ------------------------------------------------------------------------------
+    def _gripper_state(self) -> tuple[np.ndarray, float, float]:
+        """Palm position (m), yaw (rad), finger opening (m)."""
+        c = self.sim.client
+        states = p.getJointStates(self.gripper, self._move + self._fingers, physicsClientId=c)
+        q = [s[0] for s in states]
+        task: GraspTask = self.task  # type: ignore[assignment]
+        opening = task.max_opening - q[4] - q[5]
+        return np.array(q[:3]), q[3], opening
+
+    def _contacts(self) -> tuple[bool, bool]:
+        c = self.sim.client
+        left = p.getContactPoints(self.gripper, self.object, self._fingers[0], -1, physicsClientId=c)
+        right = p.getContactPoints(self.gripper, self.object, self._fingers[1], -1, physicsClientId=c)
+        return bool(left), bool(right)
+
+    def _obs(self) -> tuple[np.ndarray, dict[str, Any]]:
+        c = self.sim.client
+        palm, yaw, opening = self._gripper_state()
+        (ox, oy, oz), oq = p.getBasePositionAndOrientation(self.object, physicsClientId=c)
+        vel, _ = p.getBaseVelocity(self.object, physicsClientId=c)
+        cy, sy = math.cos(yaw), math.sin(yaw)
+        dx, dy, dz = ox - palm[0], oy - palm[1], oz - palm[2]
+        rel = (cy * dx + sy * dy, -sy * dx + cy * dy, dz)
+        rot = np.array(p.getMatrixFromQuaternion(oq)).reshape(3, 3)
+        g_rot = np.array([[cy, sy, 0.0], [-sy, cy, 0.0], [0.0, 0.0, 1.0]])
+        r = g_rot @ rot
+        left, right = self._contacts()
+        lift = oz - self._rest_z
+        obs = np.empty(OBS_DIM, dtype=np.float32)
+        obs[0:3] = palm * 5.0
+        obs[3:5] = (sy, cy)
+        obs[5] = opening * 10.0
+        obs[6:9] = np.asarray(rel) / 0.05
+        obs[9:12] = r[:, 0]
+        obs[12:15] = r[:, 1]
+        obs[15:18] = vel
+        obs[18:20] = (float(left), float(right))
+        obs[20] = lift * 10.0
+        speed = math.sqrt(vel[0] ** 2 + vel[1] ** 2 + vel[2] ** 2)
+        sane = math.isfinite(speed + ox + oy + oz) and speed < MAX_OBJECT_SPEED
+        np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
+        task: GraspTask = self.task  # type: ignore[assignment]
+        # the point between the fingers, a third of the way up from their tips
+        gx, gy, gz = palm[0], palm[1], palm[2] - task.finger_length * 2 / 3
+        dist = math.sqrt((ox - gx) ** 2 + (oy - gy) ** 2 + (oz - gz) ** 2)
+        info = {"contacts": (left, right), "lift": lift, "distance": dist, "sane": sane}
+        return obs, info
+
+    # -- gym API ----------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        task: GraspTask = self.task  # type: ignore[assignment]
+        c = self.sim.client
+        rng = self.np_random
+        self._rest_z = self._place_object(task)
+        p.resetBasePositionAndOrientation(
+            self.object,
+            [task.object_x, task.object_y, self._rest_z],
+            self._object_orientation(task),
+            physicsClientId=c,
+        )
+        p.resetBaseVelocity(self.object, [0, 0, 0], [0, 0, 0], physicsClientId=c)
+        x0, y0 = rng.uniform(-0.01, 0.01, size=2)
+        z0 = min(self._object_top + START_CLEARANCE + task.finger_length, LIFT_RANGE[1])
+        q0 = [x0, y0, z0, rng.uniform(-0.1, 0.1), 0.0, 0.0]
+        for j, q in zip(self._move + self._fingers, q0):
+            p.resetJointState(self.gripper, j, q, 0.0, physicsClientId=c)
+        # hold still until the first command
+        p.setJointMotorControlArray(
+            self.gripper, self._move + self._fingers, p.VELOCITY_CONTROL, targetVelocities=[0.0] * 6,
+            forces=[MOVE_FORCE] * 4 + self._grip_force, physicsClientId=c,
+        )  # fmt: skip
+        self._steps = 0
+        self._held = 0
+        obs, info = self._obs()
+        return obs, {"is_success": False, "lift": info["lift"], "distance": info["distance"]}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        a = np.asarray(action, dtype=np.float64).reshape(-1)[:5]
+        a = np.minimum(np.maximum(a, -1.0), 1.0)
+        c = self.sim.client
+        _, yaw, _ = self._gripper_state()
+        targets = [a[0] * SPEED, a[1] * SPEED, a[2] * SPEED, a[3] * YAW_RATE, a[4] * FINGER_SPEED, a[4] * FINGER_SPEED]
+        p.setJointMotorControlArray(
+            self.gripper, self._move + self._fingers, p.VELOCITY_CONTROL, targetVelocities=targets,
+            forces=[MOVE_FORCE] * 4 + self._grip_force, physicsClientId=c,
+        )  # fmt: skip
+        self.sim.step(CONTROL_SUBSTEPS)
+        self._steps += 1
+        obs, info = self._obs()
+        if not info["sane"]:
+            out = {"physics_error": True, "is_success": False, "lift": 0.0, "distance": float("nan")}
+            return np.zeros(OBS_DIM, np.float32), -1.0, True, False, out
+        left, right = info["contacts"]
+        lift = info["lift"]
+        self._held = self._held + 1 if lift >= LIFT_HEIGHT else 0
+        success = self._held >= HOLD_STEPS
+        reward = -2.0 * info["distance"] + 0.5 * (left and right) + 20.0 * min(max(lift, 0.0), LIFT_HEIGHT)
+        reward += -0.01 * float(a @ a) + 5.0 * success
+        truncated = not success and self._steps >= EPISODE_STEPS
+        out = {
+            "is_success": success,
+            "contact_left": left,
+            "contact_right": right,
+            "lift": lift,
+            "distance": info["distance"],
+        }
+        return obs, reward, success, truncated, out
+
+    def camera(self) -> dict[str, Any]:
+        task: GraspTask = self.task  # type: ignore[assignment]
+        # the object and the gripper above it, from the side at a slant (fingers open along y)
+        return {
+            "target": (task.object_x, task.object_y, 0.07),
+            "distance": 0.22 + 1.5 * task.finger_length,
+            "yaw": 90.0,
+            "pitch": -25.0,
+        }
