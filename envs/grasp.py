@@ -25,9 +25,11 @@ the object's height above where it rested (m) x 10.
 
 Reward per step (documented in the README): ``-2 * d`` (``d``: distance in m from the object's
 centre to the point between the fingertips' upper half) ``+ 0.5 * [both fingers touch the
-object] + 20 * min(lift, 0.05) - 0.01 * |a|^2``; ``+5`` and the end of the episode on
-success. Success (``info["is_success"]``): the object held at least 5 cm above where it rested
-for 10 consecutive steps (0.5 s). Episode: 100 steps (5 s). A physics blow-up (NaN or an object
+object] + 20 * min(lift, 0.05) - 0.01 * |a|^2``, and ``+5`` once, on the step the hold is
+complete. Success (``info["is_success"]``, latched): the object has been held at least 5 cm above
+where it rested for 10 consecutive steps (0.5 s). Episodes always run 100 steps (5 s): ending
+them on success would make a policy that hovers just below the success height earn more than
+one that succeeds (seen in the first learnability run). A physics blow-up (NaN or an object
 faster than 20 m/s) ends the episode with ``info["physics_error"] = True``.
 """
 
@@ -403,6 +405,7 @@ class GraspEnv(MetaRobotEnv):
         )  # fmt: skip
         self._steps = 0
         self._held = 0
+        self._success = False
         obs, info = self._obs()
         return obs, {"is_success": False, "lift": info["lift"], "distance": info["distance"]}
 
@@ -425,18 +428,19 @@ class GraspEnv(MetaRobotEnv):
         left, right = info["contacts"]
         lift = info["lift"]
         self._held = self._held + 1 if lift >= LIFT_HEIGHT else 0
-        success = self._held >= HOLD_STEPS
+        reached = self._held == HOLD_STEPS  # the step the hold is first complete
+        self._success = self._success or reached
         reward = -2.0 * info["distance"] + 0.5 * (left and right) + 20.0 * min(max(lift, 0.0), LIFT_HEIGHT)
-        reward += -0.01 * float(a @ a) + 5.0 * success
-        truncated = not success and self._steps >= EPISODE_STEPS
+        reward += -0.01 * float(a @ a) + 5.0 * reached
+        truncated = self._steps >= EPISODE_STEPS
         out = {
-            "is_success": success,
+            "is_success": self._success,
             "contact_left": left,
             "contact_right": right,
             "lift": lift,
             "distance": info["distance"],
         }
-        return obs, reward, success, truncated, out
+        return obs, reward, False, truncated, out
 
     def camera(self) -> dict[str, Any]:
         task: GraspTask = self.task  # type: ignore[assignment]
