@@ -2,6 +2,8 @@
 
     python bench/ship_pretrained.py runs/reach-maml runs/reach-multitask runs/cartpole-maml ...
 
+``SHIP_NOTE="..."`` adds a free-text note to each record.
+
 For each run: ``meta_policy.pt`` becomes ``policies/pretrained/FAMILY.pt`` (maml) or
 ``FAMILY-ALGO.pt`` (other algorithms), and ``FAMILY[-ALGO].json`` records how it was made:
 the command, seed, env steps, wall time, the git commit, and the run's held-out summary.
@@ -10,6 +12,7 @@ the command, seed, env steps, wall time, the git commit, and the run's held-out 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -40,6 +43,8 @@ def main(runs: list[str]) -> None:
             "git_commit_when_shipped": commit,
             "heldout_summary": summary.get("heldout_test"),
         }
+        if os.environ.get("SHIP_NOTE"):  # e.g. what else ran on the machine during training
+            record["note"] = os.environ["SHIP_NOTE"]
         (dest / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
         print(f"shipped {run} -> {dest / (name + '.pt')}")
 

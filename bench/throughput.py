@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pybullet as p
 from metarobot.envs import cartpole as cp
+from metarobot.envs import grasp as gr
 from metarobot.envs import navigate as nv
 from metarobot.envs import reach as rc
 
@@ -95,6 +96,26 @@ def time_raw_navigate(env, steps: int, seed: int = 0) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def time_raw_grasp(env, steps: int, seed: int = 0) -> float:
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1, 1, (steps, 5))
+    env.reset(seed=seed)
+    c, body, joints = env.sim.client, env.gripper, env._move + env._fingers
+    forces = [gr.MOVE_FORCE] * 4 + env._grip_force
+    scale = np.array([gr.SPEED, gr.SPEED, gr.SPEED, gr.YAW_RATE, gr.FINGER_SPEED])
+    start = time.perf_counter()
+    for i, a in enumerate(actions):
+        v = a * scale
+        p.setJointMotorControlArray(
+            body, joints, p.VELOCITY_CONTROL, targetVelocities=[*v, v[4]], forces=forces, physicsClientId=c
+        )
+        for _ in range(gr.CONTROL_SUBSTEPS):
+            p.stepSimulation(physicsClientId=c)
+        if (i + 1) % gr.EPISODE_STEPS == 0:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
 def time_raw_cartpole(env, steps: int, seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
     forces = rng.uniform(-1, 1, steps) * env._force
@@ -128,6 +149,11 @@ def main() -> None:
             "navigate (3 obstacles, 16-ray range sensor, 20 Hz control, 6 substeps of 1/120 s)",
             busiest_navigate_task,
             time_raw_navigate,
+        ),
+        "grasp": (
+            "grasp (gripper on a 4-joint gantry + object, 20 Hz control, 12 substeps of 1/240 s)",
+            lambda: metarobot.get_family("grasp").task("train", 0),
+            time_raw_grasp,
         ),
     }
     for family, (name, make_task, raw_fn) in cases.items():

@@ -7,12 +7,12 @@
 set -euo pipefail
 RUNS=${1:-runs}
 shift || true
-FAMILIES=${*:-cartpole reach navigate}
+FAMILIES=${*:-cartpole reach navigate grasp}
 MR=${MR:-.venv/bin/metarobot}
 for family in $FAMILIES; do
   algos="maml multitask fomaml reptile"
-  # navigate's table compares maml with the multitask and scratch baselines only
-  if [ "$family" = navigate ]; then algos="maml multitask"; fi
+  # the navigate and grasp tables compare maml with the multitask and scratch baselines only
+  if [ "$family" = navigate ] || [ "$family" = grasp ]; then algos="maml multitask"; fi
   for algo in $algos; do
     out="$RUNS/$family-$algo"
     if [ -f "$out/meta_policy.pt" ]; then echo "skip $out (done)"; continue; fi
