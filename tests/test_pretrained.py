@@ -11,7 +11,7 @@ from metarobot.cli import cli
 from metarobot.meta import MetaLearner, read_checkpoint
 
 
-@pytest.mark.parametrize("family", ["reach", "cartpole"])
+@pytest.mark.parametrize("family", ["reach", "cartpole", "navigate"])
 def test_shipped_checkpoints_load_and_record_their_provenance(family):
     for algo in ("maml", "multitask"):
         path = pretrained_path(family, algo)
@@ -33,6 +33,19 @@ def test_adapting_the_shipped_cartpole_policy_improves_return():
     pre = np.mean([r.returns[0] for r in results])
     post = np.mean([r.returns[1] for r in results])
     assert post > pre + 5, (pre, post)
+
+
+@pytest.mark.slow
+def test_adapting_the_shipped_navigate_policy_improves_return():
+    learner = MetaLearner.load(pretrained_path("navigate"), workers=0)
+    try:
+        tasks = learner.family.heldout_tasks("test", 6)
+        results = learner.adapt_many(tasks, steps=1, episodes=5, seed=3)
+    finally:
+        learner.close()
+    pre = np.mean([r.returns[0] for r in results])
+    post = np.mean([r.returns[1] for r in results])
+    assert post > pre + 1.0, (pre, post)
 
 
 def test_commands_work_on_the_shipped_reach_policy(tmp_path):
