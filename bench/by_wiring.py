@@ -19,7 +19,7 @@ import metarobot
 def reversed_motor(task) -> bool:
     signs = getattr(task, "actuator_signs", None)
     if signs is None:
-        signs = (task.actuator_sign,)
+        signs = (task.left_sign, task.right_sign) if hasattr(task, "left_sign") else (task.actuator_sign,)
     return any(s < 0 for s in signs)
 
 
