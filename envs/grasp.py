@@ -446,8 +446,8 @@ class GraspEnv(MetaRobotEnv):
         task: GraspTask = self.task  # type: ignore[assignment]
         # the object and the gripper above it, from the side at a slant (fingers open along y)
         return {
-            "target": (task.object_x, task.object_y, 0.07),
-            "distance": 0.22 + 1.5 * task.finger_length,
+            "target": (task.object_x, task.object_y, 0.11),
+            "distance": 0.34 + 1.5 * task.finger_length,
             "yaw": 90.0,
             "pitch": -25.0,
         }
