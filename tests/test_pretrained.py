@@ -11,7 +11,7 @@ from metarobot.cli import cli
 from metarobot.meta import MetaLearner, read_checkpoint
 
 
-@pytest.mark.parametrize("family", ["reach", "cartpole", "navigate"])
+@pytest.mark.parametrize("family", ["reach", "cartpole", "navigate", "grasp"])
 def test_shipped_checkpoints_load_and_record_their_provenance(family):
     for algo in ("maml", "multitask"):
         path = pretrained_path(family, algo)
