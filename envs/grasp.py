@@ -62,7 +62,7 @@ LIFT_HEIGHT = 0.05  # m above the rest height
 HOLD_STEPS = 10  # consecutive control steps (0.5 s)
 MAX_OBJECT_SPEED = 20.0  # m/s: faster means the physics blew up
 SHAPES = ("box", "cylinder", "sphere", "capsule")
-START_CLEARANCE = 0.05  # m between the fingertips and the object's top at reset
+START_HEIGHT = 0.2  # m: the palm's height at reset (fingertips 12-16.5 cm up, above every object)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -394,7 +394,8 @@ class GraspEnv(MetaRobotEnv):
         )
         p.resetBaseVelocity(self.object, [0, 0, 0], [0, 0, 0], physicsClientId=c)
         x0, y0 = rng.uniform(-0.01, 0.01, size=2)
-        z0 = min(self._object_top + START_CLEARANCE + task.finger_length, LIFT_RANGE[1])
+        z0 = START_HEIGHT  # the same for every task: a start height that depended on the finger
+        # length (or the object) would reveal it in the first observation
         q0 = [x0, y0, z0, rng.uniform(-0.1, 0.1), 0.0, 0.0]
         for j, q in zip(self._move + self._fingers, q0):
             p.resetJointState(self.gripper, j, q, 0.0, physicsClientId=c)
