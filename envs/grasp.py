@@ -45,7 +45,7 @@ import numpy as np
 import pybullet as p
 from metarobot.envs.base import MetaRobotEnv
 from metarobot.envs.sim import shared_urdf
-from metarobot.envs.urdf_builder import LIFT_RANGE, gripper_urdf
+from metarobot.envs.urdf_builder import gripper_urdf
 
 from metarobot.errors import MetarobotError
 from metarobot.family import Range, Task, TaskFamily, round_params
