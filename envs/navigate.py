@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,7 +48,7 @@ import numpy as np
 import pybullet as p
 from metarobot.envs.base import MetaRobotEnv
 from metarobot.envs.sim import shared_urdf
-from metarobot.envs.urdf_builder import WHEEL_WIDTH, diff_drive_urdf
+from metarobot.envs.urdf_builder import WHEEL_WIDTH, diff_drive_urdf, read_urdf, urdf_floats
 
 from metarobot.errors import MetarobotError
 from metarobot.family import Range, Task, TaskFamily, round_params
@@ -71,6 +70,11 @@ ARENA = 2.8  # m: obstacles and goals stay within +/- this (the floor is 6 m x 6
 GRID = 0.04  # m: cell of the path check's occupancy grid
 BOX, CYLINDER = 0, 1
 OBSTACLE_KINDS = ("box", "cylinder")
+
+
+def footprint_radius(chassis_length: float, track_width: float) -> float:
+    """Radius (m) of the circle around a generated robot's centre that holds its footprint."""
+    return math.hypot(chassis_length / 2, track_width / 2 + WHEEL_WIDTH / 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +173,7 @@ class NavigateTask(Task):
     @property
     def radius(self) -> float:
         """Radius (m) of the circle around the generated robot's centre that holds its footprint."""
-        return math.hypot(self.chassis_length / 2, self.track_width / 2 + WHEEL_WIDTH / 2)
+        return footprint_radius(self.chassis_length, self.track_width)
 
     def obstacles(self) -> list[tuple[int, float, float, float, float]]:
         """``(kind, x, y, size, yaw)`` per obstacle."""
@@ -295,7 +299,7 @@ class NavigateFamily(TaskFamily):
             gx, gy = d * math.cos(bearing), d * math.sin(bearing)
             n = int(rng.integers(n_range[0], n_range[1] + 1)) if attempt < 50 else 0
             kinds, xy, sizes, yaws = [], [], [], []
-            radius = math.hypot(robot["chassis_length"] / 2, robot["track_width"] / 2 + WHEEL_WIDTH / 2)
+            radius = footprint_radius(robot["chassis_length"], robot["track_width"])
             for _ in range(n):
                 for _ in range(100):
                     size = s.obstacle_size.sample(rng)
@@ -384,14 +388,11 @@ class NavigateFamily(TaskFamily):
 # A user's own wheeled base
 
 
-def _axis(text: str | None) -> np.ndarray:
-    try:
-        v = np.array([float(x) for x in (text or "1 0 0").split()], dtype=float)
-    except ValueError:
-        raise MetarobotError(f"URDF axis {text!r} is not three numbers") from None
-    if v.shape != (3,) or not np.linalg.norm(v) > 0:
-        raise MetarobotError(f"URDF axis {text!r} is not a non-zero 3-vector")
-    return v / np.linalg.norm(v)
+def _vector3(text: str | None, default: str, what: str) -> np.ndarray:
+    v = np.array(urdf_floats(text, default), dtype=float)
+    if v.shape != (3,):
+        raise MetarobotError(f"URDF {what} {text!r} is not three numbers")
+    return v
 
 
 def find_wheels(path: Path | str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -399,14 +400,7 @@ def find_wheels(path: Path | str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     base link whose axis is the base's y axis, split by the side (+y left, -y right) they sit on.
     Raises ``MetarobotError`` naming the reason when that is not clear-cut."""
     path = Path(path)
-    try:
-        root = ET.parse(path).getroot()
-    except OSError as exc:
-        raise MetarobotError(f"cannot read URDF {path}: {exc.strerror or exc}") from None
-    except ET.ParseError as exc:
-        raise MetarobotError(f"URDF {path} does not parse: {exc}") from None
-    if root.tag != "robot":
-        raise MetarobotError(f"URDF {path} has no <robot> root element")
+    root = read_urdf(path)
     links = [lk.get("name") for lk in root.findall("link")]
     children = {j.find("child").get("link") for j in root.findall("joint") if j.find("child") is not None}  # type: ignore[union-attr]
     roots = [lk for lk in links if lk not in children]
@@ -420,10 +414,13 @@ def find_wheels(path: Path | str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if parent is None or parent.get("link") != roots[0]:
             continue
         origin = j.find("origin")
-        xyz = _axis_free(origin.get("xyz") if origin is not None else None)
-        rpy = _axis_free(origin.get("rpy") if origin is not None else None)
+        xyz = _vector3(origin.get("xyz") if origin is not None else None, "0 0 0", "origin")
+        rpy = _vector3(origin.get("rpy") if origin is not None else None, "0 0 0", "origin")
         axis_el = j.find("axis")
-        axis = _axis(axis_el.get("xyz") if axis_el is not None else None)
+        axis = _vector3(axis_el.get("xyz") if axis_el is not None else None, "1 0 0", "axis")
+        if not np.linalg.norm(axis) > 0:
+            raise MetarobotError(f"URDF axis {axis_el.get('xyz') if axis_el is not None else None!r} is zero")
+        axis /= np.linalg.norm(axis)
         rot = np.array(p.getMatrixFromQuaternion(p.getQuaternionFromEuler(rpy.tolist()))).reshape(3, 3)
         if abs(float((rot @ axis)[1])) < 0.9:
             continue  # not a wheel axle (steering or other joints)
@@ -444,16 +441,6 @@ def find_wheels(path: Path | str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             "with a y axle); name them with --left-wheels/--right-wheels"
         )
     return tuple(left), tuple(right)
-
-
-def _axis_free(text: str | None) -> np.ndarray:
-    try:
-        v = np.array([float(x) for x in (text or "0 0 0").split()], dtype=float)
-    except ValueError:
-        raise MetarobotError(f"URDF origin {text!r} is not three numbers") from None
-    if v.shape != (3,):
-        raise MetarobotError(f"URDF origin {text!r} is not three numbers")
-    return v
 
 
 def wheeled_task_from_urdf(

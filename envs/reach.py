@@ -30,7 +30,7 @@ import numpy as np
 import pybullet as p
 from metarobot.envs.base import MetaRobotEnv
 from metarobot.envs.sim import shared_urdf
-from metarobot.envs.urdf_builder import AXES, serial_arm_urdf
+from metarobot.envs.urdf_builder import AXES, read_urdf, serial_arm_urdf, urdf_floats
 
 from metarobot.errors import MetarobotError
 from metarobot.family import Range, Task, TaskFamily, round_params
@@ -223,13 +223,6 @@ class ReachFamily(TaskFamily):
 # A user's own arm
 
 
-def _floats(text: str | None, default: str) -> list[float]:
-    try:
-        return [float(v) for v in (text or default).split()]
-    except ValueError:
-        raise MetarobotError(f"URDF value {text!r} is not a list of numbers") from None
-
-
 def arm_task_from_urdf(
     path: Path | str,
     ee_link: str | None = None,
@@ -239,14 +232,7 @@ def arm_task_from_urdf(
     """A reach task whose body is the serial arm in ``path``: up to 7 revolute/continuous joints,
     fixed joints allowed in between; the tip is ``ee_link`` or the last link of the chain."""
     path = Path(path)
-    try:
-        root = ET.parse(path).getroot()
-    except OSError as exc:
-        raise MetarobotError(f"cannot read URDF {path}: {exc.strerror or exc}") from None
-    except ET.ParseError as exc:
-        raise MetarobotError(f"URDF {path} does not parse: {exc}") from None
-    if root.tag != "robot":
-        raise MetarobotError(f"URDF {path} has no <robot> root element")
+    root = read_urdf(path)
     links = [lk.get("name") for lk in root.findall("link")]
     if not links:
         raise MetarobotError(f"URDF {path} has no links")
@@ -303,7 +289,7 @@ def arm_task_from_urdf(
         m = lk.find("inertial/mass")
         mass_of[lk.get("name")] = float(m.get("value", "0")) if m is not None else 0.0
     for j in movable:
-        axis = _floats(j.find("axis").get("xyz") if j.find("axis") is not None else None, "1 0 0")
+        axis = urdf_floats(j.find("axis").get("xyz") if j.find("axis") is not None else None, "1 0 0")
         if len(axis) != 3 or not any(axis):
             raise MetarobotError(f"URDF {path}: joint {j.get('name')!r} has a bad axis {axis}")
         axes.append(" ".join(f"{v:g}" for v in axis))
@@ -323,7 +309,7 @@ def arm_task_from_urdf(
     origins = []
     for j in chain[:ee_pos]:
         o = j.find("origin")
-        origins.append(np.linalg.norm(_floats(o.get("xyz") if o is not None else None, "0 0 0")))
+        origins.append(np.linalg.norm(urdf_floats(o.get("xyz") if o is not None else None, "0 0 0")))
     seg = [float(v) for v in origins[1:]] + [0.0]
     per_joint, acc, k = [], 0.0, 0
     for idx, j in enumerate(chain[:ee_pos]):

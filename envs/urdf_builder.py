@@ -1,13 +1,39 @@
-"""The one place that writes URDF for generated robots (primitive shapes only)."""
+"""The one place that writes URDF for generated robots (primitive shapes only), and reads the
+user's own URDF files (``read_urdf``, ``urdf_floats``)."""
 
 from __future__ import annotations
 
 import math
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from pathlib import Path
+
+from metarobot.errors import MetarobotError
 
 AXES: dict[str, tuple[float, float, float]] = {"x": (1, 0, 0), "y": (0, 1, 0), "z": (0, 0, 1)}
 
 _PALETTE = ("0.20 0.45 0.80 1", "0.90 0.55 0.15 1")
+
+
+def read_urdf(path: Path) -> ET.Element:
+    """The ``<robot>`` element of a URDF file; ``MetarobotError`` naming the reason otherwise."""
+    try:
+        root = ET.parse(path).getroot()
+    except OSError as exc:
+        raise MetarobotError(f"cannot read URDF {path}: {exc.strerror or exc}") from None
+    except ET.ParseError as exc:
+        raise MetarobotError(f"URDF {path} does not parse: {exc}") from None
+    if root.tag != "robot":
+        raise MetarobotError(f"URDF {path} has no <robot> root element")
+    return root
+
+
+def urdf_floats(text: str | None, default: str) -> list[float]:
+    """A URDF attribute's list of numbers (``default`` when the attribute is absent)."""
+    try:
+        return [float(v) for v in (text or default).split()]
+    except ValueError:
+        raise MetarobotError(f"URDF value {text!r} is not a list of numbers") from None
 
 
 def _inertial(mass: float, com: tuple[float, float, float], ixx: float, iyy: float, izz: float) -> str:
