@@ -2,7 +2,7 @@ PY ?= .venv/bin/python
 
 .PHONY: setup test lint bench
 setup:
-	python3.11 -m venv .venv && .venv/bin/pip install -c constraints-cpu.txt -e ".[dev]"
+	python3.11 -m venv .venv && .venv/bin/pip install -c constraints-cpu.txt -e ".[dev,ray]"
 test:
 	$(PY) -m pytest
 lint:

@@ -6,6 +6,7 @@ from importlib import metadata
 
 import gymnasium as gym
 
+from metarobot.algorithms import algorithm_names, get_algorithm, register_algorithm
 from metarobot.errors import MetarobotError, PhysicsError
 from metarobot.family import SPLITS, Range, Task, TaskFamily
 from metarobot.registry import family_names, get_family, register_family
@@ -26,12 +27,19 @@ def make_env(task: Task, render_mode: str | None = None) -> gym.Env:  # type: ig
     return get_family(task.family).make_env(task, render_mode=render_mode)
 
 
+_ALGORITHM_CLASSES = {"MAML": "maml", "FOMAML": "fomaml", "Reptile": "reptile", "Multitask": "multitask"}
+
+
 def __getattr__(name: str) -> object:
     # the meta-learners pull in torch and SB3: import them only when asked for
-    if name in ("MAML", "MetaLearner"):
-        from metarobot import meta
+    if name in _ALGORITHM_CLASSES:
+        from metarobot.algorithms import get_algorithm
 
-        return getattr(meta, name)
+        return get_algorithm(_ALGORITHM_CLASSES[name])
+    if name == "MetaLearner":
+        from metarobot.meta import MetaLearner
+
+        return MetaLearner
     if name == "MetaConfig":
         from metarobot.config import MetaConfig
 
@@ -61,6 +69,9 @@ __all__ = [
     "Task",
     "TaskFamily",
     "__version__",
+    "algorithm_names",
+    "get_algorithm",
+    "register_algorithm",
     "family_names",
     "get_family",
     "make_env",

@@ -1,18 +1,16 @@
-"""The inner loop: how a policy adapts to one task. One routine, used both while meta-training
-and at test time, so what was meta-trained is what is deployed.
+"""Functional pieces of the inner and outer losses, shared by the algorithms.
 
-* ``maml`` / ``fomaml``: ``inner_steps`` SGD steps of size ``inner_lr`` on the vanilla
-  policy-gradient loss ``-mean(log pi(a|s) * A)`` of that task's episodes (GAE advantages
-  from SB3's ``RolloutBuffer``, normalised per task). Computed functionally with
-  ``torch.func.functional_call`` on a parameter dict: differentiable (second order) for maml,
-  with the gradient detached for fomaml, never an in-place edit of the meta-parameters.
-* ``reptile`` / ``multitask``: ordinary SB3 PPO updates (``PPO.train``) from the given
-  parameters, ``ppo_epochs`` epochs with a fresh Adam of step ``ppo_lr``.
+The gradient inner loop (``inner_step``): an SGD step on the vanilla policy-gradient loss
+``-mean(log pi(a|s) * A)`` of one task's episodes (GAE advantages from SB3's
+``RolloutBuffer``, normalised per task), computed with ``torch.func.functional_call`` on a
+parameter dict: differentiable (second order), or with the gradient detached (first order),
+never an in-place edit of the meta-parameters. ``ppo_surrogate`` is PPO's clipped objective
+under a parameter dict (the outer loss of MAML). The algorithms themselves live in
+``metarobot.algorithms``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -80,7 +78,8 @@ def make_buffer(
     buf.values[:] = rollout.values
     buf.log_probs[:] = rollout.log_probs
     buf.pos, buf.full = n_steps, True
-    buf.compute_returns_and_advantage(torch.as_tensor(rollout.last_values), rollout.last_dones)
+    # copies: arrays that came back from a Ray actor are read-only views of its object store
+    buf.compute_returns_and_advantage(torch.tensor(np.array(rollout.last_values)), np.array(rollout.last_dones))
     return buf
 
 
@@ -184,20 +183,3 @@ def ppo_surrogate(
         "clip_fraction": float(((ratio.detach() - 1).abs() > clip_range).float().mean()),
     }
     return loss, stats
-
-
-SampleFn = Callable[[list[dict[str, torch.Tensor]]], list[Rollout]]
-
-
-def ppo_update(ppo: Any, rollout: Rollout, params_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """SB3 PPO's own update (``PPO.train``) on ``rollout``, from ``params_state``, with a
-    fresh optimiser; returns the updated state dict (reptile's inner loop, multitask)."""
-    ppo.policy.load_state_dict(params_state)
-    ppo.policy.optimizer = ppo.policy.optimizer_class(
-        ppo.policy.parameters(), lr=ppo.learning_rate, **ppo.policy.optimizer_kwargs
-    )
-    ppo.rollout_buffer = make_buffer(rollout, ppo.policy, ppo.gamma, ppo.gae_lambda, ppo.device)
-    ppo.rollout_buffer.buffer_size = rollout.rewards.shape[0]
-    ppo._current_progress_remaining = 1.0
-    ppo.train()
-    return {k: v.detach().clone().cpu() for k, v in ppo.policy.state_dict().items()}

@@ -6,6 +6,7 @@ no traceback unless ``--debug``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -16,7 +17,8 @@ from typing import Any
 import click
 
 import metarobot
-from metarobot.config import ALGOS, MetaConfig, load_yaml_config
+from metarobot.algorithms import algorithm_names
+from metarobot.config import SAMPLERS, MetaConfig, load_yaml_config
 from metarobot.errors import MetarobotError
 from metarobot.registry import family_names, get_family
 
@@ -60,37 +62,80 @@ def families(name: str | None, as_json: bool) -> None:
             click.echo(f"    {key:<{width}}  {value}")
 
 
-def _settings(ctx: click.Context, config_file: Path | None, names: list[str]) -> dict[str, Any]:
-    """Defaults < YAML file < options given on the command line."""
-    from click.core import ParameterSource
+class _IntTuple(click.ParamType):
+    name = "N,N,..."
 
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(int(v) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of integers", param, ctx)
+
+
+class _AlgoChoice(click.Choice):  # type: ignore[type-arg]
+    """``--algo``'s choices, read from the registry when used (plug-ins installed later count)."""
+
+    def __init__(self) -> None:
+        super().__init__(algorithm_names())
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        return algorithm_names()
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass
+
+
+def _config_options(fn: Any) -> Any:
+    """One option per ``MetaConfig`` field, its help taken from the field's own doc. Options
+    default to "not given", so that ``MetaConfig.resolve`` applies the same defaults (the
+    algorithm's, then the family's) as the Python API."""
+    base = MetaConfig()
+    for field in reversed(dataclasses.fields(MetaConfig)):
+        default = getattr(base, field.name)
+        kind: Any
+        if field.name == "algo":
+            kind = _AlgoChoice()
+        elif field.name == "sampler":
+            kind = click.Choice(SAMPLERS)
+        elif field.name == "hidden_sizes":
+            kind = _IntTuple()
+            default = ",".join(str(v) for v in default)
+        elif isinstance(default, bool):
+            kind = bool
+        elif isinstance(default, int):
+            kind = int
+        elif isinstance(default, float):
+            kind = float
+        else:
+            kind = str
+        shown = "none" if default is None else default
+        fn = click.option(
+            f"--{field.name.replace('_', '-')}",
+            field.name,
+            type=kind,
+            default=None,
+            help=f"{field.metadata['doc']} [default: {shown}]",
+        )(fn)
+    return fn
+
+
+def _given_settings(ctx: click.Context, config_file: Path | None) -> dict[str, Any]:
+    """What the user asked for: the YAML file's settings, then the options given on the
+    command line (which win). Defaults are left to ``MetaConfig.resolve``."""
     settings: dict[str, Any] = load_yaml_config(config_file) if config_file else {}
-    for name in names:
-        value = ctx.params.get(name)
-        if ctx.get_parameter_source(name) != ParameterSource.DEFAULT or name not in settings:
-            settings[name] = value
+    for field in dataclasses.fields(MetaConfig):
+        value = ctx.params.get(field.name)
+        if value is not None:
+            settings[field.name] = value
     return settings
 
 
-_D = MetaConfig()
-
-
 @cli.command("meta-train")
-@click.option("--family", default=_D.family, help="Task family (see `metarobot families`).")
-@click.option("--algo", type=click.Choice(ALGOS), default=_D.algo, help="Meta-learning algorithm.")
-@click.option("--iterations", type=int, default=_D.iterations, help="Meta-iterations (outer updates).")
-@click.option("--meta-batch", type=int, default=_D.meta_batch, help="Training tasks per iteration.")
-@click.option(
-    "--episodes-per-update", type=int, default=_D.episodes_per_update, help="Episodes per task per inner update."
-)
-@click.option("--inner-steps", type=int, default=_D.inner_steps, help="Inner (adaptation) updates per task.")
-@click.option("--inner-lr", type=float, default=_D.inner_lr, help="Inner policy-gradient step size.")
-@click.option("--outer-lr", type=float, default=_D.outer_lr, help="Outer Adam step size.")
-@click.option("--outer-epochs", type=int, default=_D.outer_epochs, help="Outer PPO epochs per meta-batch.")
-@click.option("--workers", type=int, default=_D.workers, help="Sampling worker processes (0: in-process).")
-@click.option("--eval-tasks", type=int, default=_D.eval_tasks, help="Held-out test tasks in the final summary.")
-@click.option("--seed", type=int, default=_D.seed, help="Random seed.")
-@click.option("--device", default=_D.device, help="Torch device of the meta-parameters.")
+@_config_options
 @click.option(
     "--config",
     "config_file",
@@ -110,45 +155,27 @@ def meta_train(
 ) -> None:
     """Meta-train a policy on a task family (MAML around SB3 PPO by default).
 
+    Settings resolve as in the Python API: built-in defaults < the algorithm's < the
+    family's own (`metarobot families NAME` lists them) < --config YAML < options given here.
+
     \b
     Examples:
       metarobot meta-train --family reach
       metarobot meta-train --family cartpole --algo fomaml --iterations 30 --out runs/cp
+      metarobot meta-train --family cartpole --sampler ray --workers 2
       metarobot meta-train --resume --out runs/cp --iterations 60
     """
     from metarobot.training import Interrupted, Run
 
-    names = [
-        "family",
-        "algo",
-        "iterations",
-        "meta_batch",
-        "episodes_per_update",
-        "inner_steps",
-        "inner_lr",
-        "outer_lr",
-        "outer_epochs",
-        "workers",
-        "eval_tasks",
-        "seed",
-        "device",
-    ]
-    settings = _settings(ctx, config_file, names)
-    family = get_family(str(settings["family"]))  # unknown family: one-line error before anything is written
-    from click.core import ParameterSource
-
-    yaml_keys = set(load_yaml_config(config_file)) if config_file else set()
-    for key, value in family.meta_defaults.items():  # the family's own defaults, below YAML and options
-        if key not in yaml_keys and ctx.get_parameter_source(key) == ParameterSource.DEFAULT:
-            settings[key] = value
-    config = MetaConfig.from_dict(settings)
+    given = _given_settings(ctx, config_file)
+    config = MetaConfig.resolve(given)  # unknown family/algo, bad values: one line, before anything is written
     if out is None:
         if resume:
             raise click.UsageError("--resume needs --out DIR of the run to continue")
         out = Path("runs") / f"{config.family}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}"
     click.echo(f"run directory: {out}", err=True)
     try:
-        summary = Run(out, config, resume=resume).train(progress=progress)
+        summary = Run(out, config, resume=resume, given=given).train(progress=progress)
     except Interrupted as exc:
         click.echo(f"Interrupted: {exc}", err=True)
         sys.exit(130)
@@ -163,6 +190,17 @@ def meta_train(
             f"(return {held['pre_return']:.1f} -> {held['post_return']:.1f})"
         )
     click.echo(f"meta-policy: {out / 'meta_policy.pt'}")
+
+
+@cli.command()
+def algorithms() -> None:
+    """List the meta-learning algorithms (`--algo`), plug-ins included."""
+    from metarobot.algorithms import get_algorithm
+
+    for name in algorithm_names():
+        cls = get_algorithm(name)
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        click.echo(f"{name:<10} {cls.__module__}.{cls.__name__}: {doc}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,8 +1,16 @@
-"""Meta-training settings: one dataclass, a docstring per field, validated on construction."""
+"""Meta-training settings: one dataclass, a doc per field, validated on construction.
+
+Every setting is declared once, here, with its doc (``setting(default, doc)``); the CLI's
+``meta-train`` options are derived from these fields. ``MetaConfig.resolve`` is the one place
+that turns what a user asked for into a run's settings, for the Python API, YAML and the CLI
+alike: dataclass defaults < the algorithm's defaults < the family's ``meta_defaults`` < what
+was given.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,65 +18,60 @@ import yaml
 
 from metarobot.errors import MetarobotError
 
-ALGOS = ("maml", "fomaml", "reptile", "multitask")
+SAMPLERS = ("local", "ray")
+
+
+def setting(default: Any, doc: str) -> Any:
+    """A config field with its documentation (shown by ``--help``)."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
 
 
 @dataclasses.dataclass(frozen=True)
 class MetaConfig:
     """Settings of one meta-training run (also what test-time adaptation replays)."""
 
-    family: str = "reach"
-    """Task family to meta-train on."""
-    algo: str = "maml"
-    """maml (second order), fomaml (first order), reptile, or multitask (the PPO baseline)."""
-    iterations: int = 330
-    """Meta-iterations (outer updates)."""
-    meta_batch: int = 10
-    """Training tasks sampled per iteration."""
-    episodes_per_update: int = 10
-    """Episodes (env slots of one full episode each) per task per inner update."""
-    inner_steps: int = 1
-    """Inner (adaptation) updates per task."""
-    inner_lr: float = 0.1
-    """Step size of the inner policy-gradient SGD step (maml, fomaml)."""
-    outer_lr: float = 1e-3
-    """Adam step size of the outer update."""
-    outer_epochs: int = 5
-    """Passes of the outer PPO objective over each meta-batch."""
-    outer_minibatches: int = 5
-    """Outer Adam steps per epoch, each on a disjoint group of the meta-batch's tasks."""
-    clip_range: float = 0.2
-    """PPO clip range of the outer objective (and of reptile/multitask PPO updates)."""
-    gamma: float = 0.97
-    """Discount factor."""
-    gae_lambda: float = 0.95
-    """GAE lambda."""
-    vf_coef: float = 0.5
-    """Weight of the value loss."""
-    ent_coef: float = 0.0
-    """Weight of the entropy bonus."""
-    reptile_step: float = 0.5
-    """Reptile's outer step: the meta-parameters move this fraction toward the adapted mean."""
-    ppo_lr: float = 1e-3
-    """Adam step size of the PPO updates of reptile's inner loop and of multitask."""
-    ppo_epochs: int = 10
-    """PPO epochs per update (reptile inner loop, multitask)."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer sizes of the tanh MLP policy and value networks."""
-    log_std_init: float = -1.0
-    """Initial log standard deviation of the Gaussian policy."""
-    workers: int = 2
-    """Sampling worker processes (0: sample in the main process)."""
-    seed: int = 0
-    """Seed of task sampling, env resets and policy noise."""
-    device: str = "cpu"
-    """Torch device of the meta-parameters."""
-    eval_tasks: int = 10
-    """Held-out test tasks of the final pre/post-adaptation summary."""
+    family: str = setting("reach", "Task family to meta-train on.")
+    algo: str = setting(
+        "maml", "Meta-learning algorithm (see `metarobot algorithms`): maml, fomaml, reptile, multitask, or a plug-in."
+    )
+    iterations: int = setting(330, "Meta-iterations (outer updates).")
+    meta_batch: int = setting(10, "Training tasks sampled per iteration.")
+    episodes_per_update: int = setting(10, "Episodes (env slots of one full episode each) per task per inner update.")
+    inner_steps: int = setting(1, "Inner (adaptation) updates per task.")
+    inner_lr: float = setting(0.1, "Step size of the inner policy-gradient SGD step (maml, fomaml).")
+    outer_lr: float = setting(1e-3, "Adam step size of the outer update.")
+    outer_epochs: int = setting(5, "Passes of the outer PPO objective over each meta-batch.")
+    outer_minibatches: int = setting(
+        5, "Outer Adam steps per epoch, each on a disjoint group of the meta-batch's tasks."
+    )
+    clip_range: float = setting(0.2, "PPO clip range of the outer objective (and of reptile/multitask PPO updates).")
+    gamma: float = setting(0.97, "Discount factor.")
+    gae_lambda: float = setting(0.95, "GAE lambda.")
+    vf_coef: float = setting(0.5, "Weight of the value loss.")
+    ent_coef: float = setting(0.0, "Weight of the entropy bonus.")
+    reptile_step: float = setting(
+        0.5, "Reptile's outer step: the meta-parameters move this fraction toward the adapted mean."
+    )
+    ppo_lr: float = setting(1e-3, "Adam step size of the PPO updates of reptile's inner loop and of multitask.")
+    ppo_epochs: int = setting(10, "PPO epochs per update (reptile inner loop, multitask).")
+    hidden_sizes: tuple[int, ...] = setting((64, 64), "Hidden layer sizes of the tanh MLP policy and value networks.")
+    log_std_init: float = setting(-1.0, "Initial log standard deviation of the Gaussian policy.")
+    workers: int = setting(2, "Sampling worker processes (0: sample in the main process).")
+    sampler: str = setting("local", "Where episodes are sampled: local (worker processes) or ray (a Ray cluster).")
+    ray_address: str | None = setting(
+        None, "Ray cluster to join with --sampler ray (e.g. ray://HOST:10001) [default: a local Ray instance]."
+    )
+    seed: int = setting(0, "Seed of task sampling, env resets and policy noise.")
+    device: str = setting("cpu", "Torch device of the meta-parameters.")
+    eval_tasks: int = setting(10, "Held-out test tasks of the final pre/post-adaptation summary.")
 
     def __post_init__(self) -> None:
-        if self.algo not in ALGOS:
-            raise MetarobotError(f"unknown algo {self.algo!r}; choose from {', '.join(ALGOS)}")
+        from metarobot.algorithms import algorithm_names
+
+        if self.algo not in algorithm_names():
+            raise MetarobotError(f"unknown algo {self.algo!r}; choose from {', '.join(algorithm_names())}")
+        if self.sampler not in SAMPLERS:
+            raise MetarobotError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         positive = (
             "iterations",
             "meta_batch",
@@ -98,6 +101,29 @@ class MetaConfig:
             raise MetarobotError(f"hidden-sizes must be positive integers, got {self.hidden_sizes!r}")
         if self.device != "cpu" and not self.device.startswith(("cuda", "mps")):
             raise MetarobotError(f"unknown device {self.device!r} (cpu, cuda, cuda:N, mps)")
+
+    @classmethod
+    def resolve(cls, settings: Mapping[str, Any] | None = None, **given: Any) -> MetaConfig:
+        """The settings of a run from what the user gave (API keywords, YAML, CLI options):
+        dataclass defaults < the algorithm's ``defaults`` < the family's ``meta_defaults`` <
+        ``settings``/``given``. The same input gives the same run whichever way it came in."""
+        from metarobot.algorithms import get_algorithm
+        from metarobot.registry import get_family
+
+        asked = {**(settings or {}), **given}
+        unknown = set(asked) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise MetarobotError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        base = cls()
+        family = get_family(str(asked.get("family", base.family)))
+        algo = get_algorithm(str(asked.get("algo", base.algo)))
+        merged = {**algo.defaults, **family.meta_defaults, **asked}
+        return cls.from_dict({**base.to_dict(), **merged})
+
+    @classmethod
+    def docs(cls) -> dict[str, str]:
+        """Each setting's documentation (what ``--help`` shows)."""
+        return {f.name: str(f.metadata.get("doc", "")) for f in dataclasses.fields(cls)}
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -93,7 +93,6 @@ def evaluate(
                     steps,
                     episodes,
                     state=state,
-                    algo=m.algo,
                     seed=s,
                     progress=tick,
                 )

@@ -1,20 +1,22 @@
-"""The meta-learner: MAML (and FOMAML, Reptile, and the multitask PPO baseline) around SB3 PPO.
+"""The meta-learner base class: what every algorithm shares.
 
-It owns an SB3 ``PPO`` whose ``ActorCriticPolicy`` (``MaskedActorCriticPolicy``) holds the
-meta-parameters. One iteration:
+``MetaLearner`` owns an SB3 ``PPO`` (``BufferPPO``) whose ``ActorCriticPolicy``
+(``MaskedActorCriticPolicy``) holds the meta-parameters, a sampler (injected; by default the
+local worker pool), checkpoints and the adaptation protocol. One iteration:
 
 1. sample ``meta_batch`` training tasks;
 2. for k = 0..inner_steps-1: sample ``episodes_per_update`` episodes of every task with its
-   current parameters (in parallel workers), then apply the inner update (adaptation.py);
+   current parameters, then apply the algorithm's ``inner_update`` (its adaptation);
 3. sample the post-adaptation episodes;
-4. outer update: ``maml``/``fomaml`` -- PPO's clipped objective on the post-adaptation episodes
-   under the adapted parameters, recomputed from the meta-parameters and back-propagated
-   through the inner steps, ``outer_epochs`` Adam steps; ``reptile`` -- move the
-   meta-parameters ``reptile_step`` of the way to the mean adapted parameters; ``multitask``
-   -- plain SB3 PPO (``PPO.train``) on all of the iteration's episodes, no adaptation.
+4. the algorithm's ``outer_update`` on all of the iteration's episodes.
+
+What differs between algorithms -- how they adapt, their outer update, their optimiser and any
+extra state their checkpoints hold -- lives in one subclass each (``metarobot.algorithms``):
+``MAML``, ``FOMAML``, ``Reptile``, ``Multitask``. ``MetaLearner(algo="reptile")`` builds the
+registered class for ``algo``; ``MetaLearner.load(path)`` the class a checkpoint was trained with.
 
 Every job's seed derives from ``(seed, iteration, phase, task)``, so a resumed run repeats an
-uninterrupted one exactly (CPU), whatever the number of workers.
+uninterrupted one exactly (CPU), whatever the number of workers or the sampler.
 """
 
 from __future__ import annotations
@@ -24,11 +26,10 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -37,11 +38,13 @@ from metarobot.config import MetaConfig
 from metarobot.errors import MetarobotError
 from metarobot.family import Task
 from metarobot.policies import MaskedActorCriticPolicy
+from metarobot.ppo import BufferPPO
 from metarobot.registry import get_family
-from metarobot.sampling import Job, PolicySpec, Rollout, Sampler
+from metarobot.sampling import Job, PolicySpec, Rollout, Sampler, make_sampler
 
 CHECKPOINT_FORMAT = "metarobot-checkpoint"
-CHECKPOINT_VERSION = 1
+#: 2: adds ``algo_state`` (an algorithm's extra state); version-1 files load with it empty
+CHECKPOINT_VERSION = 2
 
 
 def job_seed(*parts: int) -> int:
@@ -60,35 +63,92 @@ class AdaptationResult:
 
 
 class MetaLearner:
-    """Meta-trains a policy over a task family. ``MAML(family="cartpole").train(...)``."""
+    """Meta-trains a policy over a task family: ``MAML(family="cartpole").train(iterations=20)``.
 
-    def __init__(self, config: MetaConfig | None = None, **settings: Any) -> None:
-        self.config = (config or MetaConfig()).replace(**settings) if settings else (config or MetaConfig())
+    ``MetaLearner(**settings)`` builds the class registered for ``settings["algo"]``; a subclass
+    runs its own algorithm only. ``settings`` are resolved like the CLI's
+    (``MetaConfig.resolve``: the family's and the algorithm's defaults apply); an explicit
+    ``config`` is taken as it is. ``sampler_instance``: where episodes are sampled (default:
+    built from the config's ``sampler`` setting, ``LocalSampler`` or ``RaySampler``)."""
+
+    #: the name ``--algo`` knows this algorithm by (also ``config.algo``)
+    name: ClassVar[str] = ""
+    #: settings this algorithm changes from ``MetaConfig``'s defaults
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: whether the inner loop runs during meta-training (multitask samples the same phases
+    #: for an equal env-step budget, but never adapts)
+    adapts_in_training: ClassVar[bool] = True
+
+    def __new__(cls, config: MetaConfig | None = None, *args: Any, **settings: Any) -> MetaLearner:
+        algo = settings.get("algo") or (config.algo if config is not None else cls.name or MetaConfig().algo)
+        if cls.name:
+            if algo != cls.name:
+                raise MetarobotError(f"{cls.__name__} runs algo {cls.name!r}, not {algo!r}")
+            return super().__new__(cls)
+        from metarobot.algorithms import get_algorithm
+
+        return super().__new__(get_algorithm(str(algo)))
+
+    def __init__(
+        self, config: MetaConfig | None = None, *, sampler_instance: Sampler | None = None, **settings: Any
+    ) -> None:
+        if config is None:
+            settings.setdefault("algo", self.name)
+            config = MetaConfig.resolve(settings)
+        elif settings:
+            config = config.replace(**settings)
+        self.config = config
         cfg = self.config
         self.family = get_family(cfg.family)
         self.episode_steps = self.family.episode_steps
-        self.spec = PolicySpec(cfg.family, cfg.policy_kwargs(self.family.action_mask_slice))
+        self.spec = self._policy_spec()
         torch.manual_seed(cfg.seed)
         first = self.family.heldout_tasks("train", 1)[0]
         self._vec_env = DummyVecEnv([lambda: self.family.make_env(first)])
         # batch size: a factor of the construction-time buffer; set per update
         self.ppo = self._make_ppo(batch_size=self.episode_steps)
         self.policy: MaskedActorCriticPolicy = self.ppo.policy  # the meta-parameters
-        if cfg.algo == "multitask":
-            self.optimizer = self.ppo.policy.optimizer
-        else:
-            self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.outer_lr)
-        self._inner_ppo: PPO | None = None
+        self.optimizer = self._make_optimizer()
+        self._inner_ppo: BufferPPO | None = None
         self.rng = np.random.default_rng(cfg.seed)
         self.iteration = 0
         self.env_steps = 0
         self.history: list[dict[str, Any]] = []
-        self._sampler: Sampler | None = None
+        self._sampler = sampler_instance
+
+    # -- what an algorithm defines ----------------------------------------------------------
+    def _policy_spec(self) -> PolicySpec:
+        """What workers rebuild the policy from (an algorithm may widen the observation)."""
+        return PolicySpec(self.config.family, self.config.policy_kwargs(self.family.action_mask_slice))
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        """The optimiser of the outer update (default: Adam of ``outer_lr`` on the policy)."""
+        return torch.optim.Adam(self.policy.parameters(), lr=self.config.outer_lr)
+
+    def inner_update(self, state: dict[str, torch.Tensor], rollout: Rollout, seed: int = 0) -> dict[str, torch.Tensor]:
+        """One adaptation update of ``state`` from ``rollout`` of one task (the same routine
+        during meta-training and at test time)."""
+        raise NotImplementedError
+
+    def outer_update(
+        self, phases: list[list[Rollout]], adapted: list[dict[str, torch.Tensor]], meta: dict[str, torch.Tensor]
+    ) -> dict[str, float]:
+        """Update the meta-parameters from one iteration's rollouts (``phases[k][task]``) and the
+        adapted states; returns loss statistics for the metrics row."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        """State beyond the policy and optimiser that a checkpoint must hold (e.g. learned step sizes)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``extra_state`` returned."""
 
     # -- plumbing ---------------------------------------------------------------------------
     def sampler(self) -> Sampler:
+        """The sampler episodes come from (built from the config on first use unless injected)."""
         if self._sampler is None:
-            self._sampler = Sampler(self.spec, workers=self.config.workers)
+            self._sampler = make_sampler(self.config, self.spec)
         return self._sampler
 
     def close(self) -> None:
@@ -106,10 +166,10 @@ class MetaLearner:
     def meta_state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone().cpu() for k, v in self.policy.state_dict().items()}
 
-    def _make_ppo(self, batch_size: int) -> PPO:
+    def _make_ppo(self, batch_size: int) -> BufferPPO:
         """An SB3 PPO of the run's settings and policy architecture, logging nowhere."""
         cfg = self.config
-        ppo = PPO(
+        ppo = BufferPPO(
             MaskedActorCriticPolicy,
             self._vec_env,
             learning_rate=cfg.ppo_lr,
@@ -129,7 +189,7 @@ class MetaLearner:
         ppo.set_logger(configure(None, [""]))
         return ppo
 
-    def inner_ppo(self) -> PPO:
+    def inner_ppo(self) -> BufferPPO:
         """A second PPO whose policy is a scratch copy for PPO-style inner loops."""
         if self._inner_ppo is None:
             self._inner_ppo = self._make_ppo(batch_size=self.ppo.batch_size)
@@ -160,37 +220,18 @@ class MetaLearner:
             rollout, self.policy, self.config.gamma, self.config.gae_lambda, self.config.device
         )
 
-    # -- the inner loop (training and test time) --------------------------------------------
-    def inner_update(
-        self, state: dict[str, torch.Tensor], rollout: Rollout, algo: str | None = None, seed: int = 0
-    ) -> dict[str, torch.Tensor]:
-        """One adaptation update of ``state`` from ``rollout`` -- the meta-learner's own inner
-        loop (``algo`` defaults to the one it was trained with)."""
-        cfg = self.config
-        algo = algo or cfg.algo
-        if algo in ("maml", "fomaml"):
-            names = dict(self.policy.named_parameters())
-            params = {k: v.detach().to(cfg.device).requires_grad_(True) for k, v in state.items() if k in names}
-            new = ad.inner_step(self.policy, params, self._batch(rollout), cfg.inner_lr, create_graph=False)
-            out = dict(state)
-            out.update({k: v.detach().cpu() for k, v in new.items()})
-            return out
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
-        return ad.ppo_update(self.inner_ppo(), rollout, state)
-
+    # -- adaptation (training and test time) ------------------------------------------------
     def adapt_many(
         self,
         tasks: Sequence[Task],
         steps: int | None = None,
         episodes: int | None = None,
         state: dict[str, torch.Tensor] | None = None,
-        algo: str | None = None,
         seed: int = 0,
         progress: Callable[[], None] | None = None,
     ) -> list[AdaptationResult]:
-        """Adapt ``state`` (default: the meta-parameters) to each task with the inner loop:
-        success and return at k = 0..steps, each update from ``episodes`` episodes."""
+        """Adapt ``state`` (default: the meta-parameters) to each task with this algorithm's
+        inner loop: success and return at k = 0..steps, each update from ``episodes`` episodes."""
         steps = self.config.inner_steps if steps is None else steps
         episodes = episodes or self.config.episodes_per_update
         if steps < 0 or episodes < 1:
@@ -209,7 +250,7 @@ class MetaLearner:
                 res.returns.append(ro.mean_return)
                 res.env_steps += ro.env_steps
                 if k < steps:
-                    states[i] = self.inner_update(states[i], ro, algo=algo, seed=job_seed(seed, 8_888, k, i))
+                    states[i] = self.inner_update(states[i], ro, seed=job_seed(seed, 8_888, k, i))
             if progress is not None:
                 progress()
         for res, s in zip(results, states):
@@ -252,16 +293,15 @@ class MetaLearner:
         for k in range(cfg.inner_steps + 1):
             rollouts = sampler.run(self._jobs(tasks, states, k, cfg.episodes_per_update))
             phases.append(rollouts)
-            if k == cfg.inner_steps or cfg.algo == "multitask":
+            if k == cfg.inner_steps or not self.adapts_in_training:
                 continue
-            if cfg.algo in ("maml", "fomaml"):
-                states = [self.inner_update(s, ro) for s, ro in zip(states, rollouts)]
-            else:  # reptile: SB3 PPO updates
-                states = [
-                    self.inner_update(s, ro, seed=job_seed(cfg.seed, self.iteration, k, i))
-                    for i, (s, ro) in enumerate(zip(states, rollouts))
-                ]
-        stats = self._outer_update(phases, states, meta)
+            states = [
+                self.inner_update(s, ro, seed=job_seed(cfg.seed, self.iteration, k, i))
+                for i, (s, ro) in enumerate(zip(states, rollouts))
+            ]
+        np.random.seed(job_seed(cfg.seed, 99, self.iteration) % 2**32)
+        torch.manual_seed(job_seed(cfg.seed, 98, self.iteration))
+        stats = self.outer_update(phases, states, meta)
         steps = sum(ro.env_steps for ph in phases for ro in ph)
         self.env_steps += steps
         self.iteration += 1
@@ -271,60 +311,13 @@ class MetaLearner:
             "env_steps": self.env_steps,
             "pre_return": float(np.mean([r.mean_return for r in pre])),
             "pre_success": float(np.mean([r.success_rate for r in pre])),
-            "post_return": float(np.mean([r.mean_return for r in post])) if cfg.algo != "multitask" else float("nan"),
-            "post_success": float(np.mean([r.success_rate for r in post])) if cfg.algo != "multitask" else float("nan"),
+            "post_return": float(np.mean([r.mean_return for r in post])) if self.adapts_in_training else float("nan"),
+            "post_success": float(np.mean([r.success_rate for r in post])) if self.adapts_in_training else float("nan"),
             "physics_errors": sum(r.physics_errors for ph in phases for r in ph),
             **stats,
         }
         self.history.append(row)
         return row
-
-    def _outer_update(
-        self, phases: list[list[Rollout]], adapted: list[dict[str, torch.Tensor]], meta: dict[str, torch.Tensor]
-    ) -> dict[str, float]:
-        cfg = self.config
-        np.random.seed(job_seed(cfg.seed, 99, self.iteration) % 2**32)
-        torch.manual_seed(job_seed(cfg.seed, 98, self.iteration))
-        if cfg.algo == "multitask":
-            merged = _merge([ro for ph in phases for ro in ph])
-            self.ppo.batch_size = max(64, merged.rewards.size // 4)
-            self.ppo.rollout_buffer = ad.make_buffer(merged, self.policy, cfg.gamma, cfg.gae_lambda, cfg.device)
-            self.ppo._current_progress_remaining = 1.0
-            self.ppo.train()
-            return {}
-        if cfg.algo == "reptile":
-            with torch.no_grad():
-                names = dict(self.policy.named_parameters())
-                for name, param in names.items():
-                    target = torch.stack([s[name] for s in adapted]).mean(0).to(param.device)
-                    param.add_(cfg.reptile_step * (target - param))
-            return {}
-        # maml / fomaml: PPO objective on post-adaptation data through the inner steps
-        pre_batches = [[self._batch(ph[i]) for ph in phases[:-1]] for i in range(cfg.meta_batch)]
-        post_batches = [self._batch(ro) for ro in phases[-1]]
-        first_order = cfg.algo == "fomaml"
-        totals: dict[str, float] = {}
-        groups = max(1, min(cfg.outer_minibatches, cfg.meta_batch))
-        order_rng = np.random.default_rng(job_seed(cfg.seed, 97, self.iteration))
-        updates = 0
-        for _ in range(cfg.outer_epochs):
-            for group in np.array_split(order_rng.permutation(cfg.meta_batch), groups):
-                self.optimizer.zero_grad()
-                for i in group:
-                    params = ad.trainable_params(self.policy)
-                    for batch in pre_batches[i]:
-                        params = ad.inner_step(self.policy, params, batch, cfg.inner_lr, first_order=first_order)
-                    loss, stats = ad.ppo_surrogate(
-                        self.policy, params, post_batches[i], cfg.clip_range, cfg.vf_coef, cfg.ent_coef
-                    )
-                    (loss / len(group)).backward()
-                    for k, v in stats.items():
-                        totals[k] = totals.get(k, 0.0) + v / (cfg.meta_batch * cfg.outer_epochs)
-                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 0.5)
-                self.optimizer.step()
-                updates += 1
-        totals["outer_updates"] = float(updates)
-        return totals
 
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
@@ -339,6 +332,7 @@ class MetaLearner:
             "optimizer_state": self.optimizer.state_dict(),
             "rng_state": _rng_to_plain(self.rng.bit_generator.state),
             "history": self.history,
+            "algo_state": self.extra_state(),
         }
 
     def save(self, path: Path | str) -> Path:
@@ -351,18 +345,21 @@ class MetaLearner:
         return path
 
     @classmethod
-    def load(cls, path: Path | str, **overrides: Any) -> MetaLearner:
-        """A learner restored from a checkpoint (``overrides``: e.g. ``workers``, ``iterations``)."""
+    def load(cls, path: Path | str, sampler_instance: Sampler | None = None, **overrides: Any) -> MetaLearner:
+        """A learner of the checkpoint's algorithm, restored from it (``overrides``: e.g.
+        ``workers``, ``iterations``)."""
         data = read_checkpoint(path)
         cfg = (
             MetaConfig.from_dict(data["config"]).replace(**overrides)
             if overrides
             else MetaConfig.from_dict(data["config"])
         )
-        learner = cls(cfg)
+        make = MetaLearner if not cls.name else cls
+        learner = make(cfg, sampler_instance=sampler_instance)
         try:
             learner.policy.load_state_dict(data["policy_state"])
             learner.optimizer.load_state_dict(data["optimizer_state"])
+            learner.load_extra_state(dict(data.get("algo_state") or {}))
         except (RuntimeError, KeyError, ValueError) as exc:
             raise MetarobotError(
                 f"checkpoint {path} does not match its own settings: {str(exc).splitlines()[0]}"
@@ -393,15 +390,7 @@ class MetaLearner:
         return self.history
 
 
-class MAML(MetaLearner):
-    """Second-order MAML around SB3 PPO: ``MAML(family="cartpole").train(iterations=20)``."""
-
-    def __init__(self, config: MetaConfig | None = None, **settings: Any) -> None:
-        settings.setdefault("algo", "maml")
-        super().__init__(config, **settings)
-
-
-def _merge(rollouts: list[Rollout]) -> Rollout:
+def merge_rollouts(rollouts: list[Rollout]) -> Rollout:
     """Rollouts of equal length side by side (as more env slots)."""
     cat = lambda name: np.concatenate([getattr(r, name) for r in rollouts], axis=1)  # noqa: E731
     return Rollout(

@@ -1,14 +1,19 @@
-"""Parallel rollout sampling for meta-learning.
+"""Rollout sampling for meta-learning: jobs, rollouts, and the sampler protocol.
 
 A *job* is: one task, a policy's parameters, ``n_envs`` env slots stepped in lockstep for
-``n_steps`` control steps each (one batched policy forward per step), and a seed. The result
-holds SB3 ``RolloutBuffer``-shaped arrays, ready for SB3's GAE.
+``n_steps`` control steps each (one batched policy forward per step), a seed, and optionally a
+context vector appended to every observation (what context-conditioned policies read). The
+result holds SB3 ``RolloutBuffer``-shaped arrays, ready for SB3's GAE.
 
-``Sampler`` runs jobs in ``workers`` long-lived processes (``workers=0``: in this process).
-Each worker keeps its env slots and switches them with ``env.set_task``; it uses one torch
-thread. Job results depend only on the job (its seed), never on which worker ran it, so runs
-are reproducible whatever the worker count. A worker that dies or stops answering raises a
-``MetarobotError`` naming it, never a silent hang.
+A sampler is anything with ``run(jobs) -> rollouts`` and ``close()`` (``Sampler``, a
+``typing.Protocol``); the learner is handed one. ``LocalSampler`` runs jobs in ``workers``
+long-lived processes (``workers=0``: in this process); ``RaySampler``
+(``metarobot.ray_sampler``) on the actors of a Ray cluster. Each worker keeps its env slots and
+switches them with ``env.set_task``; it uses one torch thread. Jobs that share one parameter
+dict (every task of a phase starts from the meta-parameters) send it once per worker and
+call, not once per job. Job results depend only on the job (its seed), never on which worker
+ran it, so runs are reproducible whatever the worker count or sampler. A worker that dies or
+stops answering raises a ``MetarobotError`` naming it, never a silent hang.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import multiprocessing as mp
 import os
 import signal
 import traceback
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -28,6 +34,9 @@ from metarobot.errors import MetarobotError
 from metarobot.family import Task
 from metarobot.registry import get_family
 
+if TYPE_CHECKING:  # pragma: no cover
+    from metarobot.config import MetaConfig
+
 
 @dataclasses.dataclass
 class PolicySpec:
@@ -35,13 +44,17 @@ class PolicySpec:
 
     family: str
     policy_kwargs: dict[str, Any]
+    #: floats appended to the env's observation (a job's ``context``), 0 for plain policies
+    context_dim: int = 0
 
     def build(self, obs_space: Any = None, act_space: Any = None) -> Any:
-        """A fresh policy (spaces default to the family's, read off one of its envs)."""
+        """A fresh policy (spaces default to the family's, read off one of its envs, widened
+        by ``context_dim``)."""
         from metarobot.policies import MaskedActorCriticPolicy, zero_schedule
 
         if obs_space is None or act_space is None:
             obs_space, act_space = get_family(self.family).observation_space_example()
+            obs_space = widen(obs_space, self.context_dim)
         policy = MaskedActorCriticPolicy(obs_space, act_space, zero_schedule, **self.policy_kwargs)
         policy.set_training_mode(False)
         return policy
@@ -56,6 +69,19 @@ class Job:
     seed: int
     gamma: float
     deterministic: bool = False
+    #: appended to every observation the policy sees (and stored with it), or None
+    context: np.ndarray | None = None
+
+
+def widen(space: Any, extra: int) -> Any:
+    """A Box observation space with ``extra`` unbounded floats appended."""
+    if extra <= 0:
+        return space
+    from gymnasium import spaces
+
+    low = np.concatenate([space.low, np.full(extra, -np.inf, dtype=space.dtype)])
+    high = np.concatenate([space.high, np.full(extra, np.inf, dtype=space.dtype)])
+    return spaces.Box(low, high, dtype=space.dtype)
 
 
 @dataclasses.dataclass
@@ -95,7 +121,7 @@ class _SlotPool:
         self.policies: dict[str, Any] = {}
 
     def policy(self, spec: PolicySpec) -> Any:
-        key = repr((spec.family, sorted(spec.policy_kwargs.items())))
+        key = repr((spec.family, sorted(spec.policy_kwargs.items()), spec.context_dim))
         if key not in self.policies:
             self.policies[key] = spec.build()
         return self.policies[key]
@@ -123,8 +149,14 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
     envs = pool.slots(job.task, job.n_envs)
     torch.manual_seed(job.seed)
     n, t_max = job.n_envs, job.n_steps
-    obs_dim = envs[0].observation_space.shape
+    context = None if job.context is None else np.asarray(job.context, dtype=np.float32).reshape(1, -1)
+    extra = 0 if context is None else context.shape[1]
+    obs_dim = (envs[0].observation_space.shape[0] + extra,)
     act_space = envs[0].action_space
+
+    def with_context(o: np.ndarray) -> np.ndarray:
+        return o if context is None else np.concatenate([o, np.repeat(context, len(o), axis=0)], axis=1)
+
     observations = np.zeros((t_max, n, *obs_dim), dtype=np.float32)
     actions = np.zeros((t_max, n, *act_space.shape), dtype=np.float32)
     rewards = np.zeros((t_max, n), dtype=np.float32)
@@ -135,7 +167,7 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
     ep_success: list[bool] = []
     physics_errors = 0
     seeds = np.random.SeedSequence(job.seed).generate_state(n)
-    obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)])
+    obs = with_context(np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)]))
     episode_start = np.ones(n, dtype=np.float32)
     running = np.zeros(n)
     low, high = act_space.low, act_space.high
@@ -164,10 +196,11 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
                     if trunc and not term:
                         terminal_obs.append((i, o))
                     o, _ = env.reset()
-                obs[i] = o
+                obs[i, : len(o)] = o
             if terminal_obs:  # bootstrap time-limit truncations with the value, as SB3 does
                 idx = [i for i, _ in terminal_obs]
-                v = policy.predict_values(torch.as_tensor(np.stack([o for _, o in terminal_obs]))).numpy()
+                final = with_context(np.stack([o for _, o in terminal_obs]))
+                v = policy.predict_values(torch.as_tensor(final)).numpy()
                 rewards[t, idx] += job.gamma * v.reshape(-1)
         last_values = policy.predict_values(torch.as_tensor(obs)).numpy().reshape(-1)
     return Rollout(
@@ -197,7 +230,8 @@ def _worker_main(conn: Connection, spec: PolicySpec) -> None:
                 break
             if msg[0] == "run":
                 try:
-                    results = [run_job(pool, spec, job) for job in msg[1]]
+                    table, share = msg[1], msg[2]
+                    results = [run_job(pool, spec, dataclasses.replace(job, params=table[ref])) for job, ref in share]
                     conn.send(("ok", results))
                 except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
                     conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
@@ -207,7 +241,38 @@ def _worker_main(conn: Connection, spec: PolicySpec) -> None:
         pool.close()
 
 
-class Sampler:
+class Sampler(Protocol):
+    """What the meta-learners sample with: ``run(jobs) -> rollouts`` (in job order), ``close()``."""
+
+    def run(self, jobs: Sequence[Job]) -> list[Rollout]: ...
+
+    def close(self) -> None: ...
+
+
+def param_table(jobs: Sequence[Job]) -> tuple[list[dict[str, torch.Tensor]], list[int]]:
+    """The distinct parameter dicts of ``jobs`` (by identity) and each job's index into them,
+    so that parameters shared by many jobs travel once."""
+    table: list[dict[str, torch.Tensor]] = []
+    index: dict[int, int] = {}
+    refs = []
+    for job in jobs:
+        key = id(job.params)
+        if key not in index:
+            index[key] = len(table)
+            table.append(job.params)
+        refs.append(index[key])
+    return table, refs
+
+
+def shares(n_jobs: int, n_workers: int) -> list[list[int]]:
+    """Which jobs each worker runs: round robin (a job's result never depends on its worker)."""
+    out: list[list[int]] = [[] for _ in range(n_workers)]
+    for i in range(n_jobs):
+        out[i % n_workers].append(i)
+    return out
+
+
+class LocalSampler:
     """Runs jobs in ``workers`` processes (0: in this process). Use as a context manager."""
 
     def __init__(self, spec: PolicySpec, workers: int = 2, timeout_s: float = 900.0) -> None:
@@ -231,16 +296,17 @@ class Sampler:
             self._procs.append(proc)
             self._conns.append(parent)
 
-    def run(self, jobs: list[Job]) -> list[Rollout]:
+    def run(self, jobs: Sequence[Job]) -> list[Rollout]:
         if self._local is not None:
             return [run_job(self._local, self.spec, job) for job in jobs]
-        shares: list[list[int]] = [[] for _ in self._conns]
-        for i in range(len(jobs)):
-            shares[i % len(self._conns)].append(i)
-        for conn, share in zip(self._conns, shares):
-            conn.send(("run", [jobs[i] for i in share]))
+        table, refs = param_table(jobs)
+        parts = shares(len(jobs), len(self._conns))
+        for conn, share in zip(self._conns, parts):
+            needed = sorted({refs[i] for i in share})
+            sub = {r: table[r] for r in needed}
+            conn.send(("run", sub, [(dataclasses.replace(jobs[i], params={}), refs[i]) for i in share]))
         results: list[Rollout | None] = [None] * len(jobs)
-        for w, (conn, proc, share) in enumerate(zip(self._conns, self._procs, shares)):
+        for w, (conn, proc, share) in enumerate(zip(self._conns, self._procs, parts)):
             waited = 0.0
             while not conn.poll(1.0):
                 waited += 1.0
@@ -277,7 +343,7 @@ class Sampler:
         if self._local is not None:
             self._local.close()
 
-    def __enter__(self) -> Sampler:
+    def __enter__(self) -> LocalSampler:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -286,3 +352,12 @@ class Sampler:
 
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def make_sampler(config: MetaConfig, spec: PolicySpec) -> Sampler:
+    """The sampler a config asks for (``config.sampler``: local or ray)."""
+    if config.sampler == "ray":
+        from metarobot.ray_sampler import RaySampler
+
+        return RaySampler(spec, workers=max(1, config.workers), address=config.ray_address)
+    return LocalSampler(spec, workers=config.workers)

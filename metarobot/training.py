@@ -45,6 +45,10 @@ METRIC_FIELDS = [
 ]
 
 
+#: settings a resumed run may change: how long it runs, and where
+RESUMABLE = ("iterations", "workers", "device", "sampler", "ray_address")
+
+
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM arrived; the last finished iteration is checkpointed."""
 
@@ -56,10 +60,15 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 class Run:
     """Creates or resumes the run in ``out`` and trains it to ``config.iterations``."""
 
-    def __init__(self, out: Path, config: MetaConfig, resume: bool = False) -> None:
+    def __init__(
+        self, out: Path, config: MetaConfig, resume: bool = False, given: dict[str, Any] | None = None
+    ) -> None:
+        """``given``: the settings the user asked for explicitly (on ``resume``, those of
+        ``RESUMABLE`` replace the checkpoint's; without it, the config's are taken)."""
         self.out = Path(out)
         self.config = config
         self.resume = resume
+        self.given = given
         self.last = self.out / "checkpoints" / "last.pt"
 
     def prepare(self) -> MetaLearner:
@@ -72,7 +81,8 @@ class Run:
             data = read_checkpoint(self.last)
             stored = MetaConfig.from_dict(data["config"])
             # what may change on resume: how long, and where it runs
-            keep = {k: v for k, v in self.config.to_dict().items() if k in ("iterations", "workers", "device")}
+            asked = self.config.to_dict() if self.given is None else self.given
+            keep = {k: v for k, v in asked.items() if k in RESUMABLE}
             self.config = stored.replace(**keep)
             learner = MetaLearner.load(self.last, **keep)
             if learner.iteration >= self.config.iterations:
@@ -89,7 +99,7 @@ class Run:
             (out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         except OSError as exc:
             raise MetarobotError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
-        return MetaLearner(self.config)
+        return MetaLearner(self.config)  # the class registered for config.algo
 
     def _csv_row(self, row: dict[str, Any]) -> None:
         path = self.out / "metrics.csv"

@@ -15,7 +15,8 @@ from stable_baselines3 import PPO
 
 from metarobot.cli import cli
 from metarobot.config import MetaConfig
-from metarobot.meta import MAML, MetaLearner
+from metarobot.algorithms.maml import MAML
+from metarobot.meta import MetaLearner
 from metarobot.training import Run
 
 TINY = dict(
@@ -31,7 +32,7 @@ TINY = dict(
 
 @pytest.mark.parametrize("algo", ["maml", "fomaml", "reptile", "multitask"])
 def test_every_algorithm_runs_an_iteration_and_changes_the_policy(algo):
-    with MAML(algo=algo, **TINY) as learner:
+    with MetaLearner(algo=algo, **TINY) as learner:
         before = learner.meta_state()
         row = learner.step()
         after = learner.meta_state()
@@ -46,7 +47,7 @@ def test_reptile_moves_meta_parameters_toward_adapted_ones_by_the_stated_step():
         names = [k for k, _ in learner.policy.named_parameters()]
         g = torch.Generator().manual_seed(0)
         adapted = [{k: v + torch.randn(v.shape, generator=g) for k, v in meta.items()} for _ in range(3)]
-        learner._outer_update([], adapted, meta)
+        learner.outer_update([], adapted, meta)
         new = learner.meta_state()
     for k in names:
         target = torch.stack([a[k] for a in adapted]).mean(0)

@@ -1,0 +1,312 @@
+"""Algorithms as classes, one resolution of settings, the sampler protocol and Ray."""
+
+import dataclasses
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from metarobot.policies.pretrained import pretrained_path
+
+import metarobot
+from metarobot import adaptation as ad
+from metarobot.algorithms import algorithm_names, get_algorithm, register_algorithm
+from metarobot.algorithms.maml import FOMAML, MAML
+from metarobot.algorithms.multitask import Multitask
+from metarobot.algorithms.reptile import Reptile
+from metarobot.cli import cli
+from metarobot.config import MetaConfig
+from metarobot.errors import MetarobotError
+from metarobot.meta import MetaLearner, merge_rollouts
+from metarobot.sampling import Job, LocalSampler, param_table
+
+TINY = dict(
+    family="cartpole",
+    meta_batch=2,
+    episodes_per_update=2,
+    outer_epochs=2,
+    workers=0,
+    eval_tasks=0,
+    hidden_sizes=(8,),
+    iterations=2,
+)
+TINY_CLI = [
+    "--family",
+    "cartpole",
+    "--meta-batch",
+    "2",
+    "--episodes-per-update",
+    "2",
+    "--outer-epochs",
+    "2",
+    "--workers",
+    "0",
+    "--eval-tasks",
+    "0",
+    "--hidden-sizes",
+    "8",
+    "--iterations",
+    "2",
+    "--no-progress",
+]
+
+
+# -- registry --------------------------------------------------------------------------------
+def test_builtin_algorithms_are_classes_of_their_own():
+    assert algorithm_names()[:4] == ["maml", "fomaml", "reptile", "multitask"]
+    for name, cls in [("maml", MAML), ("fomaml", FOMAML), ("reptile", Reptile), ("multitask", Multitask)]:
+        assert get_algorithm(name) is cls and cls.name == name
+        assert getattr(metarobot, cls.__name__) is cls
+    assert FOMAML.first_order and not MAML.first_order
+
+
+def test_metalearner_builds_the_registered_class_and_a_subclass_refuses_another_algo():
+    with MetaLearner(algo="fomaml", **TINY) as learner:
+        assert type(learner) is FOMAML and learner.config.algo == "fomaml"
+    with pytest.raises(MetarobotError, match="MAML runs algo 'maml', not 'reptile'"):
+        MAML(algo="reptile", **TINY)
+    with pytest.raises(MetarobotError, match="unknown algo 'nope'"):
+        MetaLearner(algo="nope", **TINY)
+
+
+class ToyPG(MetaLearner):
+    """A third-party algorithm in one class: no adaptation, one plain policy-gradient step."""
+
+    name = "toy-pg"
+    adapts_in_training = False
+    defaults = {"outer_lr": 0.02}
+
+    def inner_update(self, state, rollout, seed=0):
+        return dict(state)
+
+    def outer_update(self, phases, adapted, meta):
+        batch = self._batch(merge_rollouts([ro for ph in phases for ro in ph]))
+        self.optimizer.zero_grad()
+        loss = ad.policy_gradient_loss(self.policy, ad.trainable_params(self.policy), batch)
+        loss.backward()
+        self.optimizer.step()
+        self.steps_taken = getattr(self, "steps_taken", 0) + 1
+        return {"policy_loss": float(loss.detach())}
+
+    def extra_state(self):
+        return {"steps_taken": getattr(self, "steps_taken", 0)}
+
+    def load_extra_state(self, state):
+        self.steps_taken = state.get("steps_taken", 0)
+
+
+def test_a_registered_third_party_algorithm_trains_saves_and_reloads(tmp_path):
+    register_algorithm(ToyPG)
+    assert "toy-pg" in algorithm_names()
+    with MetaLearner(algo="toy-pg", **TINY) as learner:
+        assert isinstance(learner, ToyPG) and learner.config.outer_lr == 0.02  # its own default
+        before = learner.meta_state()
+        learner.train()
+        assert any(not torch.equal(before[k], v) for k, v in learner.meta_state().items())
+        learner.save(tmp_path / "toy.pt")
+    loaded = MetaLearner.load(tmp_path / "toy.pt")
+    try:
+        assert type(loaded) is ToyPG and loaded.steps_taken == 2
+    finally:
+        loaded.close()
+
+
+def test_an_entry_point_algorithm_is_found_and_runs_from_the_cli(tmp_path, monkeypatch):
+    # a real installed distribution on sys.path with a metarobot.algorithms entry point
+    pkg = tmp_path / "site"
+    (pkg / "toy_algo_pkg").mkdir(parents=True)
+    (pkg / "toy_algo_pkg" / "__init__.py").write_text(
+        "from metarobot.algorithms.reptile import Reptile\n\n"
+        "class HalfReptile(Reptile):\n"
+        '    """Reptile with half its default step."""\n'
+        '    name = "half-reptile"\n'
+        '    defaults = {"reptile_step": 0.25}\n'
+    )
+    dist = pkg / "toy_algo_pkg-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-algo-pkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[metarobot.algorithms]\nhalf-reptile = toy_algo_pkg:HalfReptile\n")
+    monkeypatch.syspath_prepend(str(pkg))
+    assert "half-reptile" in algorithm_names()
+    r = CliRunner().invoke(cli, ["meta-train", "--algo", "half-reptile", *TINY_CLI, "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["algo"] == "half-reptile" and saved["reptile_step"] == 0.25
+    r = CliRunner().invoke(cli, ["algorithms"])
+    assert "half-reptile" in r.output and "maml" in r.output
+
+
+# -- one resolution of settings ---------------------------------------------------------------
+def test_api_yaml_and_cli_resolve_to_the_same_run(tmp_path):
+    family_defaults = metarobot.get_family("cartpole").meta_defaults
+    api = MAML(family="cartpole", workers=0)
+    try:
+        assert api.config.iterations == family_defaults["iterations"]  # the family's default applies
+        assert api.config.episodes_per_update == family_defaults["episodes_per_update"]
+    finally:
+        api.close()
+    given = dict(family="cartpole", meta_batch=2, episodes_per_update=2, outer_epochs=2, workers=0, eval_tasks=0)
+    expected = MetaConfig.resolve(given, hidden_sizes=(8,), iterations=2).to_dict()
+    r = CliRunner().invoke(cli, ["meta-train", *TINY_CLI, "--out", str(tmp_path / "cli")])
+    assert r.exit_code == 0, r.output
+    assert yaml.safe_load((tmp_path / "cli" / "config.yaml").read_text()) == expected
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**given, "hidden_sizes": [8], "iterations": 2}))
+    r = CliRunner().invoke(cli, ["meta-train", "--config", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "yml")])
+    assert r.exit_code == 0, r.output
+    assert yaml.safe_load((tmp_path / "yml" / "config.yaml").read_text()) == expected
+    with MetaLearner(**{**given, "hidden_sizes": (8,), "iterations": 2}) as learner:
+        assert learner.config.to_dict() == expected
+
+
+def test_cli_options_come_from_the_config_field_docs():
+    r = CliRunner().invoke(cli, ["meta-train", "--help"], terminal_width=200)
+    assert r.exit_code == 0
+    text = " ".join(r.output.split())
+    for field in dataclasses.fields(MetaConfig):
+        assert f"--{field.name.replace('_', '-')}" in text
+        assert " ".join(field.metadata["doc"].split())[:40] in text
+
+
+# -- behaviour unchanged: shipped checkpoints adapt to the same numbers ----------------------
+#: returns at k = 0, 1 of test tasks 0 and 1 (steps=1, episodes=2, seed=3, workers=0), measured
+#: with the code before algorithms became classes (commit d8ced7c)
+PINNED = {
+    ("cartpole", "maml"): [[30.25, 200.0], [24.266667, 200.0]],
+    ("cartpole", "multitask"): [[200.0, 200.0], [20.0, 23.9375]],
+    ("reach", "maml"): [[-35.749859, -18.104369], [-12.975504, -20.993646]],
+    ("reach", "multitask"): [[-24.522733, -3.402613], [10.276295, 7.80334]],
+}
+
+
+@pytest.mark.parametrize("family, algo", sorted(PINNED))
+def test_shipped_checkpoints_adapt_to_the_numbers_they_gave_before(family, algo):
+    learner = MetaLearner.load(pretrained_path(family, algo), workers=0)
+    try:
+        assert learner.name == algo
+        results = learner.adapt_many(learner.family.heldout_tasks("test", 2), steps=1, episodes=2, seed=3)
+    finally:
+        learner.close()
+    np.testing.assert_allclose([r.returns for r in results], PINNED[(family, algo)], rtol=1e-4, atol=1e-4)
+
+
+# -- the sampler protocol --------------------------------------------------------------------
+class CountingSampler:
+    """A sampler of our own (the protocol: run, close) around the local one."""
+
+    def __init__(self, spec):
+        self.inner = LocalSampler(spec, workers=0)
+        self.calls = 0
+        self.closed = False
+
+    def run(self, jobs):
+        self.calls += 1
+        return self.inner.run(jobs)
+
+    def close(self):
+        self.closed = True
+        self.inner.close()
+
+
+def test_an_injected_sampler_is_used_and_gives_the_same_run():
+    reference = MetaLearner(algo="maml", **TINY)
+    try:
+        ref_rows = reference.train()
+    finally:
+        reference.close()
+    spec = MetaLearner(algo="maml", **TINY).spec
+    sampler = CountingSampler(spec)
+    learner = MetaLearner(algo="maml", sampler_instance=sampler, **TINY)
+    rows = learner.train()
+    learner.close()
+    assert sampler.calls == 2 * 2 and sampler.closed  # 2 iterations x (pre + post)
+    assert [r["post_return"] for r in rows] == [r["post_return"] for r in ref_rows]
+
+
+def test_shared_parameters_travel_once_per_call():
+    meta = {"w": torch.zeros(3)}
+    other = {"w": torch.ones(3)}
+    jobs = [Job(None, meta, 1, 1, i, 0.9) for i in range(5)] + [Job(None, other, 1, 1, 9, 0.9)]
+    table, refs = param_table(jobs)
+    assert len(table) == 2 and refs == [0, 0, 0, 0, 0, 1]
+
+
+def test_context_of_a_job_is_appended_to_every_observation():
+    fam = metarobot.get_family("cartpole")
+    task = fam.heldout_tasks("train", 1)[0]
+    learner = MetaLearner(algo="maml", **TINY)
+    try:
+        from metarobot.sampling import PolicySpec
+
+        spec = PolicySpec("cartpole", learner.spec.policy_kwargs, context_dim=3)
+        policy = spec.build()
+        state = {k: v.clone() for k, v in policy.state_dict().items()}
+        with LocalSampler(spec, workers=0) as sampler:
+            job = Job(task, state, 2, 10, 5, 0.9, context=np.array([0.5, -1.0, 2.0], dtype=np.float32))
+            (ro,) = sampler.run([job])
+    finally:
+        learner.close()
+    assert ro.observations.shape == (10, 2, 4 + 3)
+    np.testing.assert_array_equal(ro.observations[:, :, 4:], np.broadcast_to([0.5, -1.0, 2.0], (10, 2, 3)))
+
+
+# -- Ray: same metrics as the local sampler, and a dead actor never hangs a run ---------------
+@pytest.fixture(scope="module")
+def local_ray():
+    ray_mod = pytest.importorskip("ray")
+    ray_mod.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray_mod
+    ray_mod.shutdown()
+
+
+def test_ray_sampler_gives_the_local_samplers_metrics(local_ray):
+    settings = {**TINY, "workers": 2}
+    with MetaLearner(algo="maml", **settings) as local:
+        local_rows = local.train()
+    with MetaLearner(algo="maml", sampler="ray", **settings) as remote:
+        remote_rows = remote.train()
+        assert type(remote.sampler()).__name__ == "RaySampler"
+    keys = ("env_steps", "pre_return", "pre_success", "post_return", "post_success")
+    assert [[r[k] for k in keys] for r in remote_rows] == [[r[k] for k in keys] for r in local_rows]
+
+
+def test_a_killed_ray_actor_is_restarted_and_the_run_recovers(local_ray):
+    from metarobot.ray_sampler import RaySampler
+
+    settings = {**TINY, "workers": 2}
+    with MetaLearner(algo="maml", **settings) as local:
+        expected = local.train(iterations=1)[-1]["pre_return"]
+    learner = MetaLearner(algo="maml", sampler="ray", **settings)
+    try:
+        sampler = learner.sampler()
+        assert isinstance(sampler, RaySampler)
+        pid = local_ray.get(sampler.actors[0].pid.remote())
+        os.kill(pid, signal.SIGKILL)
+        sampler.timeout_s = 60  # recovered, or an error -- never a hang
+        row = learner.step()
+        assert row["pre_return"] == expected
+    finally:
+        learner.close()
+
+
+def test_an_actor_that_keeps_dying_is_a_clear_error_not_a_hang(local_ray):
+    from metarobot.ray_sampler import RaySampler
+
+    learner = MetaLearner(algo="maml", **TINY)
+    spec = learner.spec
+    task = learner.family.heldout_tasks("train", 1)[0]
+    state = learner.meta_state()
+    learner.close()
+    sampler = RaySampler(spec, workers=1, max_restarts=0, timeout_s=60)
+    pid = local_ray.get(sampler.actors[0].pid.remote())
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(MetarobotError, match="ray sampling actor 0 died"):
+        sampler.run([Job(task, state, 1, 5, 0, 0.9)])
+    sampler.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
