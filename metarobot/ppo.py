@@ -22,7 +22,7 @@ class BufferPPO(PPO):
         ``fresh_optimizer``: start from a new Adam (an inner loop that adapts one task from
         given parameters must not carry moment estimates over from another task)."""
         if fresh_optimizer:
-            self.policy.optimizer = self.policy.optimizer_class(
+            self.policy.optimizer = self.policy.optimizer_class(  # type: ignore[call-arg]
                 self.policy.parameters(), lr=self.lr_schedule(1.0), **self.policy.optimizer_kwargs
             )
         if batch_size is not None:

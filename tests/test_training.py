@@ -13,9 +13,9 @@ import torch
 from click.testing import CliRunner
 from stable_baselines3 import PPO
 
+from metarobot.algorithms.maml import MAML
 from metarobot.cli import cli
 from metarobot.config import MetaConfig
-from metarobot.algorithms.maml import MAML
 from metarobot.meta import MetaLearner
 from metarobot.training import Run
 
