@@ -40,7 +40,7 @@ from metarobot.family import Task
 from metarobot.policies import MaskedActorCriticPolicy
 from metarobot.ppo import BufferPPO
 from metarobot.registry import get_family
-from metarobot.sampling import Job, PolicySpec, Rollout, Sampler, make_sampler
+from metarobot.sampling import Job, PolicySpec, Rollout, Sampler, make_sampler, run_chain
 
 CHECKPOINT_FORMAT = "metarobot-checkpoint"
 #: 2: adds ``algo_state`` (an algorithm's extra state); version-1 files load with it empty
@@ -202,14 +202,16 @@ class MetaLearner:
         phase: int,
         n_episodes: int,
         salt: int = 0,
+        index: int = 0,
     ) -> list[Job]:
+        """Jobs of ``tasks`` (the first being task number ``index`` of the iteration)."""
         return [
             Job(
                 task,
                 state,
                 n_episodes,
                 self.episode_steps,
-                job_seed(self.config.seed, salt, self.iteration, phase, i),
+                job_seed(self.config.seed, salt, self.iteration, phase, index + i),
                 self.config.gamma,
             )
             for i, (task, state) in enumerate(zip(tasks, states))
@@ -287,18 +289,21 @@ class MetaLearner:
         cfg = self.config
         tasks = self.family.sample_tasks(cfg.meta_batch, "train", self.rng)
         meta = self.meta_state()
-        sampler = self.sampler()
         states = [meta] * len(tasks)
-        phases: list[list[Rollout]] = []
-        for k in range(cfg.inner_steps + 1):
-            rollouts = sampler.run(self._jobs(tasks, states, k, cfg.episodes_per_update))
-            phases.append(rollouts)
-            if k == cfg.inner_steps or not self.adapts_in_training:
-                continue
-            states = [
-                self.inner_update(s, ro, seed=job_seed(cfg.seed, self.iteration, k, i))
-                for i, (s, ro) in enumerate(zip(states, rollouts))
-            ]
+        phase = [0] * len(tasks)
+
+        def follow(i: int, rollout: Rollout) -> Job | None:
+            # task i's phase k is in: adapt (in this process, while the workers sample on)
+            k = phase[i]
+            if k == cfg.inner_steps:
+                return None
+            if self.adapts_in_training:
+                states[i] = self.inner_update(states[i], rollout, seed=job_seed(cfg.seed, self.iteration, k, i))
+            phase[i] = k + 1
+            return self._jobs([tasks[i]], [states[i]], k + 1, cfg.episodes_per_update, index=i)[0]
+
+        chains = run_chain(self.sampler(), self._jobs(tasks, states, 0, cfg.episodes_per_update), follow)
+        phases: list[list[Rollout]] = [[chain[k] for chain in chains] for k in range(cfg.inner_steps + 1)]
         np.random.seed(job_seed(cfg.seed, 99, self.iteration) % 2**32)
         torch.manual_seed(job_seed(cfg.seed, 98, self.iteration))
         stats = self.outer_update(phases, states, meta)

@@ -3,20 +3,21 @@
 Each actor builds its own PyBullet envs from the family and the task (``make_env`` opens an
 explicit ``DIRECT`` client inside the actor; no env or client is ever pickled) and keeps them
 across calls, like a local worker. A phase's distinct parameter dicts go to the object store
-once (``ray.put``) and every actor reads them from there. Jobs are dealt round robin and each
-job's result depends only on its seed, so a run gives the same metrics with the local and the
-Ray sampler. An actor that dies is restarted by Ray and its call retried (``max_restarts``,
+once (``ray.put``) and every actor reads them from there. A free actor takes the next job, and
+each job's result depends only on the job (its seed), so a run gives the same metrics with the
+local and the Ray sampler. An actor that dies is restarted by Ray and its call retried (``max_restarts``,
 ``max_task_retries``); one that keeps dying, or a call that does not return within
 ``timeout_s``, stops the run with a one-line error -- never a hang.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from typing import Any
 
 from metarobot.errors import MetarobotError
-from metarobot.sampling import Job, PolicySpec, Rollout, _SlotPool, param_table, run_job, shares
+from metarobot.sampling import Follow, Job, PolicySpec, Rollout, _SlotPool, run_job
 
 
 def _ray() -> Any:
@@ -88,31 +89,55 @@ class RaySampler:
         return list(self._actors)
 
     def run(self, jobs: Sequence[Job]) -> list[Rollout]:
+        return [chain[0] for chain in self.run_chain(jobs, lambda i, rollout: None)]
+
+    def run_chain(self, jobs: Sequence[Job], follow: Follow) -> list[list[Rollout]]:
+        """As ``LocalSampler.run_chain``: free actors take the next job; ``follow(i, rollout)``
+        may queue chain ``i``'s next job as soon as its rollout is in."""
         ray = _ray()
-        table, refs = param_table(jobs)
-        stored = [ray.put(p) for p in table]  # once per distinct parameter dict per call
-        parts = shares(len(jobs), len(self._actors))
-        futures = []
-        for actor, share in zip(self._actors, parts):
-            sub = {r: stored[r] for r in sorted({refs[i] for i in share})}
-            futures.append(actor.run.remote(sub, [(_strip(jobs[i]), refs[i]) for i in share]))
-        results: list[Rollout | None] = [None] * len(jobs)
-        for w, (future, share) in enumerate(zip(futures, parts)):
-            try:
-                out = ray.get(future, timeout=self.timeout_s)
-            except ray.exceptions.GetTimeoutError:
+        chains: list[list[Rollout]] = [[] for _ in jobs]
+        queue: collections.deque[tuple[int, Job]] = collections.deque(enumerate(jobs))
+        stored: dict[int, Any] = {}  # id(params) -> object ref: each dict is put once per call
+        busy: dict[Any, tuple[int, int]] = {}  # future -> (actor, chain)
+        free = list(range(len(self._actors)))
+
+        def dispatch(w: int) -> None:
+            i, job = queue.popleft()
+            key = id(job.params)
+            if key not in stored:
+                stored[key] = ray.put(job.params)
+            future = self._actors[w].run.remote({0: stored[key]}, [(_strip(job), 0)])
+            busy[future] = (w, i)
+
+        while queue or busy:
+            while free and queue:
+                dispatch(free.pop(0))
+            ready, _ = ray.wait(list(busy), num_returns=1, timeout=self.timeout_s)
+            if not ready:
+                w = next(iter(busy.values()))[0]
                 self.close()
-                raise MetarobotError(f"ray sampling actor {w} did not answer within {self.timeout_s:.0f} s") from None
-            except ray.exceptions.RayActorError:
-                self.close()
-                raise MetarobotError(f"ray sampling actor {w} died and could not be restarted") from None
-            except ray.exceptions.RayTaskError as exc:
-                self.close()
-                cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                raise MetarobotError(f"ray sampling actor {w} failed: {type(cause).__name__}: {cause}") from None
-            for i, r in zip(share, out):
-                results[i] = r
-        return results  # type: ignore[return-value]
+                raise MetarobotError(f"ray sampling actor {w} did not answer within {self.timeout_s:.0f} s")
+            future = ready[0]
+            w, i = busy.pop(future)
+            (rollout,) = self._get(future, w)
+            chains[i].append(rollout)
+            nxt = follow(i, rollout)
+            if nxt is not None:
+                queue.appendleft((i, nxt))
+            free.append(w)
+        return chains
+
+    def _get(self, future: Any, w: int) -> Any:
+        ray = _ray()
+        try:
+            return ray.get(future)
+        except ray.exceptions.RayActorError:
+            self.close()
+            raise MetarobotError(f"ray sampling actor {w} died and could not be restarted") from None
+        except ray.exceptions.RayTaskError as exc:
+            self.close()
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            raise MetarobotError(f"ray sampling actor {w} failed: {type(cause).__name__}: {cause}") from None
 
     def close(self) -> None:
         ray = _ray()

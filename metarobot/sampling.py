@@ -18,14 +18,16 @@ stops answering raises a ``MetarobotError`` naming it, never a silent hang.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import multiprocessing as mp
 import os
 import signal
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Protocol
+from multiprocessing.connection import wait as mp_wait
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import numpy as np
 import torch
@@ -223,53 +225,62 @@ def _worker_main(conn: Connection, spec: PolicySpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     pool = _SlotPool()
+    table: dict[int, dict[str, torch.Tensor]] = {}
+    call = -1
     try:
         while True:
             msg = conn.recv()
             if msg[0] == "close":
                 break
-            if msg[0] == "run":
+            if msg[0] == "run":  # ("run", call id, new parameter dicts, [(job, ref), ...])
                 try:
-                    table, share = msg[1], msg[2]
-                    results = [run_job(pool, spec, dataclasses.replace(job, params=table[ref])) for job, ref in share]
+                    if msg[1] != call:  # parameters are cached for one call of the parent's run
+                        call, table = msg[1], {}
+                    table.update({r: {k: torch.from_numpy(a) for k, a in d.items()} for r, d in msg[2].items()})
+                    results = [run_job(pool, spec, dataclasses.replace(job, params=table[ref])) for job, ref in msg[3]]
                     conn.send(("ok", results))
                 except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
                     conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-    except (EOFError, KeyboardInterrupt):
+    except (EOFError, OSError, KeyboardInterrupt):  # the parent is gone: nothing to report to
         pass
     finally:
         pool.close()
 
 
 class Sampler(Protocol):
-    """What the meta-learners sample with: ``run(jobs) -> rollouts`` (in job order), ``close()``."""
+    """What the meta-learners sample with: ``run(jobs) -> rollouts`` (in job order), ``close()``.
+
+    A sampler may also offer ``run_chain(jobs, follow)`` (see ``LocalSampler.run_chain``),
+    which starts a task's next phase as soon as its previous one is in; ``run_chain`` (the
+    function) falls back to phase-by-phase ``run`` calls for samplers without it."""
 
     def run(self, jobs: Sequence[Job]) -> list[Rollout]: ...
 
     def close(self) -> None: ...
 
 
-def param_table(jobs: Sequence[Job]) -> tuple[list[dict[str, torch.Tensor]], list[int]]:
-    """The distinct parameter dicts of ``jobs`` (by identity) and each job's index into them,
-    so that parameters shared by many jobs travel once."""
-    table: list[dict[str, torch.Tensor]] = []
-    index: dict[int, int] = {}
-    refs = []
-    for job in jobs:
-        key = id(job.params)
-        if key not in index:
-            index[key] = len(table)
-            table.append(job.params)
-        refs.append(index[key])
-    return table, refs
+#: ``follow(i, rollout)``: the next job of chain ``i`` after ``rollout``, or None when it is done
+Follow = Callable[[int, Rollout], "Job | None"]
 
 
-def shares(n_jobs: int, n_workers: int) -> list[list[int]]:
-    """Which jobs each worker runs: round robin (a job's result never depends on its worker)."""
-    out: list[list[int]] = [[] for _ in range(n_workers)]
-    for i in range(n_jobs):
-        out[i % n_workers].append(i)
-    return out
+def run_chain(sampler: Sampler, jobs: Sequence[Job], follow: Follow) -> list[list[Rollout]]:
+    """Chains of jobs on any sampler: its own ``run_chain`` if it has one, else one ``run``
+    call per phase (the same rollouts either way; only the schedule differs)."""
+    own = getattr(sampler, "run_chain", None)
+    if own is not None:
+        return own(jobs, follow)  # type: ignore[no-any-return]
+    chains: list[list[Rollout]] = [[] for _ in jobs]
+    current: list[tuple[int, Job]] = list(enumerate(jobs))
+    while current:
+        rollouts = sampler.run([job for _, job in current])
+        following = []
+        for (i, _), rollout in zip(current, rollouts):
+            chains[i].append(rollout)
+            nxt = follow(i, rollout)
+            if nxt is not None:
+                following.append((i, nxt))
+        current = following
+    return chains
 
 
 class LocalSampler:
@@ -284,6 +295,7 @@ class LocalSampler:
         self._procs: list[mp.process.BaseProcess] = []
         self._conns: list[Connection] = []
         self._local: _SlotPool | None = None
+        self._calls = 0
         if workers == 0:
             self._local = _SlotPool()
             return
@@ -297,42 +309,110 @@ class LocalSampler:
             self._conns.append(parent)
 
     def run(self, jobs: Sequence[Job]) -> list[Rollout]:
+        out = self.run_chain(jobs, lambda i, rollout: None)
+        return [chain[0] for chain in out]
+
+    def run_chain(self, jobs: Sequence[Job], follow: Follow) -> list[list[Rollout]]:
+        """Run ``jobs``; whenever job ``i``'s rollout arrives, ``follow(i, rollout)`` (called in
+        this process) may return the next job of that chain (e.g. the same task after an inner
+        update), which is dispatched at once. Returns each chain's rollouts in order.
+
+        Workers take the next job as soon as they are free (no fixed shares, no barrier
+        between a task's phases), so neither uneven jobs nor the inner updates leave a worker
+        idle. A job's result depends only on the job, so the schedule never changes a number."""
+        chains: list[list[Rollout]] = [[] for _ in jobs]
         if self._local is not None:
-            return [run_job(self._local, self.spec, job) for job in jobs]
-        table, refs = param_table(jobs)
-        parts = shares(len(jobs), len(self._conns))
-        for conn, share in zip(self._conns, parts):
-            needed = sorted({refs[i] for i in share})
-            sub = {r: table[r] for r in needed}
-            conn.send(("run", sub, [(dataclasses.replace(jobs[i], params={}), refs[i]) for i in share]))
-        results: list[Rollout | None] = [None] * len(jobs)
-        for w, (conn, proc, share) in enumerate(zip(self._conns, self._procs, parts)):
-            waited = 0.0
-            while not conn.poll(1.0):
-                waited += 1.0
-                if not proc.is_alive():
+            for i, job in enumerate(jobs):
+                nxt: Job | None = job
+                while nxt is not None:
+                    rollout = run_job(self._local, self.spec, nxt)
+                    chains[i].append(rollout)
+                    nxt = follow(i, rollout)
+            return chains
+        self._calls += 1
+        queue: collections.deque[tuple[int, Job]] = collections.deque(enumerate(jobs))
+        params: list[dict[str, torch.Tensor]] = []
+        ref_of: dict[int, int] = {}
+        sent: list[set[int]] = [set() for _ in self._conns]
+        busy: dict[int, int] = {}  # worker -> chain it runs
+        waited = [0.0 for _ in self._conns]
+
+        def dispatch(w: int) -> None:
+            i, job = queue.popleft()
+            key = id(job.params)
+            if key not in ref_of:
+                ref_of[key] = len(params)
+                params.append(job.params)
+            ref = ref_of[key]
+            # as numpy arrays: pickled by value. Torch tensors would travel through shared memory,
+            # whose receiving cache is keyed by inode: a freed and reused segment gave a worker
+            # stale parameters (seen here: results that depended on the schedule)
+            new = {} if ref in sent[w] else {ref: {k: v.detach().cpu().numpy() for k, v in params[ref].items()}}
+            sent[w].add(ref)
+            self._send(w, ("run", self._calls, new, [(dataclasses.replace(job, params={}), ref)]))
+            busy[w] = i
+            waited[w] = 0.0
+
+        for w in range(len(self._conns)):
+            if queue:
+                dispatch(w)
+        while busy:
+            ready = mp_wait([self._conns[w] for w in busy], timeout=1.0)
+            if not ready:
+                for w in busy:
+                    waited[w] += 1.0
+                    self._check_alive(w)
+                    if waited[w] >= self.timeout_s:
+                        self.close()
+                        raise MetarobotError(f"sampling worker {w} did not answer within {self.timeout_s:.0f} s")
+                continue
+            for conn in ready:
+                w = self._conns.index(conn)  # type: ignore[arg-type]
+                reply = self._recv(w)
+                if reply[0] == "error":
                     self.close()
-                    raise MetarobotError(f"sampling worker {w} died (exit code {proc.exitcode})")
-                if waited >= self.timeout_s:
-                    self.close()
-                    raise MetarobotError(f"sampling worker {w} did not answer within {self.timeout_s:.0f} s")
-            try:
-                reply = conn.recv()
-            except EOFError:
-                self.close()
-                raise MetarobotError(f"sampling worker {w} died (exit code {proc.exitcode})") from None
-            if reply[0] == "error":
-                self.close()
-                raise MetarobotError(f"sampling worker {w} failed: {reply[1]}")
-            for i, r in zip(share, reply[1]):
-                results[i] = r
-        return results  # type: ignore[return-value]
+                    raise MetarobotError(f"sampling worker {w} failed: {reply[1]}")
+                i = busy.pop(w)
+                (rollout,) = reply[1]
+                chains[i].append(rollout)
+                nxt = follow(i, rollout)
+                if nxt is not None:
+                    queue.appendleft((i, nxt))  # a chain's next phase first: its task's envs are warm
+                if queue:
+                    dispatch(w)
+                for idle in range(len(self._conns)):  # follow() may have queued work for idle workers
+                    if idle not in busy and queue:
+                        dispatch(idle)
+        return chains
+
+    def _send(self, w: int, msg: Any) -> None:
+        try:
+            self._conns[w].send(msg)
+        except OSError:  # BrokenPipeError, ConnectionResetError: the worker is gone
+            self._died(w)
+
+    def _recv(self, w: int) -> Any:
+        try:
+            return self._conns[w].recv()
+        except (EOFError, OSError):
+            self._died(w)
+
+    def _check_alive(self, w: int) -> None:
+        if not self._procs[w].is_alive():
+            self._died(w)
+
+    def _died(self, w: int) -> NoReturn:
+        proc = self._procs[w]
+        proc.join(timeout=1)
+        code = proc.exitcode
+        self.close()
+        raise MetarobotError(f"sampling worker {w} died (exit code {code})")
 
     def close(self) -> None:
         for conn in self._conns:
             try:
                 conn.send(("close",))
-            except (OSError, BrokenPipeError):
+            except OSError:
                 pass
         for proc in self._procs:
             proc.join(timeout=5)

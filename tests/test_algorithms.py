@@ -22,7 +22,7 @@ from metarobot.cli import cli
 from metarobot.config import MetaConfig
 from metarobot.errors import MetarobotError
 from metarobot.meta import MetaLearner, merge_rollouts
-from metarobot.sampling import Job, LocalSampler, param_table
+from metarobot.sampling import Job, LocalSampler
 
 TINY = dict(
     family="cartpole",
@@ -226,12 +226,42 @@ def test_an_injected_sampler_is_used_and_gives_the_same_run():
     assert [r["post_return"] for r in rows] == [r["post_return"] for r in ref_rows]
 
 
-def test_shared_parameters_travel_once_per_call():
-    meta = {"w": torch.zeros(3)}
-    other = {"w": torch.ones(3)}
-    jobs = [Job(None, meta, 1, 1, i, 0.9) for i in range(5)] + [Job(None, other, 1, 1, 9, 0.9)]
-    table, refs = param_table(jobs)
-    assert len(table) == 2 and refs == [0, 0, 0, 0, 0, 1]
+def test_shared_parameters_travel_once_per_worker_and_call(monkeypatch):
+    sent = []
+    original = LocalSampler._send
+
+    def spy(self, w, msg):
+        sent.append((w, len(msg[2])))  # how many parameter dicts this message carries
+        original(self, w, msg)
+
+    monkeypatch.setattr(LocalSampler, "_send", spy)
+    learner = MetaLearner(algo="multitask", **{**TINY, "workers": 2, "meta_batch": 5})
+    try:
+        learner.step()  # 5 tasks x 2 phases, all from the meta-parameters: one dict
+    finally:
+        learner.close()
+    assert len(sent) == 10
+    assert sum(n for _, n in sent) == 2  # once to each worker
+
+
+def test_results_do_not_depend_on_the_number_of_workers():
+    rows = {}
+    for workers in (0, 1, 2):
+        with MetaLearner(algo="reptile", **{**TINY, "workers": workers, "meta_batch": 3}) as learner:
+            rows[workers] = [(r["pre_return"], r["post_return"]) for r in learner.train()]
+            rows[workers].append(float(sum(v.sum() for v in learner.meta_state().values())))
+    assert rows[0] == rows[1] == rows[2]
+
+
+def test_a_killed_local_worker_is_a_one_line_error():
+    learner = MetaLearner(algo="maml", **{**TINY, "workers": 2})
+    try:
+        sampler = learner.sampler()
+        os.kill(sampler._procs[1].pid, signal.SIGKILL)
+        with pytest.raises(MetarobotError, match=r"sampling worker 1 died \(exit code -9\)"):
+            learner.step()
+    finally:
+        learner.close()
 
 
 def test_context_of_a_job_is_appended_to_every_observation():
