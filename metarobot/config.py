@@ -56,6 +56,12 @@ class MetaConfig:
     ppo_epochs: int = setting(10, "PPO epochs per update (reptile inner loop, multitask).")
     hidden_sizes: tuple[int, ...] = setting((64, 64), "Hidden layer sizes of the tanh MLP policy and value networks.")
     log_std_init: float = setting(-1.0, "Initial log standard deviation of the Gaussian policy.")
+    context_dim: int = setting(8, "Size of the task context a context-inference algorithm (proto) infers.")
+    context_aux_coef: float = setting(
+        1.0,
+        "proto: weight of the auxiliary loss that predicts the hidden task parameters from the context "
+        "(training only; 0 turns it off).",
+    )
     workers: int = setting(2, "Sampling worker processes (0: sample in the main process).")
     sampler: str = setting("local", "Where episodes are sampled: local (worker processes) or ray (a Ray cluster).")
     ray_address: str | None = setting(
@@ -80,6 +86,7 @@ class MetaConfig:
             "outer_epochs",
             "outer_minibatches",
             "ppo_epochs",
+            "context_dim",
         )
         for name in positive:
             v = getattr(self, name)
@@ -93,6 +100,8 @@ class MetaConfig:
             v = getattr(self, name)
             if not 0 < v <= 1:
                 raise MetarobotError(f"{name.replace('_', '-')} must be in (0, 1], got {v!r}")
+        if not isinstance(self.context_aux_coef, int | float) or not 0 <= self.context_aux_coef < float("inf"):
+            raise MetarobotError(f"context-aux-coef must be a finite number >= 0, got {self.context_aux_coef!r}")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise MetarobotError(f"workers must be a non-negative integer, got {self.workers!r}")
         if self.eval_tasks < 0:

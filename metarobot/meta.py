@@ -41,6 +41,7 @@ from metarobot.policies import MaskedActorCriticPolicy
 from metarobot.ppo import BufferPPO
 from metarobot.registry import get_family
 from metarobot.sampling import Job, PolicySpec, Rollout, Sampler, make_sampler, run_chain
+from metarobot.wrappers import AppendContext
 
 CHECKPOINT_FORMAT = "metarobot-checkpoint"
 #: 2: adds ``algo_state`` (an algorithm's extra state); version-1 files load with it empty
@@ -104,7 +105,8 @@ class MetaLearner:
         self.spec = self._policy_spec()
         torch.manual_seed(cfg.seed)
         first = self.family.heldout_tasks("train", 1)[0]
-        self._vec_env = DummyVecEnv([lambda: self.family.make_env(first)])
+        # SB3's PPO reads the spaces off an env; it never steps this one (workers sample)
+        self._vec_env = DummyVecEnv([lambda: AppendContext(self.family.make_env(first), self.context_dim)])
         # batch size: a factor of the construction-time buffer; set per update
         self.ppo = self._make_ppo(batch_size=self.episode_steps)
         self.policy: MaskedActorCriticPolicy = self.ppo.policy  # the meta-parameters
@@ -117,9 +119,20 @@ class MetaLearner:
         self._sampler = sampler_instance
 
     # -- what an algorithm defines ----------------------------------------------------------
+    @property
+    def context_dim(self) -> int:
+        """Floats appended to the observation the policy sees (0: the plain observation)."""
+        return 0
+
+    def job_context(self, task: Task, state: dict[str, torch.Tensor]) -> np.ndarray | None:
+        """The context vector a job of ``task`` under ``state`` appends to every observation."""
+        return None
+
     def _policy_spec(self) -> PolicySpec:
-        """What workers rebuild the policy from (an algorithm may widen the observation)."""
-        return PolicySpec(self.config.family, self.config.policy_kwargs(self.family.action_mask_slice))
+        """What workers rebuild the policy from."""
+        return PolicySpec(
+            self.config.family, self.config.policy_kwargs(self.family.action_mask_slice), context_dim=self.context_dim
+        )
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         """The optimiser of the outer update (default: Adam of ``outer_lr`` on the policy)."""
@@ -206,16 +219,30 @@ class MetaLearner:
     ) -> list[Job]:
         """Jobs of ``tasks`` (the first being task number ``index`` of the iteration)."""
         return [
-            Job(
-                task,
-                state,
-                n_episodes,
-                self.episode_steps,
-                job_seed(self.config.seed, salt, self.iteration, phase, index + i),
-                self.config.gamma,
-            )
+            self.make_job(task, state, n_episodes, job_seed(self.config.seed, salt, self.iteration, phase, index + i))
             for i, (task, state) in enumerate(zip(tasks, states))
         ]
+
+    def make_job(self, task: Task, state: dict[str, torch.Tensor], n_episodes: int, seed: int) -> Job:
+        """A sampling job: ``n_episodes`` episodes of ``task`` under ``state`` (policy
+        parameters, plus whatever the algorithm keeps there, e.g. an inferred context)."""
+        return Job(
+            task,
+            self.policy_part(state),
+            n_episodes,
+            self.episode_steps,
+            seed,
+            self.config.gamma,
+            context=self.job_context(task, state),
+        )
+
+    def deployed_state(self, task: Task, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What an adaptation to ``task`` hands over (``save_sb3`` exports it)."""
+        return state
+
+    def policy_part(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The policy's own tensors of an adaptation state (the same dict when that is all it holds)."""
+        return state
 
     def _batch(self, rollout: Rollout) -> ad.Batch:
         return ad.Batch.from_rollout(
@@ -243,7 +270,7 @@ class MetaLearner:
         results = [AdaptationResult(t, [], [], 0, start) for t in tasks]
         for k in range(steps + 1):
             jobs = [
-                Job(t, s, episodes, self.episode_steps, job_seed(seed, 7_777, k, i), self.config.gamma)
+                self.make_job(t, s, episodes, job_seed(seed, 7_777, k, i))
                 for i, (t, s) in enumerate(zip(tasks, states))
             ]
             rollouts = self.sampler().run(jobs)
@@ -256,7 +283,7 @@ class MetaLearner:
             if progress is not None:
                 progress()
         for res, s in zip(results, states):
-            res.final_state = s
+            res.final_state = self.deployed_state(res.task, s)
         return results
 
     def adapt(
@@ -288,6 +315,7 @@ class MetaLearner:
         """Run one meta-iteration; returns its metrics row."""
         cfg = self.config
         tasks = self.family.sample_tasks(cfg.meta_batch, "train", self.rng)
+        self.current_tasks = tasks  # what outer updates that use privileged task data read
         meta = self.meta_state()
         states = [meta] * len(tasks)
         phase = [0] * len(tasks)
@@ -380,7 +408,7 @@ class MetaLearner:
         """Save ``state`` (default: the meta-parameters) as an SB3 PPO zip (``PPO.load`` opens it)."""
         path = Path(path)
         model = self.inner_ppo()
-        model.policy.load_state_dict(state if state is not None else self.meta_state())
+        model.policy.load_state_dict(self.policy_part(state) if state is not None else self.meta_state())
         model.save(str(path))
         return path if path.suffix == ".zip" else path.with_suffix(".zip")
 

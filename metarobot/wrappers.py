@@ -24,3 +24,25 @@ class ResampleTasks(gym.Wrapper):  # type: ignore[type-arg]
         env: Any = self.env.unwrapped
         env.set_task(self._tasks[int(self._rng.integers(len(self._tasks)))])
         return self.env.reset(**kwargs)
+
+
+class AppendContext(gym.ObservationWrapper):  # type: ignore[type-arg]
+    """The env's observation with ``dim`` context floats appended (zeros unless ``context`` is
+    set): what a context-conditioned policy reads. ``dim=0`` leaves the env as it is."""
+
+    def __init__(self, env: gym.Env, dim: int, context: np.ndarray | None = None) -> None:  # type: ignore[type-arg]
+        super().__init__(env)
+        self.dim = dim
+        self.context = np.zeros(dim, dtype=np.float32) if context is None else np.asarray(context, np.float32)
+        if dim > 0:
+            from metarobot.sampling import widen
+
+            self.observation_space = widen(env.observation_space, dim)
+
+    def observation(self, observation: Any) -> Any:
+        if self.dim == 0:
+            return observation
+        return np.concatenate([observation, self.context]).astype(observation.dtype)
+
+    def set_task(self, task: Any) -> None:
+        self.env.unwrapped.set_task(task)  # type: ignore[attr-defined]

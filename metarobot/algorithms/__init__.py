@@ -23,6 +23,8 @@ _BUILTIN: dict[str, str] = {
     "fomaml": "metarobot.algorithms.maml:FOMAML",
     "reptile": "metarobot.algorithms.reptile:Reptile",
     "multitask": "metarobot.algorithms.multitask:Multitask",
+    "proto": "metarobot.algorithms.proto:Proto",
+    "oracle": "metarobot.algorithms.oracle:Oracle",
 }
 _extra: dict[str, type[MetaLearner]] = {}
 

@@ -1,0 +1,77 @@
+"""What the context-conditioned algorithms share: a policy that reads ``observation + context``.
+
+The context is appended to every observation (``Job.context``): the true hidden task
+parameters for the privileged ``Oracle``, a context inferred from transitions for ``Proto``.
+An adapted policy is exported as an ordinary SB3 PPO zip over the env's own observation: the
+context is constant for a task, so it folds into the bias of the first layer of the policy and
+value networks (``W [o; c] + b = W_o o + (W_c c + b)``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from metarobot.meta import MetaLearner
+
+State = dict[str, torch.Tensor]
+#: where an adaptation state keeps the context it deploys with (exported policies fold it in)
+CONTEXT_KEY = "context.value"
+
+
+class ContextLearner(MetaLearner):
+    """Base of algorithms whose policy is conditioned on a per-task context vector."""
+
+    def policy_part(self, state: State) -> State:
+        if not any(k.startswith("context.") for k in state):
+            return state
+        key = id(state)
+        cached = self._policy_parts.get(key)
+        if cached is None or cached[0] is not state:  # one dict per state, so jobs share it
+            cached = (state, {k: v for k, v in state.items() if not k.startswith("context.")})
+            self._policy_parts[key] = cached
+            if len(self._policy_parts) > 4096:
+                self._policy_parts.clear()
+                self._policy_parts[key] = cached
+        return cached[1]
+
+    @property
+    def _policy_parts(self) -> dict[int, tuple[State, State]]:
+        if not hasattr(self, "_parts"):
+            self._parts: dict[int, tuple[State, State]] = {}
+        return self._parts
+
+    def save_sb3(self, path: Path | str, state: State | None = None) -> Path:
+        """An SB3 PPO zip over the env's own observation, the deployed context folded in."""
+        state = state if state is not None else self.meta_state()
+        context = state.get(CONTEXT_KEY)
+        if context is None:
+            context = torch.zeros(self.context_dim)
+        folded = fold_context(self.policy_part(state), self.policy, context.float())
+        first = self.family.heldout_tasks("train", 1)[0]
+        env = DummyVecEnv([lambda: self.family.make_env(first)])
+        try:
+            kwargs = self.spec.policy_kwargs
+            from metarobot.policies import MaskedActorCriticPolicy
+            from metarobot.ppo import BufferPPO
+
+            model = BufferPPO(MaskedActorCriticPolicy, env, n_steps=self.episode_steps, policy_kwargs=kwargs, verbose=0)
+            model.policy.load_state_dict(folded)
+            model.save(str(path))
+        finally:
+            env.close()
+        path = Path(path)
+        return path if path.suffix == ".zip" else path.with_suffix(".zip")
+
+
+def fold_context(state: State, policy: torch.nn.Module, context: torch.Tensor) -> State:
+    """``state`` of a policy over ``[obs; context]`` turned into one over ``obs`` alone."""
+    out = {k: v.detach().clone() for k, v in state.items()}
+    n_ctx = context.numel()
+    for net in ("mlp_extractor.policy_net.0", "mlp_extractor.value_net.0"):
+        w, b = out[f"{net}.weight"], out[f"{net}.bias"]
+        out[f"{net}.bias"] = b + w[:, -n_ctx:] @ context.to(w.dtype)
+        out[f"{net}.weight"] = w[:, :-n_ctx].contiguous()
+    return out

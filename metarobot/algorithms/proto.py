@@ -1,0 +1,169 @@
+"""``proto``: task inference from a few transitions (the prototype idea; PEARL/RMA family).
+
+A permutation-invariant encoder embeds every transition ``(o, a, r, o' - o)`` of a task's
+episodes and averages the embeddings: the mean is the task's *prototype* ``z``. The policy
+reads ``[o; z; 1]`` (``[o; 0; 0]`` before anything is known). Adapting is: run episodes, add
+their transitions to the running mean, run with the new ``z`` -- no gradient step, so an update
+cannot wreck the policy's parameters, and k updates cost only the episodes.
+
+Meta-training: phase 0 runs with the empty context; phase k with the prototype of phases
+< k. The outer update is PPO's clipped objective on every phase, with each phase's context
+recomputed from the encoder, so the gradient reaches the encoder through what the policy
+does with ``z`` (end to end, as in PEARL). Where the family declares its hidden parameters,
+a linear head on ``z`` also regresses them (weight ``context_aux_coef``; training only, as
+RMA's privileged teacher signal), which gives the encoder its features far sooner.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from metarobot import adaptation as ad
+from metarobot.algorithms.context import CONTEXT_KEY, ContextLearner
+from metarobot.family import Task
+from metarobot.meta import job_seed
+from metarobot.sampling import Rollout
+
+State = dict[str, torch.Tensor]
+SUM, COUNT = "context.sum", "context.count"
+
+
+class TransitionEncoder(nn.Module):
+    """Per-transition embedding; a task's context is the mean over its transitions."""
+
+    def __init__(self, obs_dim: int, act_dim: int, context_dim: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.net = nn.Sequential(
+            nn.Linear(2 * obs_dim + act_dim + 1, hidden),
+            nn.Tanh(),
+            nn.Linear(hidden, hidden),
+            nn.Tanh(),
+            nn.Linear(hidden, context_dim),
+        )
+
+    def forward(self, transitions: torch.Tensor) -> torch.Tensor:
+        """``(N, 2*obs + act + 1)`` transitions -> ``(N, context_dim)`` embeddings."""
+        return self.net(transitions)  # type: ignore[no-any-return]
+
+
+def transitions(rollout: Rollout, obs_dim: int) -> torch.Tensor:
+    """Every ``(o, a, r, o' - o)`` of a rollout whose next observation is in it (steps that
+    end an episode are left out: their next observation is the reset's)."""
+    obs = rollout.observations[..., :obs_dim]
+    n_steps = obs.shape[0]
+    if n_steps < 2:
+        return torch.zeros((0, 2 * obs_dim + rollout.actions.shape[-1] + 1))
+    keep = rollout.episode_starts[1:] == 0  # (T-1, n): step t continues into t + 1
+    o, o_next = obs[:-1][keep], obs[1:][keep]
+    a = rollout.actions[:-1][keep]
+    r = rollout.rewards[:-1][keep][:, None]
+    return torch.as_tensor(np.concatenate([o, a, r, o_next - o], axis=1), dtype=torch.float32)
+
+
+class Proto(ContextLearner):
+    """Prototype task inference: ``Proto(family="reach-v1").train()``; adapting infers ``z``."""
+
+    name = "proto"
+    defaults = {"inner_steps": 1}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        space = self.policy.observation_space
+        self.obs_dim = int(space.shape[0]) - self.context_dim
+        act_dim = int(self.policy.action_space.shape[0])
+        torch.manual_seed(job_seed(self.config.seed, 4_242))
+        self.encoder = TransitionEncoder(self.obs_dim, act_dim, self.config.context_dim)
+        hidden = int(getattr(self.family, "hidden_dim", 0))
+        self.aux_head = nn.Linear(self.config.context_dim, hidden) if hidden > 0 else None
+        params = list(self.policy.parameters()) + list(self.encoder.parameters())
+        if self.aux_head is not None:
+            params += list(self.aux_head.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=self.config.outer_lr)
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        # replaced in __init__ once the encoder exists; a placeholder over the policy until then
+        return torch.optim.Adam(self.policy.parameters(), lr=self.config.outer_lr)
+
+    @property
+    def context_dim(self) -> int:
+        return int(self.config.context_dim) + 1  # z and a flag: 1 once z comes from transitions
+
+    # -- adaptation: accumulate the prototype -----------------------------------------------
+    def context_of(self, state: State) -> torch.Tensor:
+        count = float(state[COUNT]) if COUNT in state else 0.0
+        if count <= 0:
+            return torch.zeros(self.context_dim)
+        return torch.cat([state[SUM] / count, torch.ones(1)])
+
+    def job_context(self, task: Task, state: State) -> np.ndarray:
+        return self.context_of(state).numpy().astype(np.float32)
+
+    def inner_update(self, state: State, rollout: Rollout, seed: int = 0) -> State:
+        with torch.no_grad():
+            emb = self.encoder(transitions(rollout, self.obs_dim))
+        out = dict(state)
+        out[SUM] = state.get(SUM, torch.zeros(self.config.context_dim)) + emb.sum(0)
+        out[COUNT] = state.get(COUNT, torch.zeros(1)) + float(emb.shape[0])
+        return out
+
+    def deployed_state(self, task: Task, state: State) -> State:
+        return {**state, CONTEXT_KEY: self.context_of(state)}
+
+    # -- meta-training ----------------------------------------------------------------------
+    def outer_update(self, phases: list[list[Rollout]], adapted: list[State], meta: State) -> dict[str, float]:
+        cfg = self.config
+        n_tasks = len(phases[0])
+        batches = [[self._batch(ph[i]) for ph in phases] for i in range(n_tasks)]
+        trans = [[transitions(ph[i], self.obs_dim) for ph in phases] for i in range(n_tasks)]
+        hidden = None
+        if self.aux_head is not None and cfg.context_aux_coef > 0:
+            hidden = [torch.as_tensor(self.family.hidden_params(t), dtype=torch.float32) for t in self.current_tasks]
+        totals: dict[str, float] = {}
+        groups = max(1, min(cfg.outer_minibatches, n_tasks))
+        order_rng = np.random.default_rng(job_seed(cfg.seed, 97, self.iteration))
+        n_terms = n_tasks * cfg.outer_epochs * len(phases)
+        for _ in range(cfg.outer_epochs):
+            for group in np.array_split(order_rng.permutation(n_tasks), groups):
+                self.optimizer.zero_grad()
+                params = ad.trainable_params(self.policy)
+                for i in group:
+                    loss = torch.zeros(())
+                    for k, batch in enumerate(batches[i]):
+                        if k == 0:
+                            context = torch.zeros(self.context_dim)
+                        else:
+                            z = self.encoder(torch.cat(trans[i][:k])).mean(0)
+                            context = torch.cat([z, torch.ones(1)])
+                            if hidden is not None and self.aux_head is not None:
+                                aux = nn.functional.mse_loss(self.aux_head(z), hidden[i])
+                                loss = loss + cfg.context_aux_coef * aux
+                                totals["aux_loss"] = totals.get("aux_loss", 0.0) + float(aux.detach()) / n_terms
+                        obs = torch.cat([batch.obs[:, : self.obs_dim], context.expand(len(batch.obs), -1)], dim=1)
+                        conditioned = ad.Batch(obs, batch.actions, batch.old_log_prob, batch.advantages, batch.returns)
+                        term, stats = ad.ppo_surrogate(
+                            self.policy, params, conditioned, cfg.clip_range, cfg.vf_coef, cfg.ent_coef
+                        )
+                        loss = loss + term
+                        for key, v in stats.items():
+                            totals[key] = totals.get(key, 0.0) + v / n_terms
+                    (loss / len(group)).backward()
+                nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], 0.5)
+                self.optimizer.step()
+        return totals
+
+    def extra_state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"encoder": {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}}
+        if self.aux_head is not None:
+            out["aux_head"] = {k: v.detach().clone() for k, v in self.aux_head.state_dict().items()}
+        return out
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "encoder" in state:
+            self.encoder.load_state_dict(state["encoder"])
+        if self.aux_head is not None and "aux_head" in state:
+            self.aux_head.load_state_dict(state["aux_head"])
