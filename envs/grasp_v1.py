@@ -107,15 +107,19 @@ class GraspV1Family(GraspFamily):
     def _sample_ood(self, rng: np.random.Generator) -> GraspV1Task:
         s = self.space
         for _ in range(1000):
-            shift = int(rng.integers(3))
             base = super()._sample_in_range(rng)
             margin = s.crush_margin
-            if shift == 0:
+            shift = int(rng.integers(5))
+            if shift == 0:  # heavier than any training object
                 base = dataclasses.replace(base, object_mass=round_params(s.ood_object_mass.sample(rng)))
-            elif shift == 1:
+            elif shift == 1:  # more fragile for its weight
                 margin = s.ood_crush_margin
-            else:  # grasp's shifts: larger or more slippery objects, shorter fingers
-                base = super()._sample_ood(rng)
+            elif shift == 2:  # grasp's shifts: larger or more slippery objects, shorter fingers
+                base = dataclasses.replace(base, object_size=round_params(s.ood_object_size.sample(rng)))
+            elif shift == 3:
+                base = dataclasses.replace(base, object_friction=round_params(s.ood_object_friction.sample(rng)))
+            else:
+                base = dataclasses.replace(base, finger_length=round_params(s.ood_finger_length.sample(rng)))
             task = self._with_crush(base, margin, rng)
             if task is not None:
                 return task
