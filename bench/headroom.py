@@ -172,7 +172,8 @@ def main() -> None:
         ),
         "steps_per_method": args.steps,
         "protocol": f"deterministic policy, {args.tasks} held-out tasks x {args.eval_seeds} reset seeds, no update",
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch threads 1, {args.vec} x {args.n_envs}",
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch threads 1, "
+        f"{args.vec} x {args.n_envs} envs",
         "methods": {},
     }
     for method in methods:
@@ -186,10 +187,8 @@ def main() -> None:
         result["methods"][method] = {**info, "splits": splits}
         (args.out / f"{name}.json").write_text(json.dumps(result, indent=1))
     if set(METHODS) <= set(result["methods"]):
-        gap = {
-            s: round(result["methods"]["oracle"]["splits"][s]["success"] - result["methods"]["multitask"]["splits"][s]["success"], 4)
-            for s in ("test", "ood")
-        }
+        success = {m: {s: result["methods"][m]["splits"][s]["success"] for s in ("test", "ood")} for m in METHODS}
+        gap = {s: round(success["oracle"][s] - success["multitask"][s], 4) for s in ("test", "ood")}
         result["gap_oracle_minus_multitask"] = gap
         (args.out / f"{name}.json").write_text(json.dumps(result, indent=1))
         print(json.dumps({"family": args.family, "gap": gap}), flush=True)

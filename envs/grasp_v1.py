@@ -83,7 +83,7 @@ class GraspV1Family(GraspFamily):
     name = "grasp-v1"
     env_id = "metarobot/Grasp-v1"
     task_type = GraspV1Task
-    summary = "grasp with a squeeze command: heavy objects slip from a light squeeze, fragile ones break under a hard one"
+    summary = "grasp with a squeeze command: heavy objects slip from a light squeeze, fragile ones break"
     #: ``grasp``'s 7 values, then the crush force (log scale)
     hidden_dim = 8
 

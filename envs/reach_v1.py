@@ -5,6 +5,9 @@ Everything of ``reach`` (``metarobot/Reach-v0``) holds -- procedural 2-7 joint a
 velocity control, 60-step episodes, the same reward and success (tip within 5 cm of the goal at
 the end) and the same 37-float observation layout -- except:
 
+* **arms of one kind**: every arm has the common layout of a base yaw joint followed by pitch
+  joints (axes z, y, y, ...); link lengths, masses, damping and limits still vary as in
+  ``reach``;
 * **every joint's direction** is drawn on its own (+1 or -1 with probability 0.5 each): a
   motor wired reversed, or an encoder counting the other way. ``reach`` reversed at most one
   joint, which a closed-loop policy absorbed with the others. With every joint unknown, a
@@ -17,7 +20,8 @@ the end) and the same 37-float observation layout -- except:
   goal - tip are the forward kinematics of the read angles (a robot computes its tip from its
   encoders; the goal comes from a camera in the world frame), while success is judged on the
   true tip. Without knowing the offsets a policy stops where it believes the goal is;
-* **a payload** at the tip (kg) that the motors must carry.
+* **a payload** at the tip (kg) that the motors must carry (0.5 kg moves where a second of the
+  same commands ends by 3-4 cm).
 
 Observation (37 floats), as ``reach``: per joint (padded to 7) sin and cos of the *read* angle,
 q_dot / 3 rad/s, the mask; the *believed* tip position, the goal position, and goal - believed
@@ -117,6 +121,7 @@ class ReachV1Family(ReachFamily):
         signs = tuple(-1 if rng.random() < s.joint_reversed_probability else 1 for _ in range(n))
         fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(ReachTask)}
         fields["actuator_signs"] = signs
+        fields["joint_axes"] = ("z",) + ("y",) * (n - 1)  # arms of one kind: base yaw, then pitch joints
         return ReachV1Task(
             **fields,
             joint_offsets=round_params(offsets if offsets is not None else s.joint_offset.sample(rng, n)),
@@ -151,6 +156,7 @@ class ReachV1Family(ReachFamily):
     def ranges(self) -> dict[str, str]:
         s = self.space
         out = super().ranges()
+        out["joint_axes"] = "first z (base yaw), then y (pitch)"
         out["actuator_sign"] = f"each joint on its own: -1 (reversed) with probability {s.joint_reversed_probability}"
         out["joint_offset"] = f"{s.joint_offset} per joint (ood: +/- {s.ood_joint_offset})"
         out["payload_mass"] = f"{s.payload_mass} at the tip (ood: {s.ood_payload_mass})"

@@ -38,7 +38,8 @@ class PrivilegedEnv(gym.Wrapper):  # type: ignore[type-arg]
     def _hidden_of(self, task: Task) -> np.ndarray:
         hidden = np.asarray(self.family.hidden_params(task), dtype=np.float32)
         if hidden.shape != (self.family.hidden_dim,):
-            raise ValueError(f"{self.family.name}.hidden_params gave shape {hidden.shape}, want ({self.family.hidden_dim},)")
+            want = (self.family.hidden_dim,)
+            raise ValueError(f"{self.family.name}.hidden_params gave shape {hidden.shape}, want {want}")
         return np.clip(hidden, -HIDDEN_BOUND, HIDDEN_BOUND)
 
     @property

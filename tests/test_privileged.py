@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-
-import metarobot
 from metarobot.envs.grasp_v1 import holding_force
 from metarobot.envs.reach_v1 import tip_position
+
+import metarobot
 from metarobot.errors import MetarobotError
 
 
