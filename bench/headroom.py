@@ -167,9 +167,8 @@ def main() -> None:
     name = args.family + (f"-{args.tag}" if args.tag else "")
     result: dict[str, Any] = {
         "family": args.family,
-        "command": "python bench/headroom.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "save")
-        ),
+        "command": "python bench/headroom.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "save")),
         "steps_per_method": args.steps,
         "protocol": f"deterministic policy, {args.tasks} held-out tasks x {args.eval_seeds} reset seeds, no update",
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch threads 1, "

@@ -147,15 +147,16 @@ def test_reach_v1_every_joint_moves_in_its_own_wired_direction():
     task = next(t for t in fam.sample_tasks(50, "train", np.random.default_rng(2)) if len(set(t.actuator_signs)) == 2)
     env = fam.make_env(task)
     try:
-        env.reset(seed=0)
-        q0 = env._joint_state()[0]
-        a = np.zeros(7)
-        a[: task.n_joints] = 0.5
-        for _ in range(4):
-            env.step(a)
-        dq = env._joint_state()[0] - q0
-        expected = np.asarray(task.actuator_signs) * np.asarray(task.actuator_gains) * 0.5 * 4 / 30
-        np.testing.assert_allclose(dq, expected, rtol=0.25, atol=0.01)
+        for j in range(task.n_joints):  # one joint at a time (PyBullet's velocity motors couple a chain)
+            env.reset(seed=0)
+            q0 = env._joint_state()[0][j]
+            a = np.zeros(7)
+            a[j] = 0.5
+            for _ in range(4):
+                env.step(a)
+            dq = env._joint_state()[0][j] - q0
+            expected = task.actuator_signs[j] * task.actuator_gains[j] * 0.5 * 4 / 30  # rad: speed * time
+            assert dq == pytest.approx(expected, rel=0.4), j
     finally:
         env.close()
 
@@ -163,7 +164,7 @@ def test_reach_v1_every_joint_moves_in_its_own_wired_direction():
 def test_reach_v1_observes_the_encoders_belief_and_succeeds_on_the_true_tip():
     fam = metarobot.get_family("reach-v1")
     task = fam.sample_tasks(1, "train", np.random.default_rng(3))[0]
-    offsets = tuple(0.03 * (-1) ** i for i in range(task.n_joints))
+    offsets = (0.03,) * task.n_joints
     task = dataclasses.replace(task, joint_offsets=offsets)
     env = fam.make_env(task)
     try:
