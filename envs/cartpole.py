@@ -129,6 +129,24 @@ class CartPoleFamily(TaskFamily):
     def make_env(self, task: Task, render_mode: str | None = None) -> CartPoleEnv:
         return CartPoleEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
+    hidden_dim = 5
+
+    def hidden_params(self, task: Task) -> np.ndarray:
+        """Pole length, pole mass, cart mass, force scale (each mapped from its training range
+        to [-1, 1]) and the actuator sign (+1/-1)."""
+        assert isinstance(task, CartPoleTask)
+        s = self.space
+        return np.array(
+            [
+                s.pole_length.normalise(task.pole_length),
+                s.pole_mass.normalise(task.pole_mass),
+                s.cart_mass.normalise(task.cart_mass),
+                s.force_scale.normalise(task.force_scale),
+                task.actuator_sign,
+            ],
+            dtype=np.float32,
+        )
+
     def ranges(self) -> dict[str, str]:
         s = self.space
         return {

@@ -189,6 +189,27 @@ class GraspFamily(TaskFamily):
     def make_env(self, task: Task, render_mode: str | None = None) -> GraspEnv:
         return GraspEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
+    hidden_dim = 7
+
+    def hidden_params(self, task: Task) -> np.ndarray:
+        """What the module docstring lists as hidden: finger length, finger width, maximum
+        opening, grip force, pad friction, object mass and object friction (each mapped from
+        its training range to [-1, 1])."""
+        assert isinstance(task, GraspTask)
+        s = self.space
+        return np.array(
+            [
+                s.finger_length.normalise(task.finger_length),
+                s.finger_width.normalise(task.finger_width),
+                s.max_opening.normalise(task.max_opening),
+                s.grip_force.normalise(task.grip_force),
+                s.pad_friction.normalise(task.pad_friction),
+                s.object_mass.normalise(task.object_mass),
+                s.object_friction.normalise(task.object_friction),
+            ],
+            dtype=np.float32,
+        )
+
     def ranges(self) -> dict[str, str]:
         s = self.space
         return {

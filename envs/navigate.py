@@ -356,6 +356,31 @@ class NavigateFamily(TaskFamily):
     def make_env(self, task: Task, render_mode: str | None = None) -> NavigateEnv:
         return NavigateEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
+    hidden_dim = 11
+
+    def hidden_params(self, task: Task) -> np.ndarray:
+        """The robot's parameters (the map is sensed): chassis length, track width, chassis
+        mass, wheel radius, maximum wheel speed, left and right motor gain, wheel and floor
+        friction (each mapped from its training range to [-1, 1]), left and right motor sign."""
+        assert isinstance(task, NavigateTask)
+        s = self.space
+        return np.array(
+            [
+                s.chassis_length.normalise(task.chassis_length),
+                s.track_width.normalise(task.track_width),
+                s.chassis_mass.normalise(task.chassis_mass),
+                s.wheel_radius.normalise(task.wheel_radius),
+                s.max_wheel_speed.normalise(task.max_wheel_speed),
+                s.motor_gain.normalise(task.left_gain),
+                s.motor_gain.normalise(task.right_gain),
+                s.wheel_friction.normalise(task.wheel_friction),
+                s.floor_friction.normalise(task.floor_friction),
+                task.left_sign,
+                task.right_sign,
+            ],
+            dtype=np.float32,
+        )
+
     def ranges(self) -> dict[str, str]:
         s = self.space
         small, big = s.ood_small, s.ood_big

@@ -201,6 +201,25 @@ class ReachFamily(TaskFamily):
     def make_env(self, task: Task, render_mode: str | None = None) -> ReachEnv:
         return ReachEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
+    #: per joint (padded to 7): link length, axis, link mass, damping, limit, gain, sign
+    hidden_dim = 7 * MAX_JOINTS
+
+    def hidden_params(self, task: Task) -> np.ndarray:
+        """Per joint, in blocks of 7 (zeros past ``n_joints``): link length, axis code (x -1,
+        y +1, z 0), link mass, damping, limit and actuator gain (each mapped from its training
+        range to [-1, 1]) and the actuator sign (+1/-1)."""
+        assert isinstance(task, ReachTask)
+        s, n = self.space, task.n_joints
+        out = np.zeros((7, MAX_JOINTS), dtype=np.float32)
+        out[0, :n] = s.link_length.normalise(task.link_lengths)
+        out[1, :n] = [axis_code(a) for a in task.joint_axes]
+        out[2, :n] = s.link_mass.normalise(task.link_masses)
+        out[3, :n] = s.joint_damping.normalise(task.joint_damping)
+        out[4, :n] = s.joint_limit.normalise(task.joint_limits)
+        out[5, :n] = s.actuator_gain.normalise(task.actuator_gains)
+        out[6, :n] = task.actuator_signs
+        return out.reshape(-1)
+
     def ranges(self) -> dict[str, str]:
         s = self.space
         return {
@@ -217,6 +236,16 @@ class ReachFamily(TaskFamily):
 
     def task_from_urdf(self, path: Path, ee_link: str | None = None, **options: Any) -> ReachTask:
         return arm_task_from_urdf(path, ee_link=ee_link, **options)
+
+
+def axis_code(axis: str) -> float:
+    """A joint axis as one number for the privileged observation: x -1, y +1, z 0 (a URDF
+    axis vector ``"ax ay az"`` counts as its dominant component)."""
+    if axis in AXES:
+        vec = AXES[axis]
+    else:
+        vec = tuple(abs(float(v)) for v in axis.split())  # type: ignore[assignment]
+    return (-1.0, 1.0, 0.0)[int(np.argmax(vec))]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -53,6 +53,9 @@ def _register_gym_envs() -> None:
         "metarobot/CartPole-v0": ("metarobot.envs.cartpole:CartPoleEnv", 200),
         "metarobot/Navigate-v0": ("metarobot.envs.navigate:NavigateEnv", 100),
         "metarobot/Grasp-v0": ("metarobot.envs.grasp:GraspEnv", 100),
+        "metarobot/Reach-v1": ("metarobot.envs.reach_v1:ReachV1Env", 60),
+        "metarobot/Navigate-v1": ("metarobot.envs.navigate_v1:NavigateV1Env", 100),
+        "metarobot/Grasp-v1": ("metarobot.envs.grasp_v1:GraspV1Env", 100),
     }
     for env_id, (entry, steps) in specs.items():
         if env_id not in gym.registry:

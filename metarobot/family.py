@@ -28,6 +28,7 @@ from metarobot.errors import MetarobotError
 
 if TYPE_CHECKING:  # pragma: no cover
     from metarobot.envs.base import MetaRobotEnv
+    from metarobot.privileged import PrivilegedEnv
 
 Split = Literal["train", "test", "ood"]
 SPLITS: tuple[str, ...] = ("train", "test", "ood")
@@ -109,6 +110,11 @@ class Range:
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
 
+    def normalise(self, value: Any) -> Any:
+        """``value`` mapped linearly so that ``low`` is -1 and ``high`` is +1 (float32 array)."""
+        mid, half = (self.low + self.high) / 2, (self.high - self.low) / 2
+        return ((np.asarray(value, dtype=np.float64) - mid) / (half if half > 0 else 1.0)).astype(np.float32)
+
     def __str__(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
         return f"[{self.low:g}, {self.high:g}]{unit}"
@@ -137,6 +143,8 @@ class TaskFamily(ABC):
     meta_defaults: ClassVar[dict[str, Any]] = {}
     #: ``(start, stop)`` of the 0/1 action mask inside the observation, if actions are padded
     action_mask_slice: ClassVar[tuple[int, int] | None] = None
+    #: length of ``hidden_params(task)`` (0: the family declares no hidden parameters)
+    hidden_dim: ClassVar[int] = 0
 
     @abstractmethod
     def _sample_in_range(self, rng: np.random.Generator) -> Task:
@@ -153,6 +161,23 @@ class TaskFamily(ABC):
     @abstractmethod
     def ranges(self) -> dict[str, str]:
         """Human-readable training (and ood) ranges, for ``metarobot families``."""
+
+    def hidden_params(self, task: Task) -> np.ndarray:
+        """The task parameters the observation does not reveal, as ``hidden_dim`` float32 values
+        normalised to about [-1, 1] (the training range maps to [-1, 1]; ``ood`` values may lie
+        outside), padded with zeros where the robot has fewer joints than the family's maximum.
+        What a privileged ``oracle`` policy sees on top of the normal observation."""
+        raise MetarobotError(f"family {self.name!r} declares no hidden parameters")
+
+    def make_privileged_env(self, task: Task, render_mode: str | None = None) -> PrivilegedEnv:
+        """``make_env(task)`` whose observation is the normal one followed by
+        ``hidden_params(task)``: the env of the privileged ``oracle`` (its ``set_task`` updates
+        the appended parameters)."""
+        from metarobot.privileged import PrivilegedEnv
+
+        if self.hidden_dim <= 0:
+            raise MetarobotError(f"family {self.name!r} declares no hidden parameters")
+        return PrivilegedEnv(self, self.make_env(task, render_mode=render_mode))
 
     def sample_tasks(self, n: int, split: str, rng: np.random.Generator) -> list[Task]:
         """``n`` distinct tasks of ``split`` drawn with ``rng``."""

@@ -13,6 +13,9 @@ _BUILTIN: dict[str, str] = {
     "cartpole": "metarobot.envs.cartpole:CartPoleFamily",
     "navigate": "metarobot.envs.navigate:NavigateFamily",
     "grasp": "metarobot.envs.grasp:GraspFamily",
+    "reach-v1": "metarobot.envs.reach_v1:ReachV1Family",
+    "navigate-v1": "metarobot.envs.navigate_v1:NavigateV1Family",
+    "grasp-v1": "metarobot.envs.grasp_v1:GraspV1Family",
 }
 _extra: dict[str, type[TaskFamily]] = {}
 _instances: dict[str, TaskFamily] = {}

@@ -12,16 +12,21 @@ from metarobot.registry import get_family
 
 class ResampleTasks(gym.Wrapper):  # type: ignore[type-arg]
     """An env of ``family`` that switches to a new task of ``split`` at every reset (in place,
-    with ``set_task``): what a plain, non-adaptive multi-task policy trains on."""
+    with ``set_task``): what a plain, non-adaptive multi-task policy trains on. With
+    ``privileged``, the env is the family's privileged one (the ``oracle``'s observation)."""
 
-    def __init__(self, family: str, split: str = "train", seed: int = 0, pool: int = 1000) -> None:
+    def __init__(
+        self, family: str, split: str = "train", seed: int = 0, pool: int = 1000, privileged: bool = False
+    ) -> None:
         fam = get_family(family)
         self._tasks = fam.sample_tasks(pool, split, np.random.default_rng(seed))
         self._rng = np.random.default_rng(seed + 1)
-        super().__init__(fam.make_env(self._tasks[0]))
+        make = fam.make_privileged_env if privileged else fam.make_env
+        super().__init__(make(self._tasks[0]))
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        env: Any = self.env.unwrapped
+        # the outermost env's set_task: a privileged env updates its appended parameters too
+        env: Any = self.env
         env.set_task(self._tasks[int(self._rng.integers(len(self._tasks)))])
         return self.env.reset(**kwargs)
 

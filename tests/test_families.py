@@ -28,7 +28,7 @@ def test_every_sampled_task_builds(family, split, rng):
             env.set_task(task)
             obs, _ = env.reset(seed=0)
             assert env.observation_space.contains(obs)
-            if family.name == "reach":
+            if family.name.startswith("reach"):
                 n = p.getNumJoints(env.robot, physicsClientId=env.sim.client)
                 revolute = [
                     i
@@ -78,7 +78,7 @@ def test_task_validation_names_the_bad_value(family, rng):
     task = family.sample_tasks(1, "train", rng)[0]
     data = task.to_dict()
     field = {"reach": "link_lengths", "cartpole": "pole_length", "navigate": "wheel_radius", "grasp": "object_mass"}[
-        family.name
+        family.name.removesuffix("-v1")
     ]
     data[field] = [-1.0] * len(data[field]) if isinstance(data[field], list) else -1.0
     with pytest.raises(MetarobotError, match="out of range"):
@@ -97,7 +97,16 @@ def test_bad_sampling_arguments(family, rng):
 
 
 @pytest.mark.parametrize(
-    "env_id", ["metarobot/Reach-v0", "metarobot/CartPole-v0", "metarobot/Navigate-v0", "metarobot/Grasp-v0"]
+    "env_id",
+    [
+        "metarobot/Reach-v0",
+        "metarobot/CartPole-v0",
+        "metarobot/Navigate-v0",
+        "metarobot/Grasp-v0",
+        "metarobot/Reach-v1",
+        "metarobot/Navigate-v1",
+        "metarobot/Grasp-v1",
+    ],
 )
 def test_gym_make_and_check_env(env_id):
     env = gym.make(env_id)

@@ -1,0 +1,201 @@
+"""The ``grasp-v1`` family: ``grasp`` where how hard to squeeze depends on what the policy cannot
+see -- the object's mass and fragility, the pads' friction and the motors' strength.
+
+Everything of ``grasp`` (``metarobot/Grasp-v0``) holds -- procedural grippers on a gantry,
+procedural objects, 20 Hz control, 100-step episodes, the 21-float observation, success (held
+5 cm up for 0.5 s) -- except:
+
+* **the grip command sets the squeeze**: ``a[4] > 0`` closes the fingers (at 0.1 m/s) pushing
+  with at most ``a[4] * grip_force`` N per finger; ``a[4] <= 0`` opens them at ``-a[4]`` x
+  0.1 m/s. So the same command squeezes a different force on every gripper (``grip_force``,
+  the motors' strength, is hidden);
+* **a light squeeze drops a heavy object**: objects weigh 0.05-1 kg and pads have friction
+  0.5-1.2, so the force that holds an object (about ``m g / (2 mu)``, ``mu`` the pad and object
+  frictions' product) spans two orders of magnitude;
+* **a hard squeeze crushes a fragile one**: each object breaks when both fingers squeeze it
+  with more than ``object_crush_force`` N, drawn as 1.8-2.8 times the force that holds it.
+  A crushed object can no longer succeed; the step it breaks costs 5, and afterwards only the
+  distance and action terms of the reward remain (``info["crushed"]``).
+
+A squeeze that works is a window whose place depends on mass, both frictions, the motors'
+strength and the fragility together; none of them shows in an observation before the object
+slips or breaks, and a slip or a break is too late to act on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from metarobot.envs.grasp import HOLD_STEPS, LIFT_HEIGHT, GraspEnv, GraspFamily, GraspSpace, GraspTask
+
+from metarobot.errors import MetarobotError
+from metarobot.family import Range, Task, round_params
+
+GRAVITY = 9.81  # m/s^2
+CRUSH_PENALTY = 5.0
+
+
+def holding_force(task: GraspTask) -> float:
+    """Squeeze (N per finger) at which friction just carries the object's weight:
+    ``m g / (2 mu_pad mu_object)`` (PyBullet multiplies the two bodies' frictions)."""
+    return task.object_mass * GRAVITY / (2.0 * task.pad_friction * task.object_friction)
+
+
+@dataclasses.dataclass(frozen=True)
+class GraspV1Task(GraspTask):
+    """A ``grasp`` gripper and object plus the squeeze (N per finger) that crushes the object."""
+
+    family: ClassVar[str] = "grasp-v1"
+
+    object_crush_force: float = 1000.0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.object_urdf is not None:
+            raise MetarobotError("grasp-v1 tasks are procedural objects (no object_urdf); use grasp for URDF objects")
+        v = self.object_crush_force
+        if not (isinstance(v, int | float) and not isinstance(v, bool) and 0.1 <= v <= 1000.0):
+            raise MetarobotError(f"grasp-v1 task object_crush_force={v!r} is out of range [0.1, 1000]")
+
+
+@dataclasses.dataclass(frozen=True)
+class GraspV1Space(GraspSpace):
+    """Training ranges of ``grasp-v1`` (``grasp``'s, with heavier objects, a wider pad friction
+    and fragile objects)."""
+
+    object_mass: Range = Range(0.05, 1.0, "kg")
+    pad_friction: Range = Range(0.5, 1.2)
+    grip_force: Range = Range(15.0, 40.0, "N")
+    #: crush force as a multiple of the force that holds the object
+    crush_margin: Range = Range(1.8, 2.8)
+    #: the privileged observation shows the crush force on a log scale over this range (N)
+    crush_force_scale: Range = Range(math.log(0.5), math.log(40.0), "log N")
+    # ood: heavier objects, tighter windows (more fragile for their weight)
+    ood_object_mass: Range = Range(1.1, 1.5, "kg")
+    ood_crush_margin: Range = Range(1.4, 1.7)
+
+
+class GraspV1Family(GraspFamily):
+    name = "grasp-v1"
+    env_id = "metarobot/Grasp-v1"
+    task_type = GraspV1Task
+    summary = "grasp with a squeeze command: heavy objects slip from a light squeeze, fragile ones break"
+    #: ``grasp``'s 7 values, then the crush force (log scale)
+    hidden_dim = 8
+
+    def __init__(self, space: GraspV1Space | None = None) -> None:
+        self.space: GraspV1Space = space or GraspV1Space()
+
+    def _with_crush(self, base: GraspTask, margin: Range, rng: np.random.Generator) -> GraspV1Task | None:
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(GraspTask)}
+        crush = holding_force(base) * margin.sample(rng)
+        if crush > base.grip_force:  # the motors could not reach the top of the window
+            return None
+        return GraspV1Task(**fields, object_crush_force=round_params(max(crush, 0.1)))
+
+    def _sample_in_range(self, rng: np.random.Generator) -> GraspV1Task:
+        for _ in range(1000):
+            task = self._with_crush(super()._sample_in_range(rng), self.space.crush_margin, rng)
+            if task is not None:
+                return task
+        raise MetarobotError("grasp-v1 ranges leave no task whose crush force the motors can reach")
+
+    def _sample_ood(self, rng: np.random.Generator) -> GraspV1Task:
+        s = self.space
+        for _ in range(1000):
+            base = super()._sample_in_range(rng)
+            margin = s.crush_margin
+            shift = int(rng.integers(5))
+            if shift == 0:  # heavier than any training object
+                base = dataclasses.replace(base, object_mass=round_params(s.ood_object_mass.sample(rng)))
+            elif shift == 1:  # more fragile for its weight
+                margin = s.ood_crush_margin
+            elif shift == 2:  # grasp's shifts: larger or more slippery objects, shorter fingers
+                base = dataclasses.replace(base, object_size=round_params(s.ood_object_size.sample(rng)))
+            elif shift == 3:
+                base = dataclasses.replace(base, object_friction=round_params(s.ood_object_friction.sample(rng)))
+            else:
+                base = dataclasses.replace(base, finger_length=round_params(s.ood_finger_length.sample(rng)))
+            task = self._with_crush(base, margin, rng)
+            if task is not None:
+                return task
+        raise MetarobotError("grasp-v1 ood ranges leave no task whose crush force the motors can reach")
+
+    def make_env(self, task: Task, render_mode: str | None = None) -> GraspV1Env:
+        return GraspV1Env(task=task, render_mode=render_mode)  # type: ignore[arg-type]
+
+    def hidden_params(self, task: Task) -> np.ndarray:
+        """``grasp``'s 7 values, then the crush force on a log scale (0.5-40 N maps to [-1, 1])."""
+        assert isinstance(task, GraspV1Task)
+        crush = self.space.crush_force_scale.normalise(math.log(task.object_crush_force))
+        return np.concatenate([super().hidden_params(task), [crush]]).astype(np.float32)
+
+    def ranges(self) -> dict[str, str]:
+        s = self.space
+        out = super().ranges()
+        out["object_mass"] = f"{s.object_mass} (ood: {s.ood_object_mass})"
+        out["pad_friction"] = str(s.pad_friction)
+        out["object_crush_force"] = (
+            f"{s.crush_margin} x m g / (2 mu_pad mu_object), at most grip_force (ood: {s.ood_crush_margin} x)"
+        )
+        return out
+
+    def task_from_object_urdf(self, path: Path) -> GraspTask:
+        raise MetarobotError("grasp-v1 takes procedural objects only; use --family grasp for a URDF object")
+
+
+class GraspV1Env(GraspEnv):
+    """Gymnasium env of one grasp-v1 task (``metarobot/Grasp-v1``)."""
+
+    task_type = GraspV1Task
+
+    def __init__(
+        self, task: GraspV1Task | None = None, render_mode: str | None = None, task_seed: int | None = None
+    ) -> None:
+        if task is None:
+            task = GraspV1Family().sample_tasks(1, "train", np.random.default_rng(task_seed))[0]  # type: ignore[assignment]
+        self._crushed = False
+        super().__init__(task, render_mode)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        task: GraspV1Task = self.task  # type: ignore[assignment]
+        self._grip_force = [task.grip_force] * 2
+        self._crushed = False
+        obs, info = super().reset(seed=seed, options=options)
+        return obs, {**info, "crushed": False}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        task: GraspV1Task = self.task  # type: ignore[assignment]
+        a = np.minimum(np.maximum(np.asarray(action, dtype=np.float64).reshape(-1)[:5], -1.0), 1.0)
+        squeeze = 0.0
+        if a[4] > 0:  # close at full finger speed, pushing with the commanded share of the force
+            squeeze = float(a[4]) * task.grip_force
+            self._grip_force = [max(squeeze, 1e-3)] * 2
+            a = a.copy()
+            a[4] = 1.0
+        else:
+            self._grip_force = [task.grip_force] * 2
+        obs, reward, terminated, truncated, info = super().step(a)
+        if squeeze > 0:  # the action cost is that of the command given, not of the +1 passed on
+            reward += 0.01 * (1.0 - (squeeze / task.grip_force) ** 2)
+        if info.get("physics_error"):
+            return obs, reward, terminated, truncated, {**info, "crushed": self._crushed}
+        both = bool(info["contact_left"] and info["contact_right"])
+        crushed_now = not self._crushed and both and squeeze > task.object_crush_force
+        self._crushed = self._crushed or crushed_now
+        if self._crushed:
+            # a broken object earns no contact, lift or success reward
+            lift = max(info["lift"], 0.0)
+            reward -= 0.5 * both + 20.0 * min(lift, LIFT_HEIGHT)
+            reward -= 5.0 * (self._held == HOLD_STEPS)
+            reward -= CRUSH_PENALTY * crushed_now
+            self._success = False
+            info["is_success"] = False
+        info["crushed"] = self._crushed
+        return obs, reward, terminated, truncated, info

@@ -1,0 +1,237 @@
+"""The ``reach-v1`` family: ``reach`` with the differences between real arms of one kind that a
+memoryless closed-loop policy can neither absorb nor read off one observation.
+
+Everything of ``reach`` (``metarobot/Reach-v0``) holds -- procedural 2-7 joint arms, 30 Hz
+velocity control, 60-step episodes, the same reward and success (tip within 5 cm of the goal at
+the end) and the same 37-float observation layout -- except:
+
+* **arms of one kind**: every arm has the common layout of a base yaw joint followed by pitch
+  joints (axes z, y, y, ...); link lengths, masses, damping and limits still vary as in
+  ``reach``;
+* **every joint's direction** is drawn on its own (+1 or -1 with probability 0.5 each): a
+  motor wired reversed, or an encoder counting the other way. ``reach`` reversed at most one
+  joint, which a closed-loop policy absorbed with the others. With every joint unknown, a
+  policy that brings the tip in for a wiring ``s`` drives it out for ``-s`` (the linearised
+  closed loop's trace changes sign), and no observation tells them apart: the joint velocity
+  shows the sign of *command times direction*, not which of the two the policy chose;
+* **joint gains** (rad/s per unit command) per joint, as in ``reach``;
+* **joint zero offsets** (calibration error, rad): the arm's encoders read ``q + offset``.
+  The observed joint angles *and the observed tip* are the arm's belief: the tip position and
+  goal - tip are the forward kinematics of the read angles (a robot computes its tip from its
+  encoders; the goal comes from a camera in the world frame), while success is judged on the
+  true tip. Without knowing the offsets a policy stops where it believes the goal is;
+* **a payload** at the tip (kg) that the motors must carry (0.5 kg moves where a second of the
+  same commands ends by 3-4 cm).
+
+Observation (37 floats), as ``reach``: per joint (padded to 7) sin and cos of the *read* angle,
+q_dot / 3 rad/s, the mask; the *believed* tip position, the goal position, and goal - believed
+tip in units of 10 cm. Only procedural arms (no URDF).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pybullet as p
+from metarobot.envs.reach import (
+    BASE_HEIGHT,
+    ERROR_SCALE,
+    MAX_JOINTS,
+    OBS_BOUND,
+    VEL_SCALE,
+    ReachEnv,
+    ReachFamily,
+    ReachSpace,
+    ReachTask,
+)
+
+from metarobot.errors import MetarobotError
+from metarobot.family import Range, Task, round_params
+
+MAX_OFFSET = 0.3  # rad: a calibration error beyond this is a broken robot, not a task
+MAX_PAYLOAD = 5.0  # kg
+
+
+@dataclasses.dataclass(frozen=True)
+class ReachV1Task(ReachTask):
+    """A ``reach`` arm plus per-joint zero offsets (rad, what the encoder reads minus the true
+    angle) and a payload at the tip (kg). Any ``actuator_signs`` pattern is allowed."""
+
+    family: ClassVar[str] = "reach-v1"
+
+    joint_offsets: tuple[float, ...] = ()
+    payload_mass: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.urdf_path is not None:
+            raise MetarobotError("reach-v1 tasks are procedural arms (no urdf_path); use the reach family for URDFs")
+        offsets = self.joint_offsets
+        if not isinstance(offsets, tuple) or len(offsets) != self.n_joints:
+            raise MetarobotError(f"reach-v1 task joint_offsets must have {self.n_joints} entries, got {offsets!r}")
+        for v in offsets:
+            if not (isinstance(v, int | float) and -MAX_OFFSET <= v <= MAX_OFFSET):
+                raise MetarobotError(
+                    f"reach-v1 task joint_offsets value {v!r} is out of range [{-MAX_OFFSET}, {MAX_OFFSET}]"
+                )
+        m = self.payload_mass
+        if not (isinstance(m, int | float) and not isinstance(m, bool) and 0.0 <= m <= MAX_PAYLOAD):
+            raise MetarobotError(f"reach-v1 task payload_mass={m!r} is out of range [0, {MAX_PAYLOAD}]")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReachV1Space(ReachSpace):
+    """Training ranges of ``reach-v1`` (``reach``'s, plus directions, offsets and payload)."""
+
+    #: probability that each joint, on its own, is wired reversed
+    joint_reversed_probability: float = 0.5
+    joint_offset: Range = Range(-0.03, 0.03, "rad")
+    payload_mass: Range = Range(0.0, 0.5, "kg")
+    ood_joint_offset: Range = Range(0.035, 0.06, "rad")  # either sign
+    ood_payload_mass: Range = Range(0.7, 1.2, "kg")
+
+
+class ReachV1Family(ReachFamily):
+    name = "reach-v1"
+    env_id = "metarobot/Reach-v1"
+    task_type = ReachV1Task
+    summary = "reach arms whose every joint direction, gain, zero offset and tip payload differ per robot"
+    #: ``reach``'s 49 per-joint values, then the 7 (padded) zero offsets and the payload
+    hidden_dim = 7 * MAX_JOINTS + MAX_JOINTS + 1
+
+    def __init__(self, space: ReachV1Space | None = None) -> None:
+        self.space: ReachV1Space = space or ReachV1Space()
+
+    def _build(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        lengths: Any = None,
+        masses: Any = None,
+        gains: Any = None,
+        offsets: Any = None,
+        payload: float | None = None,
+    ) -> ReachV1Task:
+        s = self.space
+        base = super()._build(rng, n, lengths, masses, gains)
+        signs = tuple(-1 if rng.random() < s.joint_reversed_probability else 1 for _ in range(n))
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(ReachTask)}
+        fields["actuator_signs"] = signs
+        fields["joint_axes"] = ("z",) + ("y",) * (n - 1)  # arms of one kind: base yaw, then pitch joints
+        return ReachV1Task(
+            **fields,
+            joint_offsets=round_params(offsets if offsets is not None else s.joint_offset.sample(rng, n)),
+            payload_mass=round_params(payload if payload is not None else s.payload_mass.sample(rng)),
+        )
+
+    def _sample_ood(self, rng: np.random.Generator) -> ReachV1Task:
+        s = self.space
+        shift = int(rng.integers(6))
+        if shift < 4:  # reach's shifts: joint count, link lengths, gains, masses
+            base = super()._sample_ood(rng)
+            return self._build(rng, base.n_joints, base.link_lengths, base.link_masses, base.actuator_gains)
+        n = int(rng.choice(s.n_joints))
+        if shift == 4:  # a worse calibration than any in training
+            offsets = s.ood_joint_offset.sample(rng, n) * rng.choice([-1.0, 1.0], size=n)
+            return self._build(rng, n, offsets=offsets)
+        return self._build(rng, n, payload=float(s.ood_payload_mass.sample(rng)))
+
+    def make_env(self, task: Task, render_mode: str | None = None) -> ReachV1Env:
+        return ReachV1Env(task=task, render_mode=render_mode)  # type: ignore[arg-type]
+
+    def hidden_params(self, task: Task) -> np.ndarray:
+        """``reach``'s 49 per-joint values (sign: each joint's own direction), then the zero
+        offsets (7, padded; the training range maps to [-1, 1]) and the payload."""
+        assert isinstance(task, ReachV1Task)
+        s, n = self.space, task.n_joints
+        offsets = np.zeros(MAX_JOINTS, dtype=np.float32)
+        offsets[:n] = s.joint_offset.normalise(task.joint_offsets)
+        payload = s.payload_mass.normalise(task.payload_mass)
+        return np.concatenate([super().hidden_params(task), offsets, [payload]]).astype(np.float32)
+
+    def ranges(self) -> dict[str, str]:
+        s = self.space
+        out = super().ranges()
+        out["joint_axes"] = "first z (base yaw), then y (pitch)"
+        out["actuator_sign"] = f"each joint on its own: -1 (reversed) with probability {s.joint_reversed_probability}"
+        out["joint_offset"] = f"{s.joint_offset} per joint (ood: +/- {s.ood_joint_offset})"
+        out["payload_mass"] = f"{s.payload_mass} at the tip (ood: {s.ood_payload_mass})"
+        return out
+
+    def task_from_urdf(self, path: Path, ee_link: str | None = None, **options: Any) -> ReachTask:
+        raise MetarobotError("reach-v1 takes procedural arms only; use --family reach for a URDF arm")
+
+
+def _rotation(axis: str, angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    if axis == "x":
+        return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    if axis == "y":
+        return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def tip_position(task: ReachTask, q: np.ndarray) -> np.ndarray:
+    """Tip position (m, world frame) of ``task``'s procedural arm at joint angles ``q`` (rad):
+    the forward kinematics of ``serial_arm_urdf`` (joint i sits at the end of link i - 1, the
+    first one ``BASE_HEIGHT`` above the base; links point along their +z at zero angles)."""
+    rot = np.eye(3)
+    pos = np.zeros(3)
+    for i in range(task.n_joints):
+        pos = pos + rot[:, 2] * (BASE_HEIGHT if i == 0 else task.link_lengths[i - 1])
+        rot = rot @ _rotation(task.joint_axes[i], float(q[i]))
+    return pos + rot[:, 2] * task.link_lengths[-1]
+
+
+class ReachV1Env(ReachEnv):
+    """Gymnasium env of one reach-v1 task (``metarobot/Reach-v1``)."""
+
+    task_type = ReachV1Task
+
+    def __init__(
+        self, task: ReachV1Task | None = None, render_mode: str | None = None, task_seed: int | None = None
+    ) -> None:
+        if task is None:
+            task = ReachV1Family().sample_tasks(1, "train", np.random.default_rng(task_seed))[0]  # type: ignore[assignment]
+        self._payload_key: tuple[Any, ...] | None = None
+        super().__init__(task, render_mode)
+
+    def _apply_task(self, task: Task, previous: Task | None) -> None:
+        assert isinstance(task, ReachV1Task)
+        rebuilt = task.body_key() != self._body_key
+        super()._apply_task(task, previous)
+        self._offsets = np.asarray(task.joint_offsets, dtype=np.float64)
+        if rebuilt or self._payload_key != (task.body_key(), task.payload_mass):
+            # the payload is a point mass on the (massless) tip link; no rebuild needed
+            m = max(task.payload_mass, 1e-6)
+            inertia = [1e-6 * max(m, 1.0)] * 3
+            p.changeDynamics(
+                self.robot, self._ee, mass=m, localInertiaDiagonal=inertia, physicsClientId=self.sim.client
+            )
+            self._payload_key = (task.body_key(), task.payload_mass)
+
+    def _obs(self, fresh_kinematics: bool = False) -> tuple[np.ndarray, tuple[float, float, float], bool]:
+        """Observation built from the encoders' readings (``q + offset``), the true tip (m) for
+        reward and success, and whether the state is sane."""
+        c = self.sim.client
+        states = p.getJointStates(self.robot, self._joints, physicsClientId=c)
+        tip = p.getLinkState(self.robot, self._ee, computeForwardKinematics=fresh_kinematics, physicsClientId=c)[4]
+        n = self._n
+        q_read = np.array([s[0] for s in states]) + self._offsets
+        qd = [s[1] for s in states]
+        believed = tip_position(self.task, q_read)  # type: ignore[arg-type]
+        obs = self._obs_template.copy()
+        obs[0:n] = np.sin(q_read)
+        obs[7 : 7 + n] = np.cos(q_read)
+        obs[14 : 14 + n] = qd
+        obs[14 : 14 + n] *= 1.0 / VEL_SCALE
+        obs[28:31] = believed
+        obs[34:37] = (np.asarray(self._goal_t) - believed) / ERROR_SCALE
+        check = sum(qd) + tip[0] + tip[1] + tip[2]
+        sane = math.isfinite(check) and max(abs(tip[0]), abs(tip[1]), abs(tip[2])) < OBS_BOUND
+        np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
+        return obs, tip, sane
