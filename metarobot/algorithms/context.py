@@ -57,7 +57,14 @@ class ContextLearner(MetaLearner):
             from metarobot.policies import MaskedActorCriticPolicy
             from metarobot.ppo import BufferPPO
 
-            model = BufferPPO(MaskedActorCriticPolicy, env, n_steps=self.episode_steps, policy_kwargs=kwargs, verbose=0)
+            model = BufferPPO(
+                MaskedActorCriticPolicy,
+                env,
+                n_steps=self.episode_steps,
+                batch_size=self.episode_steps,
+                policy_kwargs=kwargs,
+                verbose=0,
+            )
             model.policy.load_state_dict(folded)
             model.save(str(path))
         finally:

@@ -126,35 +126,52 @@ class Proto(ContextLearner):
         totals: dict[str, float] = {}
         groups = max(1, min(cfg.outer_minibatches, n_tasks))
         order_rng = np.random.default_rng(job_seed(cfg.seed, 97, self.iteration))
-        n_terms = n_tasks * cfg.outer_epochs * len(phases)
+        n_terms = n_tasks * cfg.outer_epochs
         for _ in range(cfg.outer_epochs):
             for group in np.array_split(order_rng.permutation(n_tasks), groups):
                 self.optimizer.zero_grad()
                 params = ad.trainable_params(self.policy)
                 for i in group:
-                    loss = torch.zeros(())
-                    for k, batch in enumerate(batches[i]):
-                        if k == 0:
-                            context = torch.zeros(self.context_dim)
-                        else:
-                            z = self.encoder(torch.cat(trans[i][:k])).mean(0)
-                            context = torch.cat([z, torch.ones(1)])
-                            if hidden is not None and self.aux_head is not None:
-                                aux = nn.functional.mse_loss(self.aux_head(z), hidden[i])
-                                loss = loss + cfg.context_aux_coef * aux
-                                totals["aux_loss"] = totals.get("aux_loss", 0.0) + float(aux.detach()) / n_terms
-                        obs = torch.cat([batch.obs[:, : self.obs_dim], context.expand(len(batch.obs), -1)], dim=1)
-                        conditioned = ad.Batch(obs, batch.actions, batch.old_log_prob, batch.advantages, batch.returns)
-                        term, stats = ad.ppo_surrogate(
-                            self.policy, params, conditioned, cfg.clip_range, cfg.vf_coef, cfg.ent_coef
-                        )
-                        loss = loss + term
-                        for key, v in stats.items():
-                            totals[key] = totals.get(key, 0.0) + v / n_terms
+                    loss, stats = self.task_loss(params, batches[i], trans[i], None if hidden is None else hidden[i])
                     (loss / len(group)).backward()
+                    for key, v in stats.items():
+                        totals[key] = totals.get(key, 0.0) + v / n_terms
                 nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], 0.5)
                 self.optimizer.step()
         return totals
+
+    def task_loss(
+        self,
+        params: ad.Params,
+        batches: list[ad.Batch],
+        trans: list[torch.Tensor],
+        hidden: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """One task's outer loss: PPO's clipped objective on each phase k under the context
+        inferred (differentiably) from the transitions of phases < k, plus the auxiliary
+        regression of the hidden parameters where given."""
+        cfg = self.config
+        loss = torch.zeros((), dtype=batches[0].obs.dtype)
+        stats: dict[str, float] = {}
+        for k, batch in enumerate(batches):
+            if k == 0:
+                context = torch.zeros(self.context_dim, dtype=batch.obs.dtype)
+            else:
+                z = self.encoder(torch.cat(trans[:k])).mean(0)
+                context = torch.cat([z, torch.ones(1, dtype=z.dtype)])
+                if hidden is not None and self.aux_head is not None:
+                    aux = nn.functional.mse_loss(self.aux_head(z), hidden.to(z.dtype))
+                    loss = loss + cfg.context_aux_coef * aux
+                    stats["aux_loss"] = stats.get("aux_loss", 0.0) + float(aux.detach())
+            obs = torch.cat([batch.obs[:, : self.obs_dim], context.expand(len(batch.obs), -1)], dim=1)
+            conditioned = ad.Batch(obs, batch.actions, batch.old_log_prob, batch.advantages, batch.returns)
+            term, phase_stats = ad.ppo_surrogate(
+                self.policy, params, conditioned, cfg.clip_range, cfg.vf_coef, cfg.ent_coef
+            )
+            loss = loss + term
+            for key, v in phase_stats.items():
+                stats[key] = stats.get(key, 0.0) + v / len(batches)
+        return loss, stats
 
     def extra_state(self) -> dict[str, Any]:
         out: dict[str, Any] = {"encoder": {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}}

@@ -1,0 +1,147 @@
+"""Context-conditioned algorithms: proto (task inference from transitions) and the oracle."""
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import PPO
+
+import metarobot
+from metarobot.algorithms.context import CONTEXT_KEY
+from metarobot.algorithms.oracle import Oracle
+from metarobot.algorithms.proto import COUNT, SUM, Proto, transitions
+from metarobot.meta import MetaLearner
+
+TINY = dict(
+    family="cartpole",
+    meta_batch=2,
+    episodes_per_update=2,
+    outer_epochs=1,
+    outer_minibatches=1,
+    workers=0,
+    eval_tasks=0,
+    hidden_sizes=(8,),
+    context_dim=3,
+)
+
+
+@pytest.fixture(scope="module")
+def proto_and_rollout():
+    learner = Proto(**TINY)
+    task = learner.family.heldout_tasks("train", 1)[0]
+    (rollout,) = learner.sampler().run([learner.make_job(task, learner.meta_state(), 2, seed=5)])
+    yield learner, task, rollout
+    learner.close()
+
+
+def test_the_prototype_is_permutation_invariant(proto_and_rollout):
+    learner, _, rollout = proto_and_rollout
+    trans = transitions(rollout, learner.obs_dim)
+    assert trans.shape[0] > 100  # cartpole episodes of two slots, boundary steps left out
+    with torch.no_grad():
+        z = learner.encoder(trans).mean(0)
+        shuffled = learner.encoder(trans[torch.randperm(len(trans), generator=torch.Generator().manual_seed(0))])
+    torch.testing.assert_close(shuffled.mean(0), z, rtol=1e-5, atol=1e-6)
+    # adapting in two halves (two updates) gives the prototype of all transitions
+    state = learner.inner_update(learner.meta_state(), rollout)
+    torch.testing.assert_close(learner.context_of(state)[:-1], z, rtol=1e-5, atol=1e-6)
+    assert learner.context_of(state)[-1] == 1.0 and float(state[COUNT]) == len(trans)
+
+
+def test_proto_adapts_the_context_only(proto_and_rollout):
+    learner, task, rollout = proto_and_rollout
+    meta = learner.meta_state()
+    assert np.all(learner.job_context(task, meta) == 0)  # nothing known before the first episodes
+    adapted = learner.inner_update(meta, rollout)
+    for k, v in meta.items():
+        assert torch.equal(adapted[k], v)
+    assert set(adapted) - set(meta) == {SUM, COUNT}
+    job = learner.make_job(task, adapted, 1, seed=0)
+    assert set(job.params) == set(meta) and job.context.shape == (learner.context_dim,)
+
+
+def test_proto_outer_gradient_reaches_the_encoder_and_matches_finite_differences(proto_and_rollout):
+    learner, task, rollout = proto_and_rollout
+    learner.policy.double()
+    learner.encoder.double()
+    learner.aux_head.double()
+    try:
+        batches = [learner._batch(rollout), learner._batch(rollout)]
+        batches = [
+            type(b)(
+                b.obs.double(), b.actions.double(), b.old_log_prob.double(), b.advantages.double(), b.returns.double()
+            )
+            for b in batches
+        ]
+        trans = [transitions(rollout, learner.obs_dim).double()[:64]]
+        hidden = torch.as_tensor(learner.family.hidden_params(task), dtype=torch.float64)
+        weight = learner.encoder.net[0].weight
+
+        def loss() -> torch.Tensor:
+            params = {k: v for k, v in learner.policy.named_parameters()}
+            return learner.task_loss(params, batches, trans, hidden)[0]
+
+        (grad,) = torch.autograd.grad(loss(), [weight])
+        assert grad.abs().sum() > 0
+        eps = 1e-6
+        for idx in [(0, 0), (3, 5), (10, 2)]:
+            with torch.no_grad():
+                weight[idx] += eps
+                up = float(loss())
+                weight[idx] -= 2 * eps
+                down = float(loss())
+                weight[idx] += eps
+            assert (up - down) / (2 * eps) == pytest.approx(float(grad[idx]), rel=1e-4, abs=1e-8)
+    finally:
+        learner.policy.float()
+        learner.encoder.float()
+        learner.aux_head.float()
+
+
+def test_proto_trains_saves_and_reloads_its_encoder(tmp_path):
+    with Proto(**TINY) as learner:
+        before = {k: v.clone() for k, v in learner.encoder.state_dict().items()}
+        row = learner.step()
+        assert np.isfinite(row["aux_loss"]) and np.isfinite(row["post_return"])
+        after = learner.encoder.state_dict()
+        assert any(not torch.equal(before[k], after[k]) for k in before)
+        learner.save(tmp_path / "p.pt")
+    loaded = MetaLearner.load(tmp_path / "p.pt")
+    try:
+        assert type(loaded) is Proto
+        for k, v in after.items():
+            assert torch.equal(loaded.encoder.state_dict()[k], v)
+    finally:
+        loaded.close()
+
+
+def test_the_oracle_sees_exactly_the_hidden_parameters_and_no_other_method_does():
+    family = metarobot.get_family("cartpole")
+    task = family.heldout_tasks("test", 1)[0]
+    with Oracle(**{k: v for k, v in TINY.items() if k != "context_dim"}) as oracle:
+        job = oracle.make_job(task, oracle.meta_state(), 1, seed=3)
+        np.testing.assert_array_equal(job.context, family.hidden_params(task))
+        (ro,) = oracle.sampler().run([job])
+        env_dim = family.observation_space_example()[0].shape[0]
+        np.testing.assert_array_equal(
+            ro.observations[:, 0, env_dim:], np.broadcast_to(family.hidden_params(task), (200, family.hidden_dim))
+        )
+    for algo in ("maml", "multitask", "reptile"):
+        with MetaLearner(algo=algo, **{k: v for k, v in TINY.items() if k != "context_dim"}) as learner:
+            job = learner.make_job(task, learner.meta_state(), 1, seed=3)
+            assert job.context is None and learner.spec.context_dim == 0
+    with Proto(**TINY) as proto:
+        assert proto.job_context(task, proto.meta_state()).shape == (4,)  # inferred, never the truth
+
+
+def test_an_adapted_context_policy_exports_as_a_plain_sb3_zip(proto_and_rollout, tmp_path):
+    learner, task, rollout = proto_and_rollout
+    state = learner.deployed_state(task, learner.inner_update(learner.meta_state(), rollout))
+    path = learner.save_sb3(tmp_path / "adapted.zip", state)
+    model = PPO.load(path, device="cpu")
+    env_obs = rollout.observations[:20, 0, : learner.obs_dim]
+    exported, _ = model.predict(env_obs, deterministic=True)
+    with torch.no_grad():
+        learner.policy.load_state_dict(learner.policy_part(state))
+        full = torch.cat([torch.as_tensor(env_obs), state[CONTEXT_KEY].expand(20, -1)], dim=1)
+        reference, _, _ = learner.policy(full, deterministic=True)
+    np.testing.assert_allclose(exported, np.clip(reference.numpy(), -1, 1), rtol=1e-4, atol=1e-5)
