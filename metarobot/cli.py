@@ -389,6 +389,9 @@ def adapt(
         learner.close()
 
 
+BASELINES = ("multitask", "finetune", "oracle", "scratch")
+
+
 @cli.command()
 @click.option("--family", help="Task family [default: the first checkpoint's].")
 @click.option(
@@ -403,11 +406,22 @@ def adapt(
 @click.option("--seeds", type=int, default=2, help="Seeds per task (S).")
 @click.option("--steps", type=int, default=3, help="Adaptation updates K.")
 @click.option("--episodes", type=int, help="Episodes per update N [default: the meta-training setting].")
-@click.option("--baselines", default="scratch,multitask", help="Comma-separated: scratch, multitask (or none).")
+@click.option(
+    "--baselines",
+    default="multitask,finetune,scratch",
+    help="Comma-separated, each adapted with its own routine: multitask (domain-randomised PPO, no update), "
+    "finetune (the multitask policy fine-tuned by PPO at a learning rate chosen on the train split), "
+    "oracle (sees the hidden parameters; no update), scratch (a fresh policy, the method's inner loop); or none.",
+)
 @click.option(
     "--multitask-checkpoint",
     type=click.Path(path_type=Path, dir_okay=False),
     help="multitask policy [default: the shipped one, else trained now with the same env-step budget].",
+)
+@click.option(
+    "--oracle-checkpoint",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="oracle policy [default: the shipped one, else trained now with the same env-step budget].",
 )
 @click.option("--workers", type=int, default=2, help="Sampling worker processes.")
 @click.option("--seed", type=int, default=0, help="Random seed (of on-the-spot baseline training).")
@@ -428,6 +442,7 @@ def evaluate(
     episodes: int | None,
     baselines: str,
     multitask_checkpoint: Path | None,
+    oracle_checkpoint: Path | None,
     workers: int,
     seed: int,
     device: str,
@@ -435,22 +450,21 @@ def evaluate(
     progress: bool,
 ) -> None:
     """The adaptation protocol: success and return at k = 0..K updates on held-out tasks, with
-    95% confidence intervals, against baselines given the same adaptation.
+    95% confidence intervals, against baselines each adapted with its own best routine.
 
     \b
     Examples:
       metarobot evaluate --family reach
-      metarobot evaluate --checkpoint runs/a/meta_policy.pt --checkpoint runs/b/meta_policy.pt --tasks 20 --seeds 3
+      metarobot evaluate --family reach --baselines multitask,finetune,oracle,scratch --tasks 20 --seeds 3
+      metarobot evaluate --checkpoint runs/a/meta_policy.pt --checkpoint runs/b/meta_policy.pt
     """
-    from metarobot.evaluation import Method, format_table, write_results
+    from metarobot.evaluation import Method, choose_finetune_lr, format_table, write_results
     from metarobot.evaluation import evaluate as run_protocol
-    from metarobot.meta import MetaLearner
-    from metarobot.policies.pretrained import has_pretrained, pretrained_path
 
     wanted = [b.strip() for b in baselines.split(",") if b.strip() and b.strip() != "none"]
     for b in wanted:
-        if b not in ("scratch", "multitask"):
-            raise click.BadParameter(f"unknown baseline {b!r} (scratch, multitask)", param_hint="--baselines")
+        if b not in BASELINES:
+            raise click.BadParameter(f"unknown baseline {b!r} ({', '.join(BASELINES)})", param_hint="--baselines")
     if n_tasks < 1 or seeds < 1 or steps < 0 or (episodes is not None and episodes < 1):
         raise MetarobotError("--tasks, --seeds and --episodes must be >= 1 and --steps >= 0")
     paths = list(checkpoints)
@@ -478,23 +492,42 @@ def evaluate(
         for p, lr in zip(paths, learners):
             name = lr.config.algo if algos.count(lr.config.algo) == 1 else f"{lr.config.algo}:{Path(p).parent.name}"
             methods.append(Method(name, lr.meta_state(), lr, lr.config.algo))
-        if "multitask" in wanted:
-            if multitask_checkpoint is None and not checkpoints and has_pretrained(fam, "multitask"):
-                multitask_checkpoint = pretrained_path(fam, "multitask")
-            if multitask_checkpoint is not None:
-                mt = _load_learner(fam, multitask_checkpoint, workers, device)[0]
-                learners.append(mt)
-                state = mt.meta_state()
+        notes: dict[str, Any] = {}
+
+        def baseline(algo: str, given: Path | None) -> Any:
+            """A baseline policy's learner: given, shipped, or trained now on the same budget."""
+            from metarobot.meta import MetaLearner
+            from metarobot.policies.pretrained import has_pretrained, pretrained_path
+
+            if given is None and not checkpoints and has_pretrained(fam, algo):
+                given = pretrained_path(fam, algo)
+            if given is not None:
+                learner = _load_learner(fam, given, workers, device)[0]
+                notes[f"{algo}_checkpoint"] = str(given)
             else:
                 budget = base.env_steps
-                click.echo(f"training a multitask baseline with the same env-step budget ({budget:,} steps)", err=True)
-                mt_cfg = base.config.replace(algo="multitask", seed=seed)
-                per_iter = mt_cfg.steps_per_iteration(base.episode_steps)
-                mt = MetaLearner(mt_cfg.replace(iterations=max(1, round(budget / per_iter))))
-                learners.append(mt)
-                mt.train()
-                state = mt.meta_state()
-            methods.append(Method("multitask", state, base, base.config.algo))
+                click.echo(f"training a {algo} baseline with the same env-step budget ({budget:,} steps)", err=True)
+                cfg = base.config.replace(algo=algo, seed=seed)
+                per_iter = cfg.steps_per_iteration(base.episode_steps)
+                learner = MetaLearner(cfg.replace(iterations=max(1, round(budget / per_iter))))
+                learner.train()
+            learners.append(learner)
+            return learner
+
+        if "multitask" in wanted or "finetune" in wanted:
+            mt = baseline("multitask", multitask_checkpoint)
+            if "multitask" in wanted:
+                methods.append(Method("multitask", mt.meta_state(), mt, "none", update=False))
+            if "finetune" in wanted:
+                click.echo("choosing the fine-tuning learning rate on the train split", err=True)
+                lr_choice, scores = choose_finetune_lr(mt, steps, n, seed=seed)
+                notes["finetune_lr"], notes["finetune_lr_scores"] = lr_choice, scores
+                ft = mt.load_as(ppo_lr=lr_choice)
+                learners.append(ft)
+                methods.append(Method("finetune", ft.meta_state(), ft, f"ppo lr {lr_choice:g}"))
+        if "oracle" in wanted:
+            oracle = baseline("oracle", oracle_checkpoint)
+            methods.append(Method("oracle", oracle.meta_state(), oracle, "none", update=False))
         if "scratch" in wanted:
             methods.append(Method("scratch", None, base, base.config.algo))
         splits = splits or ("test", "ood")
@@ -517,6 +550,7 @@ def evaluate(
         if bar is not None:
             bar.close()
         results["checkpoints"] = [str(p) for p in paths]
+        results["baselines"] = notes
         json_path, png_path = write_results(results, out_dir)
         click.echo(format_table(results))
         click.echo(f"results: {json_path}\nplot: {png_path}")

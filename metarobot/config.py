@@ -62,6 +62,11 @@ class MetaConfig:
         "proto: weight of the auxiliary loss that predicts the hidden task parameters from the context "
         "(training only; 0 turns it off).",
     )
+    safe_adaptation: bool = setting(
+        True,
+        "Test-time updates: keep an update only if its episodes returned at least as much as the "
+        "state it came from; otherwise retry at half the step.",
+    )
     workers: int = setting(2, "Sampling worker processes (0: sample in the main process).")
     sampler: str = setting("local", "Where episodes are sampled: local (worker processes) or ray (a Ray cluster).")
     ray_address: str | None = setting(
@@ -102,6 +107,8 @@ class MetaConfig:
                 raise MetarobotError(f"{name.replace('_', '-')} must be in (0, 1], got {v!r}")
         if not isinstance(self.context_aux_coef, int | float) or not 0 <= self.context_aux_coef < float("inf"):
             raise MetarobotError(f"context-aux-coef must be a finite number >= 0, got {self.context_aux_coef!r}")
+        if not isinstance(self.safe_adaptation, bool):
+            raise MetarobotError(f"safe-adaptation must be true or false, got {self.safe_adaptation!r}")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise MetarobotError(f"workers must be a non-negative integer, got {self.workers!r}")
         if self.eval_tasks < 0:

@@ -5,8 +5,14 @@ before adaptation (k = 0) and after each of k = 1..K inner updates, every update
 episodes of that task. Reported as mean and 95% confidence interval over tasks x seeds, for
 each meta-policy and for the same adaptation applied to baselines:
 
-* ``scratch``   -- a freshly initialised policy (a new random init per seed);
-* ``multitask`` -- plain PPO trained on the training split with the same env-step budget.
+* ``multitask`` -- domain-randomised PPO with the same env-step budget, used as it is (no update);
+* ``finetune``  -- that policy fine-tuned by SB3 PPO updates at the learning rate that did best
+  on the *train* split (``choose_finetune_lr``), with the safe-adaptation check;
+* ``oracle``    -- PPO that also sees the hidden task parameters: the upper reference;
+* ``scratch``   -- a freshly initialised policy (a new random init per seed), adapted with the
+  method's own inner loop.
+
+Each baseline is adapted with its own routine, never with another method's step size.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ class Method:
     name: str
     state: dict[str, torch.Tensor] | None  # None: a fresh random init per seed (scratch)
     learner: MetaLearner  # whose inner loop (and settings) adapt this policy
-    algo: str
+    algo: str  # what adapts it, as shown in the results ("none" for a policy used as it is)
+    update: bool = True  # False: the same episodes at every k, never an update
 
 
 def ci95(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
@@ -95,6 +102,7 @@ def evaluate(
                     state=state,
                     seed=s,
                     progress=tick,
+                    update=m.update,
                 )
                 for i, r in enumerate(res):
                     success[s, i] = r.success
@@ -110,6 +118,39 @@ def evaluate(
             }
         results["splits"][split] = split_out
     return results
+
+
+#: learning rates ``finetune`` chooses from (PPO's Adam, from the multitask policy)
+FINETUNE_LRS = (1e-4, 3e-4, 1e-3)
+
+
+def choose_finetune_lr(
+    learner: MetaLearner,
+    steps: int,
+    episodes: int,
+    seed: int = 0,
+    n_tasks: int = 5,
+    candidates: Sequence[float] = FINETUNE_LRS,
+) -> tuple[float, dict[str, float]]:
+    """The PPO learning rate that fine-tunes ``learner``'s policy best on ``n_tasks`` tasks of
+    the *train* split (success after ``steps`` updates, then return): chosen there, never on
+    the held-out splits it is measured on."""
+    tasks = learner.family.heldout_tasks("train", n_tasks)
+    scores: dict[str, float] = {}
+    best: tuple[float, float, float] | None = None
+    for lr in candidates:
+        tuner = learner.load_as(ppo_lr=lr)
+        try:
+            res = tuner.adapt_many(tasks, steps, episodes, seed=seed + 31_337)
+        finally:
+            tuner.close()
+        success = float(np.mean([r.success[-1] for r in res]))
+        ret = float(np.mean([r.returns[-1] for r in res]))
+        scores[f"{lr:g}"] = success
+        if best is None or (success, ret) > best[:2]:
+            best = (success, ret, lr)
+    assert best is not None
+    return best[2], scores
 
 
 def format_table(results: dict[str, Any]) -> str:

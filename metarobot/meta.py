@@ -79,6 +79,8 @@ class MetaLearner:
     #: whether the inner loop runs during meta-training (multitask samples the same phases
     #: for an equal env-step budget, but never adapts)
     adapts_in_training: ClassVar[bool] = True
+    #: whether adapting changes the policy's parameters (and so may need a safety check)
+    updates_parameters: ClassVar[bool] = True
 
     def __new__(cls, config: MetaConfig | None = None, *args: Any, **settings: Any) -> MetaLearner:
         algo = settings.get("algo") or (config.algo if config is not None else cls.name or MetaConfig().algo)
@@ -258,15 +260,30 @@ class MetaLearner:
         state: dict[str, torch.Tensor] | None = None,
         seed: int = 0,
         progress: Callable[[], None] | None = None,
+        update: bool = True,
+        safe: bool | None = None,
     ) -> list[AdaptationResult]:
         """Adapt ``state`` (default: the meta-parameters) to each task with this algorithm's
-        inner loop: success and return at k = 0..steps, each update from ``episodes`` episodes."""
+        inner loop: success and return at k = 0..steps, each update from ``episodes`` episodes.
+
+        ``update=False`` runs the same episodes without ever updating (a baseline used as it
+        is). ``safe`` (default: the config's ``safe_adaptation``) keeps an update only if the
+        episodes run with it returned at least as much, on average, as those of the state it
+        came from; a rejected update is retried at half the step (the parameters halfway
+        between the kept state and the rejected one: a backtracking line search), and the
+        state handed over is the last one kept -- so a test-time update never leaves a policy
+        worse than its own episodes showed it. Algorithms whose updates cannot hurt the
+        parameters (``updates_parameters = False``) skip the check."""
         steps = self.config.inner_steps if steps is None else steps
         episodes = episodes or self.config.episodes_per_update
         if steps < 0 or episodes < 1:
             raise MetarobotError(f"steps must be >= 0 and episodes >= 1, got {steps} and {episodes}")
+        safe = (self.config.safe_adaptation if safe is None else safe) and self.updates_parameters
         start = state if state is not None else self.meta_state()
-        states = [start] * len(tasks)
+        states = [start] * len(tasks)  # what runs at step k
+        kept = [start] * len(tasks)  # the last state whose episodes did not return less
+        kept_rollout: list[Rollout | None] = [None] * len(tasks)
+        kept_return = [-math.inf] * len(tasks)
         results = [AdaptationResult(t, [], [], 0, start) for t in tasks]
         for k in range(steps + 1):
             jobs = [
@@ -278,11 +295,18 @@ class MetaLearner:
                 res.success.append(ro.success_rate)
                 res.returns.append(ro.mean_return)
                 res.env_steps += ro.env_steps
-                if k < steps:
-                    states[i] = self.inner_update(states[i], ro, seed=job_seed(seed, 8_888, k, i))
+                accepted = not safe or k == 0 or ro.mean_return >= kept_return[i]
+                if accepted:
+                    kept[i], kept_rollout[i], kept_return[i] = states[i], ro, ro.mean_return
+                if k == steps or not update:
+                    continue
+                if accepted:
+                    states[i] = self.inner_update(kept[i], ro, seed=job_seed(seed, 8_888, k, i))
+                else:
+                    states[i] = _halfway(kept[i], states[i])
             if progress is not None:
                 progress()
-        for res, s in zip(results, states):
+        for res, s in zip(results, kept):
             res.final_state = self.deployed_state(res.task, s)
         return results
 
@@ -403,6 +427,15 @@ class MetaLearner:
         learner.history = list(data["history"])
         return learner
 
+    def load_as(self, **overrides: Any) -> MetaLearner:
+        """A copy of this learner (same class, parameters and extra state) with settings changed,
+        e.g. ``load_as(ppo_lr=3e-4)`` for a test-time routine of another step size."""
+        learner = type(self)(self.config.replace(**overrides))
+        learner.policy.load_state_dict(self.meta_state())
+        learner.load_extra_state(self.extra_state())
+        learner.iteration, learner.env_steps = self.iteration, self.env_steps
+        return learner
+
     # -- SB3 export -------------------------------------------------------------------------
     def save_sb3(self, path: Path | str, state: dict[str, torch.Tensor] | None = None) -> Path:
         """Save ``state`` (default: the meta-parameters) as an SB3 PPO zip (``PPO.load`` opens it)."""
@@ -421,6 +454,11 @@ class MetaLearner:
             if callback is not None:
                 callback(row)
         return self.history
+
+
+def _halfway(kept: dict[str, torch.Tensor], rejected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state halfway between a kept one and a rejected update of it (floating tensors)."""
+    return {k: (v + 0.5 * (rejected[k] - v)) if v.is_floating_point() else v for k, v in kept.items()}
 
 
 def merge_rollouts(rollouts: list[Rollout]) -> Rollout:

@@ -22,6 +22,7 @@ class Oracle(ContextLearner, Multitask):
     """Domain-randomised PPO with the hidden task parameters appended to the observation."""
 
     name = "oracle"
+    updates_parameters = False
 
     @property
     def context_dim(self) -> int:

@@ -70,6 +70,7 @@ class Proto(ContextLearner):
 
     name = "proto"
     defaults = {"inner_steps": 1}
+    updates_parameters = False  # adapting moves the context only
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
