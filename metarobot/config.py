@@ -62,6 +62,7 @@ class MetaConfig:
         "proto: weight of the auxiliary loss that predicts the hidden task parameters from the context "
         "(training only; 0 turns it off).",
     )
+    context_aux_steps: int = setting(20, "proto: extra supervised steps of the hidden-parameter head per iteration.")
     safe_adaptation: bool = setting(
         True,
         "Test-time updates: keep an update only if its episodes returned at least as much as the "
@@ -92,6 +93,7 @@ class MetaConfig:
             "outer_minibatches",
             "ppo_epochs",
             "context_dim",
+            "context_aux_steps",
         )
         for name in positive:
             v = getattr(self, name)

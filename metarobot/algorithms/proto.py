@@ -81,14 +81,17 @@ class Proto(ContextLearner):
         self.encoder = TransitionEncoder(self.obs_dim, act_dim, self.config.context_dim)
         hidden = int(getattr(self.family, "hidden_dim", 0))
         self.aux_head = nn.Linear(self.config.context_dim, hidden) if hidden > 0 else None
-        params = list(self.policy.parameters()) + list(self.encoder.parameters())
+        # the encoder has an optimiser (and gradient clipping) of its own: clipped together with
+        # the policy's, whose value loss is large early on, its steps were too small to learn
+        # (seen on cartpole: after 800k env steps the hidden-parameter head predicted the motor
+        # sign right but at a tenth of its size)
+        self.encoder_optimizer = torch.optim.Adam(self.encoder_parameters(), lr=self.config.outer_lr)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        params = list(self.encoder.parameters())
         if self.aux_head is not None:
             params += list(self.aux_head.parameters())
-        self.optimizer = torch.optim.Adam(params, lr=self.config.outer_lr)
-
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        # replaced in __init__ once the encoder exists; a placeholder over the policy until then
-        return torch.optim.Adam(self.policy.parameters(), lr=self.config.outer_lr)
+        return params
 
     @property
     def context_dim(self) -> int:
@@ -131,15 +134,40 @@ class Proto(ContextLearner):
         for _ in range(cfg.outer_epochs):
             for group in np.array_split(order_rng.permutation(n_tasks), groups):
                 self.optimizer.zero_grad()
+                self.encoder_optimizer.zero_grad()
                 params = ad.trainable_params(self.policy)
                 for i in group:
                     loss, stats = self.task_loss(params, batches[i], trans[i], None if hidden is None else hidden[i])
                     (loss / len(group)).backward()
                     for key, v in stats.items():
                         totals[key] = totals.get(key, 0.0) + v / n_terms
-                nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], 0.5)
+                nn.utils.clip_grad_norm_(self.policy.parameters(), 0.5)
+                nn.utils.clip_grad_norm_(self.encoder_parameters(), 5.0)
                 self.optimizer.step()
+                self.encoder_optimizer.step()
+        if hidden is not None:
+            totals["aux_loss"] = self._fit_hidden(trans, hidden)
         return totals
+
+    def _fit_hidden(self, trans: list[list[torch.Tensor]], hidden: list[torch.Tensor]) -> float:
+        """Extra supervised steps of the hidden-parameter head (cheap: no policy in them), each
+        on the prototype of one phase's transitions per task, as at test time."""
+        cfg = self.config
+        rng = np.random.default_rng(job_seed(cfg.seed, 96, self.iteration))
+        loss = torch.zeros(())
+        for _ in range(cfg.context_aux_steps):
+            self.encoder_optimizer.zero_grad()
+            loss = torch.zeros(())
+            for task_trans, target in zip(trans, hidden):
+                phase = task_trans[int(rng.integers(len(task_trans)))]
+                if len(phase) == 0:
+                    continue
+                z = self.encoder(phase).mean(0)
+                loss = loss + nn.functional.mse_loss(self.aux_head(z), target) / len(trans)  # type: ignore[misc]
+            (cfg.context_aux_coef * loss).backward()
+            nn.utils.clip_grad_norm_(self.encoder_parameters(), 5.0)
+            self.encoder_optimizer.step()
+        return float(loss.detach())
 
     def task_loss(
         self,
@@ -175,7 +203,10 @@ class Proto(ContextLearner):
         return loss, stats
 
     def extra_state(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"encoder": {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}}
+        out: dict[str, Any] = {
+            "encoder": {k: v.detach().clone() for k, v in self.encoder.state_dict().items()},
+            "encoder_optimizer": self.encoder_optimizer.state_dict(),
+        }
         if self.aux_head is not None:
             out["aux_head"] = {k: v.detach().clone() for k, v in self.aux_head.state_dict().items()}
         return out
@@ -185,3 +216,5 @@ class Proto(ContextLearner):
             self.encoder.load_state_dict(state["encoder"])
         if self.aux_head is not None and "aux_head" in state:
             self.aux_head.load_state_dict(state["aux_head"])
+        if "encoder_optimizer" in state:
+            self.encoder_optimizer.load_state_dict(state["encoder_optimizer"])
