@@ -9,7 +9,7 @@ import gymnasium as gym
 from metarobot.algorithms import algorithm_names, get_algorithm, register_algorithm
 from metarobot.errors import MetarobotError, PhysicsError
 from metarobot.family import SPLITS, Range, Task, TaskFamily
-from metarobot.registry import family_names, get_family, register_family
+from metarobot.registry import family_names, get_family, register_family, register_gym_envs
 
 try:
     __version__ = metadata.version("metarobot")
@@ -47,22 +47,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'metarobot' has no attribute {name!r}")
 
 
-def _register_gym_envs() -> None:
-    specs = {
-        "metarobot/Reach-v0": ("metarobot.envs.reach:ReachEnv", 60),
-        "metarobot/CartPole-v0": ("metarobot.envs.cartpole:CartPoleEnv", 200),
-        "metarobot/Navigate-v0": ("metarobot.envs.navigate:NavigateEnv", 100),
-        "metarobot/Grasp-v0": ("metarobot.envs.grasp:GraspEnv", 100),
-        "metarobot/Reach-v1": ("metarobot.envs.reach_v1:ReachV1Env", 60),
-        "metarobot/Navigate-v1": ("metarobot.envs.navigate_v1:NavigateV1Env", 100),
-        "metarobot/Grasp-v1": ("metarobot.envs.grasp_v1:GraspV1Env", 100),
-    }
-    for env_id, (entry, steps) in specs.items():
-        if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=entry, max_episode_steps=steps)
-
-
-_register_gym_envs()
+register_gym_envs()
 
 __all__ = [
     "SPLITS",

@@ -1,5 +1,8 @@
 """The family registry: built-in families plus third-party ones from the
-``metarobot.families`` entry-point group (each entry point names a ``TaskFamily`` subclass)."""
+``metarobot.families`` entry-point group (each entry point names a ``TaskFamily`` subclass).
+
+``_BUILTIN`` is the one list of built-in families; their Gymnasium ids are registered from the
+family classes themselves (``env_id``, ``episode_steps``) by ``register_gym_envs``."""
 
 from __future__ import annotations
 
@@ -24,12 +27,41 @@ ENTRY_POINT_GROUP = "metarobot.families"
 
 
 def register_family(cls: type[TaskFamily]) -> type[TaskFamily]:
-    """Register a family class under ``cls.name`` (usable as a decorator)."""
+    """Register a family class under ``cls.name`` (usable as a decorator); its Gymnasium id too."""
     if not (isinstance(cls, type) and issubclass(cls, TaskFamily)):
         raise TypeError(f"{cls!r} is not a TaskFamily subclass")
     _extra[cls.name] = cls
     _instances.pop(cls.name, None)
+    _register_gym_id(cls)
     return cls
+
+
+def gym_env(family: str, task: object = None, render_mode: str | None = None) -> object:
+    """Gymnasium entry point of every family: ``gym.make("metarobot/Reach-v0")`` builds the
+    family's env on ``task`` (default: the first canonical training task)."""
+    fam = get_family(family)
+    if task is None:
+        task = fam.heldout_tasks("train", 1)[0]
+    return fam.make_env(task, render_mode=render_mode)  # type: ignore[arg-type]
+
+
+def _register_gym_id(cls: type[TaskFamily]) -> None:
+    import gymnasium as gym
+
+    env_id = getattr(cls, "env_id", "")
+    if env_id and env_id not in gym.registry:
+        gym.register(
+            id=env_id,
+            entry_point="metarobot.registry:gym_env",
+            kwargs={"family": cls.name},
+            max_episode_steps=cls.episode_steps,
+        )
+
+
+def register_gym_envs() -> None:
+    """Register the Gymnasium id of every built-in family, read off its class."""
+    for ref in _BUILTIN.values():
+        _register_gym_id(_load(ref))
 
 
 def _load(ref: str) -> type[TaskFamily]:
