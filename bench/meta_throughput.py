@@ -8,7 +8,9 @@ Runs, in one process, one after the other:
   2. ``maml`` with 1 worker (the scaling ratio),
   3. plain SB3 ``PPO.learn`` on tasks resampled from the train split (``ResampleTasks``), in a
      ``SubprocVecEnv`` of as many processes as workers, one torch thread per process, for the
-     same number of env steps as the timed maml iterations.
+     same number of env steps as the timed maml iterations;
+  4. with ``--ray``: ``maml`` with the Ray sampler on a local Ray instance of ``--workers`` CPUs
+     (the ratio to the local sampler is issue 10's target: >= 0.9).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from metarobot.wrappers import ResampleTasks
 
 
 def maml_rate(family: str, workers: int, iterations: int, settings: dict) -> tuple[float, dict]:
-    with MetaLearner(family=family, workers=workers, **settings) as learner:
+    with MetaLearner(family=family, workers=workers, algo="maml", **settings) as learner:
         learner.step()  # warm-up: starts the workers
         steps0, t0 = learner.env_steps, time.perf_counter()
         for _ in range(iterations):
@@ -69,6 +71,8 @@ def main() -> None:
     ap.add_argument("--family", default="reach")
     ap.add_argument("--iterations", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--ray", action="store_true", help="also time the Ray sampler")
+    ap.add_argument("--skip-ppo", action="store_true", help="leave out the SB3 PPO comparison")
     args = ap.parse_args()
     torch.set_num_threads(1)
     settings = {"eval_tasks": 0}
@@ -77,17 +81,24 @@ def main() -> None:
     from metarobot.registry import get_family
 
     ep = get_family(args.family).episode_steps
-    p2, infop = ppo_rate(args.family, args.workers, info2["steps"], n_steps=ep * 32)
     out = {
         "family": args.family,
         f"maml_{args.workers}_workers_steps_per_s": round(m2),
         "maml_1_worker_steps_per_s": round(m1),
-        f"sb3_ppo_{args.workers}_procs_steps_per_s": round(p2),
-        "maml_over_ppo": round(m2 / p2, 2),
         f"scaling_{args.workers}_over_1": round(m2 / m1, 2),
-        "runs": {"maml_2": info2, "maml_1": info1, "ppo": infop},
+        "runs": {"maml_2": info2, "maml_1": info1},
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s) in the main process",
     }
+    if not args.skip_ppo:
+        p2, infop = ppo_rate(args.family, args.workers, info2["steps"], n_steps=ep * 32)
+        out[f"sb3_ppo_{args.workers}_procs_steps_per_s"] = round(p2)
+        out["maml_over_ppo"] = round(m2 / p2, 2)
+        out["runs"]["ppo"] = infop
+    if args.ray:
+        mr, infor = maml_rate(args.family, args.workers, args.iterations, {**settings, "sampler": "ray"})
+        out[f"maml_ray_{args.workers}_actors_steps_per_s"] = round(mr)
+        out["ray_over_local"] = round(mr / m2, 2)
+        out["runs"]["maml_ray"] = infor
     print(json.dumps(out, indent=2))
 
 
