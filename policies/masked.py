@@ -23,16 +23,54 @@ def zero_schedule(_: float) -> float:
 
 class MaskedActorCriticPolicy(ActorCriticPolicy):
     """``ActorCriticPolicy`` plus ``action_mask_slice``: ``(start, stop)`` of the 0/1 action
-    mask inside the (flat) observation, or ``None`` for families without padding."""
+    mask inside the (flat) observation, or ``None`` for families without padding.
 
-    def __init__(self, *args: Any, action_mask_slice: tuple[int, int] | None = None, **kwargs: Any) -> None:
+    ``context_slice``: ``(start, stop)`` of a task context inside the observation (the oracle's
+    hidden parameters, an inferred prototype). The context then also *gates* the action mean
+    per action dimension, ``mean = tanh(G c + g) * action_net(latent)``: a reversed motor or a
+    different gain is a sign or a scale of one action, which a gate expresses directly and an
+    MLP over ``[obs; c]`` has to learn as a product (slowly). ``G`` starts at zero."""
+
+    def __init__(
+        self,
+        *args: Any,
+        action_mask_slice: tuple[int, int] | None = None,
+        context_slice: tuple[int, int] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.action_mask_slice = tuple(action_mask_slice) if action_mask_slice is not None else None
+        self.context_slice = tuple(context_slice) if context_slice is not None else None
         super().__init__(*args, **kwargs)
+        if self.context_slice is not None:
+            start, stop = self.context_slice
+            self.context_gate = torch.nn.Linear(stop - start, int(self.action_space.shape[0]))  # type: ignore[index]
+            torch.nn.init.zeros_(self.context_gate.weight)
+            torch.nn.init.constant_(self.context_gate.bias, 1.0)
+            # the optimiser SB3 built does not know the gate yet
+            self.optimizer = self.optimizer_class(
+                self.parameters(), lr=self.optimizer.param_groups[0]["lr"], **self.optimizer_kwargs
+            )  # type: ignore[call-arg]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data["action_mask_slice"] = self.action_mask_slice
+        data["context_slice"] = self.context_slice
         return data
+
+    def _distribution(self, latent_pi: torch.Tensor, obs: torch.Tensor) -> Any:
+        """The action distribution, its mean gated by the context where there is one."""
+        if self.context_slice is None:
+            return self._get_action_dist_from_latent(latent_pi)
+        start, stop = self.context_slice
+        gate = torch.tanh(self.context_gate(obs[..., start:stop].to(latent_pi.dtype)))
+        mean = self.action_net(latent_pi) * gate
+        return self.action_dist.proba_distribution(mean, self.log_std)  # type: ignore[call-arg]
+
+    def get_distribution(self, obs: Any) -> Any:  # type: ignore[override]
+        if self.context_slice is None:
+            return super().get_distribution(obs)
+        latent_pi, _ = self._latents(obs)
+        return self._distribution(latent_pi, obs)
 
     def extract_features(self, obs: torch.Tensor, features_extractor: Any = None) -> Any:  # type: ignore[override]
         # SB3 casts Box observations to float32; keep the parameters' dtype instead, so a
@@ -75,7 +113,7 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         latent_pi, latent_vf = self._latents(obs)
         values = self.value_net(latent_vf)
-        distribution = self._get_action_dist_from_latent(latent_pi)
+        distribution = self._distribution(latent_pi, obs)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob, _ = self._log_prob_entropy(distribution, actions, obs)
         actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
@@ -85,7 +123,7 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
         self, obs: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         latent_pi, latent_vf = self._latents(obs)
-        distribution = self._get_action_dist_from_latent(latent_pi)
+        distribution = self._distribution(latent_pi, obs)
         values = self.value_net(latent_vf)
         log_prob, entropy = self._log_prob_entropy(distribution, actions, obs)
         return values, log_prob, entropy

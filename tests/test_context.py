@@ -135,6 +135,8 @@ def test_the_oracle_sees_exactly_the_hidden_parameters_and_no_other_method_does(
 
 def test_an_adapted_context_policy_exports_as_a_plain_sb3_zip(proto_and_rollout, tmp_path):
     learner, task, rollout = proto_and_rollout
+    with torch.no_grad():  # a gate that depends on the context (it starts at zero weights)
+        learner.policy.context_gate.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(2))
     state = learner.deployed_state(task, learner.inner_update(learner.meta_state(), rollout))
     path = learner.save_sb3(tmp_path / "adapted.zip", state)
     model = PPO.load(path, device="cpu")

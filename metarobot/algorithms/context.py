@@ -15,6 +15,7 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from metarobot.meta import MetaLearner
+from metarobot.sampling import PolicySpec
 
 State = dict[str, torch.Tensor]
 #: where an adaptation state keeps the context it deploys with (exported policies fold it in)
@@ -23,6 +24,13 @@ CONTEXT_KEY = "context.value"
 
 class ContextLearner(MetaLearner):
     """Base of algorithms whose policy is conditioned on a per-task context vector."""
+
+    def _policy_spec(self) -> PolicySpec:
+        # the policy reads [obs; context] and gates its action mean with the context
+        obs_dim = int(self.family.observation_space_example()[0].shape[0])
+        kwargs = self.config.policy_kwargs(self.family.action_mask_slice)
+        kwargs["context_slice"] = (obs_dim, obs_dim + self.context_dim)
+        return PolicySpec(self.config.family, kwargs, context_dim=self.context_dim)
 
     def policy_part(self, state: State) -> State:
         if not any(k.startswith("context.") for k in state):
@@ -53,7 +61,7 @@ class ContextLearner(MetaLearner):
         first = self.family.heldout_tasks("train", 1)[0]
         env = DummyVecEnv([lambda: self.family.make_env(first)])
         try:
-            kwargs = self.spec.policy_kwargs
+            kwargs = {k: v for k, v in self.spec.policy_kwargs.items() if k != "context_slice"}
             from metarobot.policies import MaskedActorCriticPolicy
             from metarobot.ppo import BufferPPO
 
@@ -77,6 +85,10 @@ def fold_context(state: State, policy: torch.nn.Module, context: torch.Tensor) -
     """``state`` of a policy over ``[obs; context]`` turned into one over ``obs`` alone."""
     out = {k: v.detach().clone() for k, v in state.items()}
     n_ctx = context.numel()
+    if "context_gate.weight" in out:  # a constant gate scales the action head
+        gate = torch.tanh(out.pop("context_gate.weight") @ context + out.pop("context_gate.bias"))
+        out["action_net.weight"] = out["action_net.weight"] * gate[:, None]
+        out["action_net.bias"] = out["action_net.bias"] * gate
     for net in ("mlp_extractor.policy_net.0", "mlp_extractor.value_net.0"):
         w, b = out[f"{net}.weight"], out[f"{net}.bias"]
         out[f"{net}.bias"] = b + w[:, -n_ctx:] @ context.to(w.dtype)
