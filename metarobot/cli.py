@@ -50,7 +50,12 @@ def families(name: str | None, as_json: bool) -> None:
     out: dict[str, Any] = {}
     for n in names:
         fam = get_family(n)
-        out[n] = {"env_id": fam.env_id, "summary": fam.summary, "ranges": fam.ranges()}
+        out[n] = {
+            "env_id": fam.env_id,
+            "summary": fam.summary,
+            "ranges": fam.ranges(),
+            "meta_train_defaults": dict(fam.meta_defaults),
+        }
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
@@ -60,6 +65,9 @@ def families(name: str | None, as_json: bool) -> None:
         width = max(len(k) for k in desc["ranges"])
         for key, value in desc["ranges"].items():
             click.echo(f"    {key:<{width}}  {value}")
+        if desc["meta_train_defaults"]:
+            own = ", ".join(f"{k}={v}" for k, v in desc["meta_train_defaults"].items())
+            click.echo(f"    meta-train defaults: {own}")
 
 
 class _IntTuple(click.ParamType):
