@@ -147,3 +147,16 @@ def test_an_adapted_context_policy_exports_as_a_plain_sb3_zip(proto_and_rollout,
         full = torch.cat([torch.as_tensor(env_obs), state[CONTEXT_KEY].expand(20, -1)], dim=1)
         reference, _, _ = learner.policy(full, deterministic=True)
     np.testing.assert_allclose(exported, np.clip(reference.numpy(), -1, 1), rtol=1e-4, atol=1e-5)
+
+
+def test_the_encoder_input_statistics_merge_like_one_big_batch():
+    from metarobot.algorithms.proto import TransitionEncoder
+
+    enc = TransitionEncoder(obs_dim=2, act_dim=1, context_dim=3)
+    g = torch.Generator().manual_seed(0)
+    parts = [torch.randn(n, 6, generator=g) * 5 + 3 for n in (7, 40, 1, 13)]
+    for part in parts:
+        enc.update_statistics(part)
+    allx = torch.cat(parts)
+    torch.testing.assert_close(enc.in_mean, allx.mean(0), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(enc.in_var, allx.var(0, unbiased=False), rtol=1e-4, atol=1e-4)
