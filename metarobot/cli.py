@@ -397,7 +397,7 @@ def adapt(
         learner.close()
 
 
-BASELINES = ("multitask", "finetune", "oracle", "scratch")
+BASELINES = ("multitask", "finetune", "recurrent", "oracle", "scratch")
 
 
 @cli.command()
@@ -419,7 +419,13 @@ BASELINES = ("multitask", "finetune", "oracle", "scratch")
     default="multitask,finetune,scratch",
     help="Comma-separated, each adapted with its own routine: multitask (domain-randomised PPO, no update), "
     "finetune (the multitask policy fine-tuned by PPO at a learning rate chosen on the train split), "
+    "recurrent (sb3-contrib RecurrentPPO, domain-randomised; adapts through its memory), "
     "oracle (sees the hidden parameters; no update), scratch (a fresh policy, the method's inner loop); or none.",
+)
+@click.option(
+    "--recurrent-checkpoint",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="recurrent policy (a RecurrentPPO zip) [default: the shipped one, else trained now, same env steps].",
 )
 @click.option(
     "--multitask-checkpoint",
@@ -450,6 +456,7 @@ def evaluate(
     episodes: int | None,
     baselines: str,
     multitask_checkpoint: Path | None,
+    recurrent_checkpoint: Path | None,
     oracle_checkpoint: Path | None,
     workers: int,
     seed: int,
@@ -533,6 +540,23 @@ def evaluate(
                 ft = mt.load_as(ppo_lr=lr_choice)
                 learners.append(ft)
                 methods.append(Method("finetune", ft.meta_state(), ft, f"ppo lr {lr_choice:g}"))
+        if "recurrent" in wanted:
+            from metarobot.policies.pretrained import shipped_file
+            from metarobot.recurrent import RecurrentBaseline, load_recurrent, train_recurrent
+
+            shipped = None if checkpoints else shipped_file(fam, "recurrent", ".zip")
+            path = recurrent_checkpoint or shipped
+            if path is not None:
+                model = load_recurrent(path)
+                notes["recurrent_checkpoint"] = str(path)
+            else:
+                click.echo(
+                    f"training a recurrent baseline with the same env-step budget ({base.env_steps:,})", err=True
+                )
+                model = train_recurrent(fam, max(base.env_steps, 1), seed=seed)
+            rec = RecurrentBaseline(model, fam)
+            learners.append(rec)
+            methods.append(Method("recurrent", None, rec, "memory (no update)", update=False))  # type: ignore[arg-type]
         if "oracle" in wanted:
             oracle = baseline("oracle", oracle_checkpoint)
             methods.append(Method("oracle", oracle.meta_state(), oracle, "none", update=False))

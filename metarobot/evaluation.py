@@ -94,7 +94,8 @@ def evaluate(
             success = np.zeros((seeds, n_tasks, steps + 1))
             returns = np.zeros((seeds, n_tasks, steps + 1))
             for s in range(seeds):
-                state = m.state if m.state is not None else fresh_state(m.learner, 10_000 + s)
+                fresh = m.state is None and m.update  # scratch: a new init per seed
+                state = fresh_state(m.learner, 10_000 + s) if fresh else m.state
                 res = m.learner.adapt_many(
                     tasks,
                     steps,

@@ -24,3 +24,10 @@ def has_pretrained(family: str, algo: str = "maml") -> bool:
     except MetarobotError:
         return False
     return True
+
+
+def shipped_file(family: str, kind: str, suffix: str) -> Path | None:
+    """The shipped ``FAMILY-KIND.SUFFIX`` (e.g. a baseline that is not a metarobot checkpoint,
+    such as ``reach-v1-recurrent.zip``), or None."""
+    ref = resources.files("metarobot.policies").joinpath("pretrained", f"{family}-{kind}{suffix}")
+    return Path(str(ref)) if ref.is_file() else None

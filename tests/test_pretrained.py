@@ -79,7 +79,7 @@ def test_commands_work_on_the_shipped_reach_policy(tmp_path):
     )
     assert r.exit_code == 0, r.output
     methods = json.loads((tmp_path / "e" / "results.json").read_text())["splits"]["ood"]
-    assert set(methods) == {"maml", "multitask", "scratch"}
+    assert set(methods) == {"maml", "multitask", "finetune", "scratch"}
     r = runner.invoke(
         cli,
         [

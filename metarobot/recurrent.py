@@ -1,0 +1,124 @@
+"""The ``recurrent`` baseline: sb3-contrib's ``RecurrentPPO`` (an LSTM policy) trained with
+domain randomisation -- a new training task every episode -- for the same env-step budget as
+the method it is compared with. It adapts the way a recurrent policy does: by what its memory
+picks up within an episode (it is never updated at test time). ``pip install sb3-contrib``
+(part of the ``dev`` extra) brings it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarobot.errors import MetarobotError
+from metarobot.family import Task
+from metarobot.registry import get_family
+
+
+def _contrib() -> Any:
+    try:
+        import sb3_contrib
+    except ImportError:
+        raise MetarobotError('the recurrent baseline needs sb3-contrib: pip install "sb3-contrib>=2.3"') from None
+    return sb3_contrib
+
+
+def train_recurrent(family: str, env_steps: int, seed: int = 0, n_envs: int = 4) -> Any:
+    """A ``RecurrentPPO`` trained on tasks resampled from ``family``'s train split."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from metarobot.wrappers import ResampleTasks
+
+    fam = get_family(family)
+    venv = DummyVecEnv([functools.partial(ResampleTasks, family, "train", seed + i) for i in range(n_envs)])
+    n_steps = max(fam.episode_steps, 128)
+    model = _contrib().RecurrentPPO(
+        "MlpLstmPolicy",
+        venv,
+        n_steps=n_steps,
+        batch_size=n_steps * n_envs // 4,
+        n_epochs=10,
+        learning_rate=1e-3,
+        gamma=0.97,
+        seed=seed,
+        device="cpu",
+        verbose=0,
+        policy_kwargs={"lstm_hidden_size": 64, "net_arch": {"pi": [64], "vf": [64]}},
+    )
+    model.learn(int(env_steps))
+    return model
+
+
+def load_recurrent(path: Path) -> Any:
+    if not Path(path).is_file():
+        raise MetarobotError(f"recurrent checkpoint {path} does not exist")
+    try:
+        return _contrib().RecurrentPPO.load(str(path), device="cpu")
+    except Exception as exc:  # noqa: BLE001 - a zip that is not a RecurrentPPO, in any of many ways
+        raise MetarobotError(f"{path} is not a RecurrentPPO zip: {str(exc).splitlines()[0]}") from None
+
+
+class RecurrentBaseline:
+    """``adapt_many`` for a ``RecurrentPPO`` model (duck-typed like ``MetaLearner.adapt_many``,
+    so the evaluation protocol runs it): ``episodes`` episodes per step k, never an update."""
+
+    def __init__(self, model: Any, family: str) -> None:
+        self.model = model
+        self.family = get_family(family)
+        self._env: Any = None
+
+    def adapt_many(
+        self,
+        tasks: Sequence[Task],
+        steps: int,
+        episodes: int,
+        state: Any = None,
+        seed: int = 0,
+        progress: Callable[[], None] | None = None,
+        update: bool = False,
+    ) -> list[Any]:
+        from metarobot.meta import AdaptationResult, job_seed
+
+        results = [AdaptationResult(t, [], [], 0, {}) for t in tasks]
+        for k in range(steps + 1):
+            for i, (task, res) in enumerate(zip(tasks, results)):
+                success, returns, n_steps = self._episodes(task, episodes, job_seed(seed, 7_777, k, i))
+                res.success.append(success)
+                res.returns.append(returns)
+                res.env_steps += n_steps
+            if progress is not None:
+                progress()
+        return results
+
+    def _episodes(self, task: Task, n: int, seed: int) -> tuple[float, float, int]:
+        if self._env is None:
+            self._env = self.family.make_env(task)
+        env = self._env
+        env.set_task(task)
+        torch.manual_seed(seed)
+        seeds = np.random.SeedSequence(seed).generate_state(n)
+        wins, rets, steps = [], [], 0
+        for s in seeds:
+            obs, _ = env.reset(seed=int(s))
+            lstm, start, total, info = None, np.ones(1, dtype=bool), 0.0, {}
+            done = False
+            while not done:
+                action, lstm = self.model.predict(obs[None], state=lstm, episode_start=start, deterministic=False)
+                start = np.zeros(1, dtype=bool)
+                obs, reward, term, trunc, info = env.step(action[0])
+                total += float(reward)
+                steps += 1
+                done = term or trunc
+            wins.append(bool(info.get("is_success", False)))
+            rets.append(total)
+        return float(np.mean(wins)), float(np.mean(rets)), steps
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
