@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import hashlib
+import logging
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +21,43 @@ import pybullet as p
 from metarobot.errors import MetarobotError
 
 _URDF_DIR: Path | None = None
+
+log = logging.getLogger("metarobot.pybullet")
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None)
+except OSError:  # pragma: no cover - no C library to flush (not seen on Linux/macOS)
+    _LIBC = None
+
+
+def _flush_c_stdout() -> None:
+    if _LIBC is not None:
+        _LIBC.fflush(None)
+
+
+@contextlib.contextmanager
+def pybullet_output_to_log(what: str) -> Iterator[None]:
+    """Route what PyBullet's C code prints on file descriptor 1 (``b3Warning ... No inertial
+    data`` and the like, ~70 lines for a ROS base) into the ``metarobot.pybullet`` log (shown
+    with ``metarobot --debug``), so it never mixes into a command's results on stdout."""
+    try:
+        sys.stdout.flush()
+        _flush_c_stdout()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no usable fd 1 (closed stdout): nothing to protect
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield
+        finally:
+            _flush_c_stdout()
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace").strip()
+            if text:
+                log.debug("PyBullet output while %s:\n%s", what, text)
 
 
 def _urdf_cache_dir() -> Path:
@@ -52,7 +93,8 @@ class BulletSim:
         self.timestep = timestep
         self.solver_iterations = solver_iterations
         self.gravity = gravity
-        self.client = p.connect(p.DIRECT)
+        with pybullet_output_to_log("connecting"):
+            self.client = p.connect(p.DIRECT)
         if self.client < 0:
             raise MetarobotError("could not start a PyBullet physics client")
         self._configure()
@@ -101,15 +143,15 @@ class BulletSim:
         flags: int = 0,
     ) -> int:
         try:
-            return int(
-                p.loadURDF(
+            with pybullet_output_to_log(f"loading {path}"):
+                body = p.loadURDF(
                     path,
                     basePosition=list(base_position),
                     useFixedBase=fixed_base,
                     flags=flags,
                     physicsClientId=self.client,
                 )
-            )
+            return int(body)
         except p.error as exc:
             raise MetarobotError(f"PyBullet cannot load URDF {path}: {exc}") from None
 
@@ -168,3 +210,15 @@ class BulletSim:
 
     def __del__(self) -> None:
         self.close()
+
+
+def give_inertia_to_empty_links(body: int, masses: dict[str, float], root: str, client: int, fixed_base: bool) -> None:
+    """Links a file gives no mass (frames such as ``base_footprint``, tool or sensor frames):
+    PyBullet makes each one 1 kg with a 1 kg*m^2 inertia, which would add kilograms to a wrist
+    and slow a small base's turns; make them 1 g with a negligible inertia instead."""
+    index = {root: -1}
+    for i in range(p.getNumJoints(body, physicsClientId=client)):
+        index[p.getJointInfo(body, i, physicsClientId=client)[12].decode()] = i
+    for name, mass in masses.items():
+        if mass <= 0 and name in index and not (fixed_base and index[name] == -1):
+            p.changeDynamics(body, index[name], mass=1e-3, localInertiaDiagonal=[1e-7] * 3, physicsClientId=client)

@@ -1,12 +1,15 @@
 """The one place that writes URDF for generated robots (primitive shapes only), and reads the
-user's own URDF files (``read_urdf``, ``urdf_floats``)."""
+user's own URDF files (``read_urdf``, ``urdf_floats``, ``UrdfModel``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from metarobot.errors import MetarobotError
 
@@ -17,6 +20,9 @@ _PALETTE = ("0.20 0.45 0.80 1", "0.90 0.55 0.15 1")
 
 def read_urdf(path: Path) -> ET.Element:
     """The ``<robot>`` element of a URDF file; ``MetarobotError`` naming the reason otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO or device would block the reader forever
+        raise MetarobotError(f"cannot read URDF {path}: not a regular file")
     try:
         root = ET.parse(path).getroot()
     except OSError as exc:
@@ -34,6 +40,192 @@ def urdf_floats(text: str | None, default: str) -> list[float]:
         return [float(v) for v in (text or default).split()]
     except ValueError:
         raise MetarobotError(f"URDF value {text!r} is not a list of numbers") from None
+
+
+MOVABLE = ("revolute", "continuous", "prismatic", "floating", "planar")
+
+
+@dataclasses.dataclass(frozen=True)
+class UrdfJoint:
+    """One ``<joint>`` as written in the file (origin and axis kept as text, parsed when used:
+    real files carry leftovers such as ``$(optenv ...)`` in joints nobody needs)."""
+
+    name: str
+    kind: str
+    parent: str
+    child: str
+    xyz: str | None
+    rpy: str | None
+    axis_text: str | None
+    lower: float | None
+    upper: float | None
+    effort: float | None
+    damping: float
+    mimic: str | None = None
+    multiplier: float = 1.0
+    offset: float = 0.0
+
+    @property
+    def movable(self) -> bool:
+        return self.kind in MOVABLE
+
+    @property
+    def revolute(self) -> bool:
+        return self.kind in ("revolute", "continuous")
+
+    def origin(self, path: Path | str) -> tuple[np.ndarray, np.ndarray]:
+        """Translation (m) and rotation matrix of the joint frame in the parent link's frame."""
+        xyz = urdf_floats(self.xyz, "0 0 0")
+        rpy = urdf_floats(self.rpy, "0 0 0")
+        if len(xyz) != 3 or len(rpy) != 3:
+            raise MetarobotError(f"URDF {path}: joint {self.name!r} has a bad origin {self.xyz!r} {self.rpy!r}")
+        return np.asarray(xyz), rpy_matrix(rpy)
+
+    def axis(self, path: Path | str) -> np.ndarray:
+        """Unit joint axis in the joint frame (URDF default: x)."""
+        axis = np.asarray(urdf_floats(self.axis_text, "1 0 0"), dtype=float)
+        if axis.shape != (3,) or not np.linalg.norm(axis) > 0:
+            raise MetarobotError(f"URDF {path}: joint {self.name!r} has a bad axis {self.axis_text!r}")
+        return axis / np.linalg.norm(axis)
+
+
+def rpy_matrix(rpy: Sequence[float]) -> np.ndarray:
+    """Rotation matrix of URDF roll-pitch-yaw angles (rad): R = Rz(yaw) Ry(pitch) Rx(roll)."""
+    r, p_, y = rpy
+    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p_), math.sin(p_), math.cos(y), math.sin(y)
+    return np.array(
+        [
+            [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+            [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+            [-sp, cp * sr, cp * cr],
+        ]
+    )
+
+
+def _number(text: str | None, default: float | None, what: str) -> float | None:
+    if text is None:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise MetarobotError(f"URDF value {text!r} of {what} is not a number") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class UrdfModel:
+    """The kinematic tree of a URDF file: links, joints, the root, link masses (kg)."""
+
+    path: Path
+    name: str
+    links: tuple[str, ...]
+    joints: tuple[UrdfJoint, ...]
+    root: str
+    masses: dict[str, float]
+    #: per link, the largest radius (m) of its cylinder or sphere collision shapes, if any
+    round_radii: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path | str) -> UrdfModel:
+        """Parse ``path``; refuses files that are not one tree (a link with two parents is a
+        closed loop) with the reason."""
+        path = Path(path)
+        robot = read_urdf(path)
+        links = tuple(lk.get("name", "") for lk in robot.findall("link"))
+        if not links:
+            raise MetarobotError(f"URDF {path} has no links")
+        masses = {}
+        for lk in robot.findall("link"):
+            m = lk.find("inertial/mass")
+            masses[lk.get("name", "")] = _number(m.get("value") if m is not None else None, 0.0, "a mass") or 0.0
+        round_radii = {}
+        for lk in robot.findall("link"):
+            shapes = lk.findall("collision/geometry/cylinder") + lk.findall("collision/geometry/sphere")
+            values = [_number(g.get("radius"), None, "a radius") for g in shapes]
+            if any(v for v in values):
+                round_radii[lk.get("name", "")] = max(v for v in values if v)
+        joints, parent_of = [], {}
+        for j in robot.findall("joint"):
+            name = j.get("name", "")
+            parent_el, child_el = j.find("parent"), j.find("child")
+            if parent_el is None or child_el is None:
+                raise MetarobotError(f"URDF {path}: joint {name!r} lacks a parent or child")
+            parent, child = parent_el.get("link", ""), child_el.get("link", "")
+            for link in (parent, child):
+                if link not in masses:
+                    raise MetarobotError(f"URDF {path}: joint {name!r} names a link {link!r} that is not defined")
+            if child in parent_of:
+                raise MetarobotError(
+                    f"URDF {path} has a closed loop: link {child!r} is the child of joints "
+                    f"{parent_of[child]!r} and {name!r} (a URDF must be a tree)"
+                )
+            parent_of[child] = name
+            origin, axis, limit = j.find("origin"), j.find("axis"), j.find("limit")
+            dyn, mimic = j.find("dynamics"), j.find("mimic")
+            joints.append(
+                UrdfJoint(
+                    name=name,
+                    kind=j.get("type", ""),
+                    parent=parent,
+                    child=child,
+                    xyz=origin.get("xyz") if origin is not None else None,
+                    rpy=origin.get("rpy") if origin is not None else None,
+                    axis_text=axis.get("xyz") if axis is not None else None,
+                    lower=_number(limit.get("lower"), 0.0, f"joint {name!r}") if limit is not None else None,
+                    upper=_number(limit.get("upper"), 0.0, f"joint {name!r}") if limit is not None else None,
+                    effort=_number(limit.get("effort"), None, f"joint {name!r}") if limit is not None else None,
+                    damping=_number(dyn.get("damping"), 0.0, f"joint {name!r}") or 0.0 if dyn is not None else 0.0,
+                    mimic=mimic.get("joint") if mimic is not None else None,
+                    multiplier=_number(mimic.get("multiplier"), 1.0, f"joint {name!r}") or 0.0
+                    if mimic is not None
+                    else 1.0,
+                    offset=_number(mimic.get("offset"), 0.0, f"joint {name!r}") or 0.0 if mimic is not None else 0.0,
+                )
+            )
+        roots = [lk for lk in links if lk not in parent_of]
+        if len(roots) != 1:
+            raise MetarobotError(f"URDF {path} is not a single tree (root links: {roots or 'none: a closed loop'})")
+        return cls(path, robot.get("name", ""), links, tuple(joints), roots[0], masses, round_radii)
+
+    def joint(self, name: str) -> UrdfJoint:
+        return next(j for j in self.joints if j.name == name)
+
+    def children(self, link: str) -> list[UrdfJoint]:
+        return [j for j in self.joints if j.parent == link]
+
+    def chain(self, link: str) -> list[UrdfJoint]:
+        """Joints from the root to ``link``, in order."""
+        by_child = {j.child: j for j in self.joints}
+        out = []
+        while link in by_child:
+            out.append(by_child[link])
+            link = by_child[link].parent
+        return out[::-1]
+
+    def subtree(self, link: str) -> list[str]:
+        """``link`` and every link below it."""
+        out, todo = [], [link]
+        while todo:
+            lk = todo.pop()
+            out.append(lk)
+            todo += [j.child for j in self.children(lk)]
+        return out
+
+    def rigid_to_root(self) -> list[str]:
+        """The root and the links joined to it through fixed joints only (one rigid body)."""
+        out, todo = [], [self.root]
+        while todo:
+            lk = todo.pop()
+            out.append(lk)
+            todo += [j.child for j in self.children(lk) if j.kind == "fixed"]
+        return out
+
+    def pose_in_root(self, link: str) -> tuple[np.ndarray, np.ndarray]:
+        """Position (m) and rotation of ``link``'s frame in the root's frame, all joints at 0."""
+        pos, rot = np.zeros(3), np.eye(3)
+        for j in self.chain(link):
+            xyz, r = j.origin(self.path)
+            pos, rot = pos + rot @ xyz, rot @ r
+        return pos, rot
 
 
 def _inertial(mass: float, com: tuple[float, float, float], ixx: float, iyy: float, izz: float) -> str:

@@ -27,7 +27,7 @@ class _State:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(metarobot.__version__, prog_name="metarobot")
-@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors and PyBullet's own messages (stderr).")
 def cli(debug: bool) -> None:
     """Meta-train robot policies that adapt in a few gradient steps to unseen robots.
 
@@ -37,6 +37,13 @@ def cli(debug: bool) -> None:
       metarobot meta-train --family reach
     """
     _State.debug = debug
+    if debug:  # PyBullet's C-level messages are logged (envs/sim.py), never printed on stdout
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logging.getLogger("metarobot").addHandler(handler)
+        logging.getLogger("metarobot").setLevel(logging.DEBUG)
 
 
 @cli.command()
