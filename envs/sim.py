@@ -155,6 +155,40 @@ class BulletSim:
         except p.error as exc:
             raise MetarobotError(f"PyBullet cannot load URDF {path}: {exc}") from None
 
+    def load_mesh_body(
+        self,
+        collision_file: Path,
+        visual_file: Path,
+        scale: float,
+        mass: float,
+        rgba: Sequence[float],
+        centre_of_mass: Sequence[float] = (0.0, 0.0, 0.0),
+    ) -> int:
+        """A free body from mesh files (OBJ parts become one convex hull each; STL one hull),
+        scaled by ``scale`` (file units to metres), of ``mass`` kg with its centre of mass at
+        ``centre_of_mass`` (m, mesh frame); its inertia is PyBullet's estimate from the
+        collision shape."""
+        c = self.client
+        size = [scale] * 3
+        try:
+            with pybullet_output_to_log(f"loading mesh {collision_file}"):
+                col = p.createCollisionShape(
+                    p.GEOM_MESH, fileName=str(collision_file), meshScale=size, physicsClientId=c
+                )
+                vis = p.createVisualShape(
+                    p.GEOM_MESH, fileName=str(visual_file), meshScale=size, rgbaColor=list(rgba), physicsClientId=c
+                )
+        except p.error as exc:
+            raise MetarobotError(f"PyBullet cannot load mesh {collision_file}: {exc}") from None
+        body = p.createMultiBody(
+            baseMass=mass,
+            baseCollisionShapeIndex=col,
+            baseVisualShapeIndex=vis,
+            baseInertialFramePosition=list(centre_of_mass),
+            physicsClientId=c,
+        )
+        return int(body)
+
     def add_marker(self, radius: float, rgba: Sequence[float] = (0.1, 0.8, 0.1, 0.8)) -> int:
         """A visual-only sphere (no collision, no mass): goals and targets."""
         c = self.client
@@ -222,3 +256,39 @@ def give_inertia_to_empty_links(body: int, masses: dict[str, float], root: str, 
     for name, mass in masses.items():
         if mass <= 0 and name in index and not (fixed_base and index[name] == -1):
             p.changeDynamics(body, index[name], mass=1e-3, localInertiaDiagonal=[1e-7] * 3, physicsClientId=client)
+
+
+def cache_dir() -> Path:
+    """metarobot's user cache (``$METAROBOT_CACHE_DIR``, else ``$XDG_CACHE_HOME/metarobot``,
+    else ``~/.cache/metarobot``): convex decompositions of users' meshes live there, never in
+    the installed package. Falls back to this process's temporary folder when not writable."""
+    env = os.environ.get("METAROBOT_CACHE_DIR")
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "metarobot"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        probe = base / f".probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+        return base
+    except OSError:
+        return _urdf_cache_dir()
+
+
+def convex_decomposition(obj_path: Path, digest: str) -> Path:
+    """V-HACD (PyBullet's ``vhacd``) of an OBJ mesh: an OBJ of convex parts, computed once per
+    mesh content (``digest``) and kept in ``cache_dir()/vhacd``. Takes seconds to tens of
+    seconds for a mesh of a few thousand triangles."""
+    folder = cache_dir() / "vhacd"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{digest}.obj"
+    if out.is_file() and out.stat().st_size > 0:
+        return out
+    tmp = folder / f"{digest}.{os.getpid()}.tmp.obj"
+    log_file = folder / f"{digest}.{os.getpid()}.log"
+    with pybullet_output_to_log(f"decomposing {obj_path} (V-HACD)"):
+        p.vhacd(str(obj_path), str(tmp), str(log_file))
+    log_file.unlink(missing_ok=True)
+    if not tmp.is_file() or tmp.stat().st_size == 0:
+        raise MetarobotError(f"V-HACD could not decompose mesh {obj_path} into convex parts")
+    os.replace(tmp, out)
+    return out

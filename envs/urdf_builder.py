@@ -477,3 +477,123 @@ def gripper_urdf(finger_length: float, finger_width: float, max_opening: float, 
         )
     parts.append("</robot>")
     return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# A user's bare mesh (an object for grasp)
+
+MESH_SUFFIXES = (".obj", ".stl")
+
+
+def read_mesh(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (V, 3, in the file's units) and triangles (F, 3, vertex indices) of an OBJ or
+    STL (ASCII or binary) file; polygons are split into triangle fans. ``MetarobotError`` names
+    what is wrong with the file."""
+    path = Path(path)
+    if path.suffix.lower() not in MESH_SUFFIXES:
+        raise MetarobotError(f"mesh {path} must be an .obj or .stl file")
+    if not path.exists():
+        raise MetarobotError(f"cannot read mesh {path}: no such file")
+    if not path.is_file():  # a FIFO or device would block the reader forever
+        raise MetarobotError(f"cannot read mesh {path}: not a regular file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MetarobotError(f"cannot read mesh {path}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix.lower() == ".obj":
+            vertices, faces = _parse_obj(data.decode(errors="replace"))
+        else:
+            vertices, faces = _parse_stl(data)
+    except (ValueError, IndexError) as exc:
+        raise MetarobotError(f"mesh {path} does not parse: {exc}") from None
+    if len(faces) < 4 or not np.isfinite(vertices).all():
+        raise MetarobotError(f"mesh {path} has {len(faces)} triangles; a solid needs at least 4")
+    return vertices, faces
+
+
+def _parse_obj(text: str) -> tuple[np.ndarray, np.ndarray]:
+    vertices: list[list[float]] = []
+    faces: list[list[int]] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "v":
+            vertices.append([float(v) for v in parts[1:4]])
+        elif parts[0] == "f":
+            idx = [int(tok.split("/")[0]) for tok in parts[1:]]
+            idx = [i - 1 if i > 0 else len(vertices) + i for i in idx]
+            faces += [[idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1)]
+    v, f = np.asarray(vertices, dtype=float).reshape(-1, 3), np.asarray(faces, dtype=int).reshape(-1, 3)
+    if len(f) and (f.min() < 0 or f.max() >= len(v)):
+        raise ValueError("a face refers to a vertex that does not exist")
+    return v, f
+
+
+def _parse_stl(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    if data[:5] == b"solid" and b"facet" in data[:1000]:
+        nums = [
+            [float(x) for x in line.split()[1:4]]
+            for line in data.decode(errors="replace").splitlines()
+            if line.strip().startswith("vertex")
+        ]
+        tri = np.asarray(nums, dtype=float).reshape(-1, 3, 3)
+    else:
+        if len(data) < 84:
+            raise ValueError("too short for a binary STL")
+        n = int(np.frombuffer(data[80:84], dtype="<u4")[0])
+        if len(data) < 84 + 50 * n:
+            raise ValueError(f"binary STL announces {n} triangles but holds fewer")
+        rec = np.frombuffer(
+            data[84 : 84 + 50 * n], dtype=np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")])
+        )
+        tri = rec["v"].astype(float)
+    return tri.reshape(-1, 3), np.arange(len(tri) * 3).reshape(-1, 3)
+
+
+def mesh_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Enclosed volume (file units cubed) of a closed mesh (divergence theorem; 0 for a mesh
+    that encloses nothing)."""
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    return float(abs(np.einsum("ij,ij->i", a, np.cross(b, c)).sum()) / 6.0)
+
+
+def mesh_centroid(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Centre (file units) of the volume a closed mesh encloses (of its vertices when it
+    encloses none): where a uniform solid's centre of mass lies."""
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    signed = np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0
+    total = signed.sum()
+    if abs(total) < 1e-9 * max(float(np.ptp(vertices, axis=0).prod()), 1e-30):
+        return vertices.mean(0)
+    return (signed[:, None] * (a + b + c) / 4.0).sum(0) / total
+
+
+def mesh_is_convex(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 0.05) -> bool:
+    """Whether every vertex lies behind every face's plane (within ``tolerance`` times the
+    mesh's size): a closed mesh with that property is its own convex hull, or near enough
+    (a soccer ball's 3% seams) that the hull stands in for it in contact."""
+    size = float(np.linalg.norm(vertices.max(0) - vertices.min(0))) or 1.0
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    normals = np.cross(b - a, c - a)
+    lengths = np.linalg.norm(normals, axis=1)
+    keep = lengths > 1e-6 * size * size  # slivers: their normals are numerical noise
+    normals, a = normals[keep] / lengths[keep, None], a[keep]
+    centre = vertices.mean(0)
+    # orient every normal outward from the centre (face winding in real files is unreliable)
+    flip = np.einsum("ij,ij->i", normals, a - centre) < 0
+    normals[flip] *= -1
+    for start in range(0, len(normals), 512):  # chunks keep memory small on big meshes
+        n, p0 = normals[start : start + 512], a[start : start + 512]
+        height = vertices @ n.T - np.einsum("ij,ij->i", n, p0)
+        if (height > tolerance * size).any():
+            return False
+    return True
+
+
+def write_obj(vertices: np.ndarray, faces: np.ndarray, path: Path) -> None:
+    """An OBJ file of the mesh (for V-HACD, which reads OBJ only)."""
+    lines = [f"v {x:.9g} {y:.9g} {z:.9g}" for x, y, z in vertices]
+    lines += [f"f {i + 1} {j + 1} {k + 1}" for i, j, k in faces]
+    path.write_text("\n".join(lines) + "\n")
