@@ -203,6 +203,10 @@ class GraspFamily(TaskFamily):
             return dataclasses.replace(base, object_friction=round_params(s.ood_object_friction.sample(rng)))
         return dataclasses.replace(base, finger_length=round_params(s.ood_finger_length.sample(rng)))
 
+    def describe(self, task: Task) -> dict[str, Any]:
+        """What was read from the user's file behind ``task`` (``metarobot inspect``)."""
+        return describe_object(task)  # type: ignore[arg-type]
+
     def make_env(self, task: Task, render_mode: str | None = None) -> GraspEnv:
         return GraspEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
@@ -581,3 +585,24 @@ class GraspEnv(MetaRobotEnv):
             "yaw": 90.0,
             "pitch": -25.0,
         }
+
+
+def describe_object(task: GraspTask) -> dict[str, Any]:
+    """What metarobot read from a user's object file (for ``metarobot inspect`` and ``adapt``)."""
+    if task.object_urdf is None and task.object_mesh is None:
+        raise MetarobotError("this grasp task has no object file to describe")
+    out: dict[str, Any] = {"file": task.object_urdf or task.object_mesh, "kind": task.object_shape}
+    if task.object_mesh is not None:
+        out["scale"] = task.object_scale
+        out["collision"] = mesh_collision_file(task.object_mesh)[1]
+    out.update(
+        {
+            "width_m": round(2 * task.object_size, 4),
+            "height_m": task.object_height,
+            "mass_kg": task.object_mass,
+            "friction": task.object_friction,
+            "gripper_max_opening_m": task.max_opening,
+            "fits_the_gripper": 2 * task.object_size < task.max_opening,
+        }
+    )
+    return out

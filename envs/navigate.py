@@ -369,6 +369,10 @@ class NavigateFamily(TaskFamily):
             n_range = s.ood_obstacles
         return self._with_map(robot, n_range, rng)
 
+    def describe(self, task: Task) -> dict[str, Any]:
+        """What was read from the user's file behind ``task`` (``metarobot inspect``)."""
+        return describe_base(task)  # type: ignore[arg-type]
+
     def make_env(self, task: Task, render_mode: str | None = None) -> NavigateEnv:
         return NavigateEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
@@ -531,6 +535,13 @@ def wheeled_task_from_urdf(
     mean_radius = float(np.mean(radii))
     speed = max_wheel_speed if max_wheel_speed is not None else min(max(REFERENCE_SPEED / mean_radius, 0.5), 100.0)
     mass = sum(model.masses.values())
+    # the wheels' friction as the file states it (<contact><lateral_friction>), else the training middle
+    stated = [
+        model.friction[j.child]
+        for j in model.joints
+        if j.name in left_wheels + right_wheels and j.child in model.friction
+    ]
+    friction = float(np.mean(stated)) if stated else 1.0
     torque = REFERENCE_FORCE_PER_KG * max(mass, 0.1) * mean_radius / len(radii)
     robot = {
         "chassis_length": round(min(max(measured["length"], 0.08), 3.0), 4),
@@ -541,6 +552,7 @@ def wheeled_task_from_urdf(
         "wheel_torque": round(torque, 4),
         "max_wheel_speed": round(speed, 4),
         "heading_offset": round(measured["heading_offset"], 4),
+        "wheel_friction": round(min(max(friction, 0.05), 3.0), 4),
     }
     for candidate in maps:  # the first map whose path is wide enough for this robot
         task = dataclasses.replace(task, **_map_fields(candidate), **robot)  # type: ignore[arg-type]
@@ -874,3 +886,31 @@ class NavigateEnv(MetaRobotEnv):
         span = max(max(xs) - min(xs), max(ys) - min(ys), 0.8) + 0.6 + 2 * max(self._radius - 0.2, 0.0)
         # a view from above at a slant: the map's bounding square fills most of the frame
         return {"target": (cx, cy, 0.0), "distance": 0.2 + 0.9 * span, "yaw": 0.0, "pitch": -60.0}
+
+
+def describe_base(task: NavigateTask) -> dict[str, Any]:
+    """What metarobot read from a file's wheeled base (for ``metarobot inspect`` and ``adapt``)."""
+    if task.urdf_path is None:
+        raise MetarobotError("this navigate task has no URDF file to describe")
+    model = UrdfModel.read(task.urdf_path)
+    wheels = task.left_wheels + task.right_wheels
+    radii = task.wheel_radii or (task.wheel_radius,) * len(wheels)
+    per_side = max(len(task.left_wheels), len(task.right_wheels))
+    return {
+        "file": task.urdf_path,
+        "robot": model.name,
+        "root_link": model.root,
+        "rigid_with_root": model.rigid_to_root(),
+        "drive": "differential" if per_side == 1 else f"skid-steer ({per_side} wheels a side)",
+        "left_wheels": {n: r for n, r in zip(task.left_wheels, radii)},
+        "right_wheels": {n: r for n, r in zip(task.right_wheels, radii[len(task.left_wheels) :])},
+        "passive_joints": [j.name for j in model.joints if j.movable and j.name not in wheels],
+        "forward_axis_deg": round(math.degrees(task.heading_offset), 1),
+        "length_m": task.chassis_length,
+        "track_width_m": task.track_width,
+        "mass_kg": task.chassis_mass,
+        "max_wheel_speed_rad_s": task.max_wheel_speed,
+        "top_speed_m_s": round(task.max_wheel_speed * task.wheel_radius, 3),
+        "wheel_torque_Nm": task.wheel_torque or WHEEL_TORQUE,
+        "wheel_friction": task.wheel_friction,
+    }

@@ -210,6 +210,10 @@ class ReachFamily(TaskFamily):
             masses = s.ood_link_mass.sample(rng, n)
         return self._build(rng, n, lengths, masses, gains)
 
+    def describe(self, task: Task) -> dict[str, Any]:
+        """What was read from the user's file behind ``task`` (``metarobot inspect``)."""
+        return describe_arm(task)  # type: ignore[arg-type]
+
     def make_env(self, task: Task, render_mode: str | None = None) -> ReachEnv:
         return ReachEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
@@ -598,3 +602,42 @@ class ReachEnv(MetaRobotEnv):
         reach = self.task.reach + BASE_HEIGHT  # type: ignore[attr-defined]
         # a sphere of radius ~reach around the base fills a 60-degree view from ~1.7 reach away
         return {"target": (0.0, 0.0, 0.4 * reach), "distance": 0.25 + 1.7 * reach, "yaw": 50.0, "pitch": -20.0}
+
+
+def describe_arm(task: ReachTask) -> dict[str, Any]:
+    """What metarobot read from a file's arm (for ``metarobot inspect`` and ``adapt``):
+    the chain root -> end effector with each joint's type, axis, range (rad), effort (N*m),
+    the length to the next joint (m) and the mass it moves (kg), and the joints held still."""
+    if task.urdf_path is None:
+        raise MetarobotError("this reach task has no URDF file to describe")
+    model = UrdfModel.read(task.urdf_path)
+    names = task.joint_names or tuple(j.name for j in model.chain(task.ee_link or "") if j.revolute)
+    chain = []
+    for i, name in enumerate(names):
+        j = model.joint(name)
+        lo, hi = task.joint_centres[i] - task.joint_limits[i], task.joint_centres[i] + task.joint_limits[i]
+        chain.append(
+            {
+                "joint": name,
+                "type": j.kind,
+                "axis": task.joint_axes[i],
+                "range_rad": [round(lo, 4), round(hi, 4)] if j.kind == "revolute" else "continuous",
+                "effort_Nm": task.joint_efforts[i] if task.joint_efforts else MAX_EFFORT,
+                "length_to_next_m": task.link_lengths[i],
+                "mass_moved_kg": task.link_masses[i],
+            }
+        )
+    held = [
+        j.name + (f" (mimics {j.mimic})" if j.mimic else "") for j in model.joints if j.movable and j.name not in names
+    ]
+    return {
+        "file": task.urdf_path,
+        "robot": model.name,
+        "root_link": model.root,
+        "ee_link": task.ee_link,
+        "joints": task.n_joints,
+        "chain": chain,
+        "held_still": held,
+        "reach_m": round(task.reach, 4),
+        "goals": f"tip poses of joint angles within {task.goal_spread:g} of each joint's half range around its centre",
+    }

@@ -123,6 +123,8 @@ class UrdfModel:
     masses: dict[str, float]
     #: per link, the largest radius (m) of its cylinder or sphere collision shapes, if any
     round_radii: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: per link, the lateral friction its ``<contact>`` element states, if any
+    friction: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path | str) -> UrdfModel:
@@ -143,6 +145,12 @@ class UrdfModel:
             values = [_number(g.get("radius"), None, "a radius") for g in shapes]
             if any(v for v in values):
                 round_radii[lk.get("name", "")] = max(v for v in values if v)
+        friction = {}
+        for lk in robot.findall("link"):
+            el = lk.find("contact/lateral_friction")
+            value = _number(el.get("value") if el is not None else None, None, "a friction")
+            if value is not None:
+                friction[lk.get("name", "")] = value
         joints, parent_of = [], {}
         for j in robot.findall("joint"):
             name = j.get("name", "")
@@ -184,7 +192,7 @@ class UrdfModel:
         roots = [lk for lk in links if lk not in parent_of]
         if len(roots) != 1:
             raise MetarobotError(f"URDF {path} is not a single tree (root links: {roots or 'none: a closed loop'})")
-        return cls(path, robot.get("name", ""), links, tuple(joints), roots[0], masses, round_radii)
+        return cls(path, robot.get("name", ""), links, tuple(joints), roots[0], masses, round_radii, friction)
 
     def joint(self, name: str) -> UrdfJoint:
         return next(j for j in self.joints if j.name == name)

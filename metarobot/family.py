@@ -222,6 +222,13 @@ class TaskFamily(ABC):
     def task_from_object_urdf(self, path: Path) -> Task:
         raise MetarobotError(f"family {self.name!r} does not take an object from a URDF file")
 
+    def task_from_object_mesh(self, path: Path, **options: Any) -> Task:
+        raise MetarobotError(f"family {self.name!r} does not take an object from a mesh file")
+
+    def describe(self, task: Task) -> dict[str, Any]:
+        """What was read from the user's file behind ``task`` (``metarobot inspect``)."""
+        raise MetarobotError(f"family {self.name!r} takes no robot or object from a file")
+
     def observation_space_example(self) -> Any:
         env = self.make_env(self.heldout_tasks("train", 1)[0])
         try:
