@@ -237,7 +237,7 @@ class GraspFamily(TaskFamily):
 DEFAULT_OBJECT_FRICTION = 0.75  # an object file that states no friction gets the training range's middle
 
 
-def _with_object(gripper_from: GraspTask | None, **fields: Any) -> GraspTask:
+def _with_object(gripper_from: GraspTask | None, extents: np.ndarray | None = None, **fields: Any) -> GraspTask:
     base = gripper_from or GraspFamily().heldout_tasks("test", 1)[0]
     assert isinstance(base, GraspTask)
     task = dataclasses.replace(base, **fields)
@@ -246,6 +246,8 @@ def _with_object(gripper_from: GraspTask | None, **fields: Any) -> GraspTask:
         size, height, mass = env.measure_object()
     finally:
         env.close()
+    if extents is not None:  # a mesh's own extents (m): exact, where PyBullet's box adds its margin
+        size, height = min(extents[0], extents[1]) / 2, extents[2]
     if size > 0.15 or height > 0.3:
         raise MetarobotError(
             f"object {fields.get('object_urdf') or fields.get('object_mesh')} is {2 * size:.3g} m wide and "
@@ -303,9 +305,14 @@ def object_task_from_mesh(
     if not 0.005 <= mass <= 20.0:
         raise MetarobotError(f"object mass {mass:.4g} kg is out of range [0.005, 20] (grasp objects)")
     return _with_object(
-        gripper_from, object_mesh=str(path), object_scale=float(scale), object_shape="mesh",
-        object_mass=round(mass, 4), object_friction=DEFAULT_OBJECT_FRICTION,
-    )  # fmt: skip
+        gripper_from,
+        np.ptp(vertices, axis=0) * scale,
+        object_mesh=str(path),
+        object_scale=float(scale),
+        object_shape="mesh",
+        object_mass=round(mass, 4),
+        object_friction=DEFAULT_OBJECT_FRICTION,
+    )
 
 
 def mesh_collision_file(path: Path | str) -> tuple[Path, str]:

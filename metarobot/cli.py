@@ -23,6 +23,7 @@ from metarobot.registry import family_names, get_family
 
 class _State:
     debug = False
+    log_handler: Any = None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -37,13 +38,23 @@ def cli(debug: bool) -> None:
       metarobot meta-train --family reach
     """
     _State.debug = debug
-    if debug:  # PyBullet's C-level messages are logged (envs/sim.py), never printed on stdout
-        import logging
+    _debug_log(debug)
 
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-        logging.getLogger("metarobot").addHandler(handler)
-        logging.getLogger("metarobot").setLevel(logging.DEBUG)
+
+def _debug_log(debug: bool) -> None:
+    """With ``--debug``, metarobot's log (PyBullet's C-level messages among it: envs/sim.py
+    keeps them off stdout) goes to stderr; one handler, replaced on each in-process call."""
+    import logging
+
+    logger = logging.getLogger("metarobot")
+    if _State.log_handler is not None:
+        logger.removeHandler(_State.log_handler)
+        _State.log_handler = None
+    if debug:
+        _State.log_handler = logging.StreamHandler(sys.stderr)
+        _State.log_handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logger.addHandler(_State.log_handler)
+    logger.setLevel(logging.DEBUG if debug else logging.NOTSET)
 
 
 @cli.command()
