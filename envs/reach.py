@@ -239,16 +239,19 @@ class ReachFamily(TaskFamily):
 # A user's own arm
 
 
-def _arm_links(model: UrdfModel) -> dict[str, tuple[int, str | None]]:
-    """Per link: the number of revolute/continuous joints between the root and it, and the
-    reason it cannot be an end effector (``None`` when it can)."""
-    out: dict[str, tuple[int, str | None]] = {}
+def _arm_links(model: UrdfModel) -> dict[str, tuple[int, str | None, bool]]:
+    """Per link: the number of revolute/continuous joints between the root and it, the reason
+    it cannot be an end effector (``None`` when it can), and whether its chain holds only arm
+    joints (no prismatic, mimic or mimicked joint), however many."""
+    mimicked = {j.mimic for j in model.joints if j.mimic}
+    out: dict[str, tuple[int, str | None, bool]] = {}
     for link in model.links:
         chain = model.chain(link)
         revolute = [j for j in chain if j.revolute]
         reason = None
         other = [j for j in chain if j.movable and not j.revolute]
         mimics = [j for j in revolute if j.mimic]
+        drivers = [j for j in revolute if j.name in mimicked]
         if other:
             reason = (
                 f"joint {other[0].name!r} on its chain is {other[0].kind}; a reach arm's chain takes "
@@ -256,21 +259,26 @@ def _arm_links(model: UrdfModel) -> dict[str, tuple[int, str | None]]:
             )
         elif mimics:
             reason = f"joint {mimics[0].name!r} on its chain mimics {mimics[0].mimic!r} (not driven on its own)"
-        elif not revolute:
+        elif drivers:
+            reason = f"joint {drivers[0].name!r} on its chain drives mimic joints (a gripper's actuator)"
+        arm_joints_only = reason is None
+        if reason is None and not revolute:
             reason = "no revolute joint lies between the root and it"
-        elif len(revolute) > MAX_JOINTS:
+        elif reason is None and len(revolute) > MAX_JOINTS:
             reason = f"its chain has {len(revolute)} revolute joints; at most {MAX_JOINTS} are supported"
-        out[link] = (len(revolute), reason)
+        out[link] = (len(revolute), reason, arm_joints_only)
     return out
 
 
 def default_ee_link(model: UrdfModel) -> str:
-    """The deepest link of the longest revolute chain (ties: chains without other movable
-    joints first, then the most links, then file order); ``MetarobotError`` when that chain
-    cannot be a reach arm, with the reason."""
+    """The deepest link of the longest revolute chain that is an arm's: chains through a
+    prismatic joint, a mimic joint or a joint others mimic (a gripper's) are passed over (ties:
+    the most links, then file order). ``MetarobotError`` with the reason when the longest such
+    chain has more than 7 joints, or when no chain is an arm's (the longest one's reason)."""
     info = _arm_links(model)
     depth = {lk: len(model.chain(lk)) for lk in model.links}
-    best = max(model.links, key=lambda lk: (info[lk][0], info[lk][1] is None, depth[lk]))
+    arms = [lk for lk in model.links if info[lk][0] and info[lk][2]]
+    best = max(arms or model.links, key=lambda lk: (info[lk][0], depth[lk]))
     if info[best][1] is not None:
         raise MetarobotError(f"URDF {model.path}: no serial arm from the root to {best!r}: {info[best][1]}")
     return best

@@ -166,6 +166,16 @@ def test_branching_wrist_with_mimic_fingers_is_a_three_joint_arm(tmp_path):
         env.close()
 
 
+def test_revolute_gripper_fingers_are_not_taken_for_arm_joints(tmp_path):
+    # xArm-style: the fingers turn on revolute joints, one driving and the other mimicking it;
+    # the longest revolute chain runs into a finger, but the arm ends at the wrist's tcp
+    text = _arm_with_gripper().replace('type="prismatic"', 'type="revolute"')
+    task = arm_task_from_urdf(_write(tmp_path, "arm.urdf", text))
+    assert task.ee_link == "tcp" and task.joint_names == ("j1", "j2", "j3")
+    with pytest.raises(MetarobotError, match="'finger_left_joint' on its chain drives mimic joints"):
+        arm_task_from_urdf(tmp_path / "arm.urdf", ee_link="finger_left")
+
+
 def test_a_link_part_way_down_is_an_arm_of_its_own(tmp_path):
     path = _write(tmp_path, "arm.urdf", _arm_with_gripper())
     task = arm_task_from_urdf(path, ee_link="l2")
