@@ -217,7 +217,7 @@ def test_ros_skid_steer_with_a_fixed_joint_root_and_x_axles(tmp_path):
         "wr_rear_joint",
     }
     assert layout.heading_offset == pytest.approx(math.pi / 2)  # axles along x: forward is +y
-    task = wheeled_task_from_urdf(path, map_from=_empty_map())
+    task = wheeled_task_from_urdf(path, map_from=_empty_map(goal_x=-1.0))  # the goal behind it
     radii = dict(zip(task.left_wheels + task.right_wheels, task.wheel_radii))
     assert radii == {"wl_front_joint": 0.05, "wl_rear_joint": 0.06, "wr_front_joint": 0.05, "wr_rear_joint": 0.06}
     assert task.chassis_mass == pytest.approx(3.8)  # the file's masses, not a template's
@@ -227,10 +227,13 @@ def test_ros_skid_steer_with_a_fixed_joint_root_and_x_axles(tmp_path):
     env = metarobot.make_env(task)
     try:
         env.reset(seed=0)
+        target0 = env.camera()["target"]
         for _ in range(20):
             env.step(np.array([0.8, 0.8]))
         x, y, yaw, *_ = env._state()
         assert x > 0.25 and abs(y) < 0.1 and abs(yaw) < 0.2  # forward, along its start heading (0)
+        # driving away from the map, it stays in the render camera's view: the camera follows
+        assert env.camera()["target"][0] > target0[0] + 0.1
         env.reset(seed=0)
         for _ in range(20):
             env.step(np.array([-0.8, 0.8]))
