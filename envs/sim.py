@@ -44,6 +44,8 @@ def pybullet_output_to_log(what: str) -> Iterator[None]:
         _flush_c_stdout()
         saved = os.dup(1)
     except (OSError, ValueError):  # no usable fd 1 (closed stdout): nothing to protect
+        saved = -1
+    if saved < 0:
         yield
         return
     with tempfile.TemporaryFile() as sink:
