@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -315,25 +316,31 @@ def object_task_from_mesh(
     )
 
 
-def mesh_collision_file(path: Path | str) -> tuple[Path, str]:
-    """The file PyBullet collides a mesh object with, and how it was made: the mesh itself
-    when convex (or an OBJ already split into parts), else its cached V-HACD decomposition."""
+def mesh_files(path: Path | str) -> tuple[Path, Path, str]:
+    """The files PyBullet collides and draws a mesh object with, and how the collision shape
+    was made: the mesh itself when convex (or an OBJ already split into parts), else its cached
+    V-HACD decomposition. An STL reaches PyBullet as an OBJ written by metarobot (cached):
+    PyBullet 3.2.7's STL reader crashes the process on ASCII STL (seen here)."""
     path = Path(path)
     data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:24]
     if path.suffix.lower() == ".obj":
         parts = sum(1 for line in data.decode(errors="replace").splitlines() if line.startswith(("o ", "g ")))
         if parts > 1:
-            return path, f"as given ({parts} parts, one convex hull each)"
+            return path, path, f"as given ({parts} parts, one convex hull each)"
     vertices, faces = read_mesh(path)
+    visual = path
+    if path.suffix.lower() != ".obj":
+        folder = cache_dir() / "meshes"
+        folder.mkdir(parents=True, exist_ok=True)
+        visual = folder / f"{digest}.obj"
+        if not visual.is_file():
+            tmp = folder / f"{digest}.{os.getpid()}.tmp"
+            write_obj(vertices, faces, tmp)
+            os.replace(tmp, visual)
     if mesh_is_convex(vertices, faces):
-        return path, "convex (its own hull)"
-    digest = hashlib.sha256(data).hexdigest()[:24]
-    source = path
-    if path.suffix.lower() != ".obj":  # V-HACD reads OBJ only
-        source = cache_dir() / "vhacd" / f"{digest}.input.obj"
-        source.parent.mkdir(parents=True, exist_ok=True)
-        write_obj(vertices, faces, source)
-    return convex_decomposition(source, digest), "not convex: V-HACD decomposition"
+        return visual, visual, "convex (its own hull)"
+    return convex_decomposition(visual, digest), visual, "not convex: V-HACD decomposition"
 
 
 class GraspEnv(MetaRobotEnv):
@@ -388,11 +395,11 @@ class GraspEnv(MetaRobotEnv):
     def _make_object(self, task: GraspTask) -> int:
         c = self.sim.client
         if task.object_mesh is not None:
-            collision, _ = mesh_collision_file(task.object_mesh)
+            collision, visual, _ = mesh_files(task.object_mesh)
             vertices, faces = read_mesh(task.object_mesh)
             body = self.sim.load_mesh_body(
                 collision,
-                Path(task.object_mesh),
+                visual,
                 task.object_scale,
                 task.object_mass,
                 (0.9, 0.75, 0.2, 1),
@@ -601,7 +608,7 @@ def describe_object(task: GraspTask) -> dict[str, Any]:
     out: dict[str, Any] = {"file": task.object_urdf or task.object_mesh, "kind": task.object_shape}
     if task.object_mesh is not None:
         out["scale"] = task.object_scale
-        out["collision"] = mesh_collision_file(task.object_mesh)[1]
+        out["collision"] = mesh_files(task.object_mesh)[2]
     out.update(
         {
             "width_m": round(2 * task.object_size, 4),

@@ -325,6 +325,33 @@ def test_a_non_convex_mesh_is_decomposed_once_and_cached(tmp_path, monkeypatch):
     assert parts[0].stat().st_mtime_ns == stamp  # reused, not recomputed
 
 
+def _triangles(vertices, faces) -> np.ndarray:
+    v = np.asarray(vertices, dtype=float)
+    return np.array([[v[f[0] - 1], v[f[k] - 1], v[f[k + 1] - 1]] for f in faces for k in range(1, len(f) - 1)])
+
+
+def test_stl_meshes_binary_and_ascii(tmp_path, monkeypatch):
+    monkeypatch.setenv("METAROBOT_CACHE_DIR", str(tmp_path / "cache"))
+    tri = _triangles(*_staple())  # not convex: converted to OBJ for V-HACD, then decomposed
+    record = np.zeros(len(tri), dtype=np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")]))
+    record["v"] = tri
+    binary = tmp_path / "staple.stl"
+    binary.write_bytes(b"\0" * 80 + np.uint32(len(tri)).tobytes() + record.tobytes())
+    task = object_task_from_mesh(binary, mass=0.1, scale=0.01)
+    assert task.object_height == pytest.approx(0.04) and task.object_size == pytest.approx(0.01)
+    assert metarobot.get_family("grasp").describe(task)["collision"] == "not convex: V-HACD decomposition"
+    cube = _triangles(_CUBE_V, _CUBE_F)
+    facets = "".join(
+        "facet normal 0 0 0\nouter loop\n" + "".join(f"vertex {x} {y} {z}\n" for x, y, z in t) + "endloop\nendfacet\n"
+        for t in cube
+    )
+    ascii_stl = _write(tmp_path, "cube.stl", f"solid cube\n{facets}endsolid cube\n")
+    task = object_task_from_mesh(ascii_stl, mass=0.1, scale=0.02)
+    assert task.object_size == pytest.approx(0.02) and metarobot.get_family("grasp").describe(task)["collision"] == (
+        "convex (its own hull)"
+    )
+
+
 def test_an_object_urdf_of_links_joined_by_fixed_joints_is_one_body(tmp_path):
     box = '<box size="0.04 0.04 0.04"/>'
     text = _robot(
