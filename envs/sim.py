@@ -8,6 +8,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -35,7 +36,7 @@ def _flush_c_stdout() -> None:
 
 
 @contextlib.contextmanager
-def pybullet_output_to_log(what: str) -> Iterator[None]:
+def pybullet_output_to_log(what: str, captured: list[str] | None = None) -> Iterator[None]:
     """Route what PyBullet's C code prints on file descriptor 1 (``b3Warning ... No inertial
     data`` and the like, ~70 lines for a ROS base) into the ``metarobot.pybullet`` log (shown
     with ``metarobot --debug``), so it never mixes into a command's results on stdout."""
@@ -60,6 +61,8 @@ def pybullet_output_to_log(what: str) -> Iterator[None]:
             text = sink.read().decode(errors="replace").strip()
             if text:
                 log.debug("PyBullet output while %s:\n%s", what, text)
+                if captured is not None:
+                    captured.append(text)
 
 
 def _urdf_cache_dir() -> Path:
@@ -144,8 +147,9 @@ class BulletSim:
         fixed_base: bool = True,
         flags: int = 0,
     ) -> int:
+        captured: list[str] = []
         try:
-            with pybullet_output_to_log(f"loading {path}"):
+            with pybullet_output_to_log(f"loading {path}", captured):
                 body = p.loadURDF(
                     path,
                     basePosition=list(base_position),
@@ -155,7 +159,10 @@ class BulletSim:
                 )
             return int(body)
         except p.error as exc:
-            raise MetarobotError(f"PyBullet cannot load URDF {path}: {exc}") from None
+            # PyBullet says why only in its printed output: name a missing mesh file
+            missing = re.findall(r"cannot find '([^']*)'", "".join(captured))
+            why = f" (missing mesh file(s): {', '.join(sorted(set(missing)))})" if missing else ""
+            raise MetarobotError(f"PyBullet cannot load URDF {path}: {exc}{why}") from None
 
     def load_mesh_body(
         self,

@@ -399,8 +399,13 @@ def _refusal_cases(tmp_path):
     jointed = _robot(
         _link("a", 0.1, '<box size="0.04 0.04 0.04"/>'), _link("b", 0.1), _joint("hinge", "revolute", "a", "b")
     )
+    missing_mesh = arm.replace('<box size="0.1 0.1 0.05"/>', '<mesh filename="meshes/base.stl"/>')
     return [
         (["inspect", "--family", "reach", "--urdf", w("rail.urdf", rail)], "joint 'rail' on its chain is prismatic"),
+        (
+            ["inspect", "--family", "reach", "--urdf", w("nomesh.urdf", missing_mesh)],
+            "(missing mesh file(s): meshes/base.stl)",
+        ),
         (["inspect", "--family", "reach", "--urdf", w("loop.urdf", loop)], "closed loop: link 'l3' is the child of"),
         (["inspect", "--family", "reach", "--urdf", w("long.urdf", long_arm)], "has 8 revolute joints; at most 7"),
         (
