@@ -3,6 +3,7 @@ fixed-joint roots, skid-steer bases on any horizontal axle, bare meshes; and eve
 refused, with its one-line reason (CLI: exit code 2, one ``Error:`` line, no traceback)."""
 
 import dataclasses
+import json
 import math
 import os
 
@@ -379,6 +380,10 @@ def test_inspect_prints_what_was_read_and_pybullet_stays_off_stdout(tmp_path, ca
     arm = _write(tmp_path, "arm.urdf", _arm_with_gripper())
     code, out, _ = _cli(capfd, "inspect", "--family", "reach", "--urdf", str(arm))
     assert code == 0 and "ee_link: tcp" in out and "held_still: ['finger_left_joint'" in out
+    code, out, _ = _cli(capfd, "inspect", "--family", "reach", "--urdf", str(arm), "--json")
+    chain = json.loads(out)["chain"]
+    assert code == 0 and [row["joint"] for row in chain] == ["j1", "j2", "j3"]
+    assert chain[2]["range_rad"] == [-2.0, 2.0] and chain[2]["mass_moved_kg"] == 0.6
 
 
 def _refusal_cases(tmp_path):
