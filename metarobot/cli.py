@@ -288,8 +288,8 @@ def _pick_task(
 ) -> Any:
     mesh_given = {"--object-mass": object_mass, "--object-density": object_density, "--object-scale": object_scale}
     if object_mesh is None and any(v is not None for v in mesh_given.values()):
-        names = [name for name, value in mesh_given.items() if value is not None]
-        raise MetarobotError(f"{', '.join(names)} only apply together with --object-mesh")
+        stray = [name for name, value in mesh_given.items() if value is not None]
+        raise MetarobotError(f"{', '.join(stray)} only apply together with --object-mesh")
     if sum(v is not None for v in (urdf, object_urdf, object_mesh)) > 1:
         raise MetarobotError("give one of --urdf, --object-urdf and --object-mesh")
     if object_mesh is not None:
