@@ -151,7 +151,8 @@ class UrdfModel:
             value = _number(el.get("value") if el is not None else None, None, "a friction")
             if value is not None:
                 friction[lk.get("name", "")] = value
-        joints, parent_of = [], {}
+        joints: list[UrdfJoint] = []
+        parent_of: dict[str, str] = {}
         for j in robot.findall("joint"):
             name = j.get("name", "")
             parent_el, child_el = j.find("parent"), j.find("child")
