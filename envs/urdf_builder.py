@@ -29,6 +29,8 @@ def read_urdf(path: Path) -> ET.Element:
         raise MetarobotError(f"cannot read URDF {path}: {exc.strerror or exc}") from None
     except ET.ParseError as exc:
         raise MetarobotError(f"URDF {path} does not parse: {exc}") from None
+    if any(el.tag.startswith("{http://www.ros.org/wiki/xacro}") for el in root.iter()):
+        raise MetarobotError(f"{path} is a xacro file, not URDF: expand it first (xacro {path.name} > robot.urdf)")
     if root.tag != "robot":
         raise MetarobotError(f"URDF {path} has no <robot> root element")
     return root

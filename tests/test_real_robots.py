@@ -404,9 +404,12 @@ def _refusal_cases(tmp_path):
     jointed = _robot(
         _link("a", 0.1, '<box size="0.04 0.04 0.04"/>'), _link("b", 0.1), _joint("hinge", "revolute", "a", "b")
     )
+    xacro = arm.replace('<robot name="test_robot">', '<robot name="x" xmlns:xacro="http://www.ros.org/wiki/xacro">')
+    xacro = xacro.replace("</robot>", '<xacro:include filename="more.xacro"/></robot>')
     missing_mesh = arm.replace('<box size="0.1 0.1 0.05"/>', '<mesh filename="meshes/base.stl"/>')
     return [
         (["inspect", "--family", "reach", "--urdf", w("rail.urdf", rail)], "joint 'rail' on its chain is prismatic"),
+        (["inspect", "--family", "reach", "--urdf", w("arm.urdf.xacro", xacro)], "is a xacro file, not URDF"),
         (
             ["inspect", "--family", "reach", "--urdf", w("nomesh.urdf", missing_mesh)],
             "(missing mesh file(s): meshes/base.stl)",
