@@ -36,6 +36,7 @@ FILES = [
     ("grasp", ["--object-mesh", "duck.obj", "--object-density", "300", "--object-scale", "0.05"]),
     ("grasp", ["--object-mesh", "teddy2_VHACD_CHs.obj", "--object-mass", "0.1", "--object-scale", "0.1"]),
     ("grasp", ["--object-mesh", "random_urdfs/000/000.obj", "--object-mass", "0.1", "--object-scale", "0.015"]),
+    ("grasp", ["--object-mesh", "l_finger.stl", "--object-mass", "0.05"]),
 ]
 
 
@@ -66,6 +67,7 @@ def inspect_files() -> int:
 
 def random_objects(limit: int) -> int:
     from metarobot.envs.grasp import object_task_from_urdf
+
     from metarobot.errors import MetarobotError
 
     paths = sorted((DATA / "random_urdfs").glob("*/*.urdf"))[:limit]
