@@ -656,10 +656,10 @@ def render(
     "--urdf", type=click.Path(path_type=Path, dir_okay=False), help="reach: an arm; navigate: a wheeled base."
 )
 @click.option("--object-urdf", type=click.Path(path_type=Path, dir_okay=False), help="grasp: a single-body object.")
-@_OBJECT_MESH_OPTIONS[3]
-@_OBJECT_MESH_OPTIONS[2]
-@_OBJECT_MESH_OPTIONS[1]
 @_OBJECT_MESH_OPTIONS[0]
+@_OBJECT_MESH_OPTIONS[1]
+@_OBJECT_MESH_OPTIONS[2]
+@_OBJECT_MESH_OPTIONS[3]
 @click.option("--ee-link", help="reach: end-effector link [default: deepest link of the longest revolute chain].")
 @click.option("--left-wheels", help="navigate: comma-separated left wheel joints [default: found from the URDF].")
 @click.option("--right-wheels", help="navigate: comma-separated right wheel joints [default: found from the URDF].")
