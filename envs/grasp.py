@@ -36,7 +36,9 @@ faster than 20 m/s) ends the episode with ``info["physics_error"] = True``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,11 +46,19 @@ import gymnasium as gym
 import numpy as np
 import pybullet as p
 from metarobot.envs.base import MetaRobotEnv
-from metarobot.envs.sim import shared_urdf
-from metarobot.envs.urdf_builder import gripper_urdf
+from metarobot.envs.sim import cache_dir, convex_decomposition, shared_urdf
+from metarobot.envs.urdf_builder import (
+    gripper_urdf,
+    mesh_centroid,
+    mesh_is_convex,
+    mesh_volume,
+    read_mesh,
+    read_urdf,
+    write_obj,
+)
 
 from metarobot.errors import MetarobotError
-from metarobot.family import Range, Task, TaskFamily, round_params
+from metarobot.family import FILE_ONLY, Range, Task, TaskFamily, round_params
 
 CONTROL_SUBSTEPS = 12  # 240 Hz physics / 12 = 20 Hz control
 EPISODE_STEPS = 100
@@ -91,6 +101,9 @@ class GraspTask(Task):
     object_y: float = 0.0
     object_yaw: float = 0.0
     object_urdf: str | None = None
+    #: a user's bare mesh (OBJ or STL) and the scale from its units to metres
+    object_mesh: str | None = dataclasses.field(default=None, metadata=FILE_ONLY)
+    object_scale: float = dataclasses.field(default=1.0, metadata=FILE_ONLY)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -114,8 +127,13 @@ class GraspTask(Task):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high):
                 raise MetarobotError(f"grasp task {name}={v!r} is out of range [{low}, {high}]")
-        if self.object_shape not in SHAPES:
+        if self.object_urdf is not None and self.object_mesh is not None:
+            raise MetarobotError("a grasp task takes object_urdf or object_mesh, not both")
+        file_shape = "urdf" if self.object_urdf is not None else "mesh" if self.object_mesh is not None else None
+        if self.object_shape not in SHAPES and self.object_shape != file_shape:
             raise MetarobotError(f"grasp task object_shape={self.object_shape!r} is not one of {', '.join(SHAPES)}")
+        if not 1e-6 <= self.object_scale <= 1e3:
+            raise MetarobotError(f"grasp task object_scale={self.object_scale!r} is out of range [1e-6, 1e3]")
 
     def gripper_key(self) -> tuple[float, float, float]:
         return (self.finger_length, self.finger_width, self.max_opening)
@@ -186,6 +204,10 @@ class GraspFamily(TaskFamily):
             return dataclasses.replace(base, object_friction=round_params(s.ood_object_friction.sample(rng)))
         return dataclasses.replace(base, finger_length=round_params(s.ood_finger_length.sample(rng)))
 
+    def describe(self, task: Task) -> dict[str, Any]:
+        """What was read from the user's file behind ``task`` (``metarobot inspect``)."""
+        return describe_object(task)  # type: ignore[arg-type]
+
     def make_env(self, task: Task, render_mode: str | None = None) -> GraspEnv:
         return GraspEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
@@ -230,20 +252,116 @@ class GraspFamily(TaskFamily):
     def task_from_object_urdf(self, path: Path) -> GraspTask:
         return object_task_from_urdf(path)
 
+    def task_from_object_mesh(self, path: Path, **options: Any) -> GraspTask:
+        return object_task_from_mesh(path, **options)
 
-def object_task_from_urdf(path: Path | str, gripper_from: GraspTask | None = None) -> GraspTask:
-    """A grasp task whose object is the single-body URDF in ``path``, with the gripper (and
-    object placement) of ``gripper_from`` (default: the first ``test`` task's). The file is
-    loaded once to check it: one body with no joints and a positive mass."""
-    path = Path(path).resolve()
-    if not path.is_file():
-        raise MetarobotError(f"cannot read object URDF {path}: no such file")
+
+DEFAULT_OBJECT_FRICTION = 0.75  # an object file that states no friction gets the training range's middle
+
+
+def _with_object(gripper_from: GraspTask | None, extents: np.ndarray | None = None, **fields: Any) -> GraspTask:
     base = gripper_from or GraspFamily().heldout_tasks("test", 1)[0]
     assert isinstance(base, GraspTask)
-    task = dataclasses.replace(base, object_urdf=str(path))
-    env = GraspEnv(task)  # loads the object: reports files PyBullet cannot use
-    env.close()
-    return task
+    task = dataclasses.replace(base, **fields)
+    env = GraspEnv(task)  # loads the object: reports files PyBullet cannot use, measures it
+    try:
+        size, height, mass = env.measure_object()
+    finally:
+        env.close()
+    if extents is not None:  # a mesh's own extents (m): exact, where PyBullet's box adds its margin
+        size, height = min(extents[0], extents[1]) / 2, extents[2]
+    if size > 0.15 or height > 0.3:
+        raise MetarobotError(
+            f"object {fields.get('object_urdf') or fields.get('object_mesh')} is {2 * size:.3g} m wide and "
+            f"{height:.3g} m tall; a grasp object must be at most 0.3 m wide and tall"
+            + (" (give --object-scale: its units may not be metres)" if "object_mesh" in fields else "")
+        )
+    return dataclasses.replace(
+        task, object_size=round(max(size, 0.005), 4), object_height=round(max(height, 0.005), 4),
+        object_mass=round(mass, 4),
+    )  # fmt: skip
+
+
+def object_task_from_urdf(path: Path | str, gripper_from: GraspTask | None = None) -> GraspTask:
+    """A grasp task whose object is the single-body URDF in ``path`` (links joined by fixed
+    joints count as one body), with the gripper (and object placement) of ``gripper_from``
+    (default: the first ``test`` task's). The object's fields are the file's: mass (kg), size
+    (half its narrower horizontal extent, m), height (m), friction (``DEFAULT_OBJECT_FRICTION``
+    if the file states none)."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise MetarobotError(
+            f"cannot read object URDF {path}: {'not a regular file' if path.exists() else 'no such file'}"
+        )
+    robot = read_urdf(path)
+    frictions = [float(e.get("value", "nan")) for e in robot.findall("link/contact/lateral_friction")]
+    friction = frictions[0] if frictions and 0.05 <= frictions[0] <= 3.0 else DEFAULT_OBJECT_FRICTION
+    return _with_object(gripper_from, object_urdf=str(path), object_shape="urdf", object_friction=friction)
+
+
+def object_task_from_mesh(
+    path: Path | str,
+    mass: float | None = None,
+    density: float | None = None,
+    scale: float = 1.0,
+    gripper_from: GraspTask | None = None,
+) -> GraspTask:
+    """A grasp task whose object is the bare mesh ``path`` (OBJ or STL, its units times
+    ``scale`` = metres), of ``mass`` kg or ``density`` kg/m^3 times its enclosed volume, with
+    friction ``DEFAULT_OBJECT_FRICTION``. A mesh that is not convex collides as its V-HACD
+    decomposition (computed once, cached: ``sim.cache_dir()``)."""
+    path = Path(path).resolve()
+    if (mass is None) == (density is None):
+        raise MetarobotError("a mesh object needs its mass: give --object-mass KG or --object-density KG/M3 (one)")
+    if not (isinstance(scale, int | float) and 1e-6 <= scale <= 1e3):
+        raise MetarobotError(f"--object-scale {scale!r} is out of range [1e-6, 1000]")
+    vertices, faces = read_mesh(path)
+    if density is not None:
+        if not 1.0 <= density <= 25000.0:
+            raise MetarobotError(f"--object-density {density!r} kg/m^3 is out of range [1, 25000]")
+        volume = mesh_volume(vertices, faces) * scale**3
+        if not volume > 0:
+            raise MetarobotError(f"mesh {path} encloses no volume (open surface?): give --object-mass instead")
+        mass = density * volume
+    assert mass is not None
+    if not 0.005 <= mass <= 20.0:
+        raise MetarobotError(f"object mass {mass:.4g} kg is out of range [0.005, 20] (grasp objects)")
+    return _with_object(
+        gripper_from,
+        np.ptp(vertices, axis=0) * scale,
+        object_mesh=str(path),
+        object_scale=float(scale),
+        object_shape="mesh",
+        object_mass=round(mass, 4),
+        object_friction=DEFAULT_OBJECT_FRICTION,
+    )
+
+
+def mesh_files(path: Path | str) -> tuple[Path, Path, str]:
+    """The files PyBullet collides and draws a mesh object with, and how the collision shape
+    was made: the mesh itself when convex (or an OBJ already split into parts), else its cached
+    V-HACD decomposition. An STL reaches PyBullet as an OBJ written by metarobot (cached):
+    PyBullet 3.2.7's STL reader crashes the process on ASCII STL (seen here)."""
+    path = Path(path)
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:24]
+    if path.suffix.lower() == ".obj":
+        parts = sum(1 for line in data.decode(errors="replace").splitlines() if line.startswith(("o ", "g ")))
+        if parts > 1:
+            return path, path, f"as given ({parts} parts, one convex hull each)"
+    vertices, faces = read_mesh(path)
+    visual = path
+    if path.suffix.lower() != ".obj":
+        folder = cache_dir() / "meshes"
+        folder.mkdir(parents=True, exist_ok=True)
+        visual = folder / f"{digest}.obj"
+        if not visual.is_file():
+            tmp = folder / f"{digest}.{os.getpid()}.tmp"
+            write_obj(vertices, faces, tmp)
+            os.replace(tmp, visual)
+    if mesh_is_convex(vertices, faces):
+        return visual, visual, "convex (its own hull)"
+    return convex_decomposition(visual, digest), visual, "not convex: V-HACD decomposition"
 
 
 class GraspEnv(MetaRobotEnv):
@@ -297,10 +415,28 @@ class GraspEnv(MetaRobotEnv):
 
     def _make_object(self, task: GraspTask) -> int:
         c = self.sim.client
-        if task.object_urdf is not None:
-            body = self.sim.load_urdf_file(task.object_urdf, fixed_base=False)
+        if task.object_mesh is not None:
+            collision, visual, _ = mesh_files(task.object_mesh)
+            vertices, faces = read_mesh(task.object_mesh)
+            body = self.sim.load_mesh_body(
+                collision,
+                visual,
+                task.object_scale,
+                task.object_mass,
+                (0.9, 0.75, 0.2, 1),
+                centre_of_mass=mesh_centroid(vertices, faces) * task.object_scale,
+            )
+        elif task.object_urdf is not None:
+            # links joined by fixed joints are one rigid body
+            body = self.sim.load_urdf_file(task.object_urdf, fixed_base=False, flags=p.URDF_MERGE_FIXED_LINKS)
             if p.getNumJoints(body, physicsClientId=c) != 0:
-                raise MetarobotError(f"object URDF {task.object_urdf} must be a single body (it has joints)")
+                moving = [
+                    p.getJointInfo(body, i, physicsClientId=c)[1].decode()
+                    for i in range(p.getNumJoints(body, physicsClientId=c))
+                ]
+                raise MetarobotError(
+                    f"object URDF {task.object_urdf} must be a single body; it has movable joints {moving}"
+                )
             if p.getDynamicsInfo(body, -1, physicsClientId=c)[0] <= 0:
                 raise MetarobotError(f"object URDF {task.object_urdf} has no mass (a static body cannot be lifted)")
             if p.getCollisionShapeData(body, -1, physicsClientId=c) == ():
@@ -335,8 +471,19 @@ class GraspEnv(MetaRobotEnv):
         )
         return int(body)
 
+    def measure_object(self) -> tuple[float, float, float]:
+        """The loaded object at rest: half its narrower horizontal extent (m), its height (m)
+        and its mass (kg)."""
+        c = self.sim.client
+        assert self.object is not None
+        p.resetBasePositionAndOrientation(self.object, [0, 0, 1.0], [0, 0, 0, 1], physicsClientId=c)
+        lo, hi = p.getAABB(self.object, -1, physicsClientId=c)
+        ext = [hi[i] - lo[i] for i in range(3)]  # (a few mm of contact margin included)
+        self._rest_z = self._place_object(self.task)  # type: ignore[arg-type]
+        return min(ext[0], ext[1]) / 2, ext[2], float(p.getDynamicsInfo(self.object, -1, physicsClientId=c)[0])
+
     def _object_orientation(self, task: GraspTask) -> list[float]:
-        tilt = math.pi / 2 if task.object_shape == "capsule" and task.object_urdf is None else 0.0  # lying down
+        tilt = math.pi / 2 if task.object_shape == "capsule" else 0.0  # lying down
         return list(p.getQuaternionFromEuler([0.0, tilt, task.object_yaw]))
 
     def _place_object(self, task: GraspTask) -> float:
@@ -473,3 +620,24 @@ class GraspEnv(MetaRobotEnv):
             "yaw": 90.0,
             "pitch": -25.0,
         }
+
+
+def describe_object(task: GraspTask) -> dict[str, Any]:
+    """What metarobot read from a user's object file (for ``metarobot inspect`` and ``adapt``)."""
+    if task.object_urdf is None and task.object_mesh is None:
+        raise MetarobotError("this grasp task has no object file to describe")
+    out: dict[str, Any] = {"file": task.object_urdf or task.object_mesh, "kind": task.object_shape}
+    if task.object_mesh is not None:
+        out["scale"] = task.object_scale
+        out["collision"] = mesh_files(task.object_mesh)[2]
+    out.update(
+        {
+            "width_m": round(2 * task.object_size, 4),
+            "height_m": task.object_height,
+            "mass_kg": task.object_mass,
+            "friction": task.object_friction,
+            "gripper_max_opening_m": task.max_opening,
+            "fits_the_gripper": 2 * task.object_size < task.max_opening,
+        }
+    )
+    return out

@@ -47,11 +47,11 @@ import gymnasium as gym
 import numpy as np
 import pybullet as p
 from metarobot.envs.base import MetaRobotEnv
-from metarobot.envs.sim import shared_urdf
-from metarobot.envs.urdf_builder import WHEEL_WIDTH, diff_drive_urdf, read_urdf, urdf_floats
+from metarobot.envs.sim import give_inertia_to_empty_links, shared_urdf
+from metarobot.envs.urdf_builder import WHEEL_WIDTH, UrdfModel, diff_drive_urdf
 
 from metarobot.errors import MetarobotError
-from metarobot.family import Range, Task, TaskFamily, round_params
+from metarobot.family import FILE_ONLY, Range, Task, TaskFamily, round_params
 
 TIMESTEP = 1.0 / 120.0
 CONTROL_SUBSTEPS = 6  # 120 Hz physics / 6 = 20 Hz control
@@ -112,16 +112,25 @@ class NavigateTask(Task):
     urdf_path: str | None = None
     left_wheels: tuple[str, ...] = ()
     right_wheels: tuple[str, ...] = ()
+    #: a file's base: each wheel's radius (m, left wheels then right, from its collision
+    #: geometry; each wheel is driven at the same rim speed), the motors' torque limit (N*m)
+    #: and the angle (rad) of the robot's forward from its root frame's x axis
+    wheel_radii: tuple[float, ...] = dataclasses.field(default=(), metadata=FILE_ONLY)
+    wheel_torque: float = dataclasses.field(default=0.0, metadata=FILE_ONLY)
+    heading_offset: float = dataclasses.field(default=0.0, metadata=FILE_ONLY)
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
+        big = 3.0 if self.urdf_path else 1.0  # a file's robot may be bigger than any generated one
         checks = (
-            ("chassis_length", 0.08, 1.0),
-            ("track_width", 0.08, 1.0),
-            ("chassis_mass", 0.1, 50.0),
-            ("wheel_radius", 0.01, 0.3),
+            ("chassis_length", 0.08, big),
+            ("track_width", 0.05 if self.urdf_path else 0.08, big),
+            ("chassis_mass", 0.1, 500.0 if self.urdf_path else 50.0),
+            ("wheel_radius", 0.005, 0.5) if self.urdf_path else ("wheel_radius", 0.01, 0.3),
+            ("wheel_torque", 0.0, 1e4),
+            ("heading_offset", -4.0, 4.0),
             ("max_wheel_speed", 0.5, 100.0),
             ("left_gain", 0.05, 2.0),
             ("right_gain", 0.05, 2.0),
@@ -151,7 +160,14 @@ class NavigateTask(Task):
             raise MetarobotError(f"navigate task obstacle sizes must be in [0.02, 1.0] m: {self.obstacle_sizes}")
         if any(abs(v) > ARENA for v in self.obstacle_xy):
             raise MetarobotError(f"navigate task obstacles must lie within +/-{ARENA} m")
-        if self.track_width <= WHEEL_WIDTH + 0.04:
+        if self.wheel_radii and (
+            len(self.wheel_radii) != len(self.left_wheels) + len(self.right_wheels)
+            or not all(0.005 <= r <= 0.5 for r in self.wheel_radii)
+        ):
+            raise MetarobotError(
+                f"navigate task wheel_radii {self.wheel_radii} must give one radius in [0.005, 0.5] m per wheel"
+            )
+        if self.urdf_path is None and self.track_width <= WHEEL_WIDTH + 0.04:
             raise MetarobotError(f"navigate task track_width={self.track_width} leaves no room for the chassis")
         if self.urdf_path is not None and not (self.left_wheels and self.right_wheels):
             raise MetarobotError("a navigate task with urdf_path needs left_wheels and right_wheels")
@@ -353,6 +369,10 @@ class NavigateFamily(TaskFamily):
             n_range = s.ood_obstacles
         return self._with_map(robot, n_range, rng)
 
+    def describe(self, task: Task) -> dict[str, Any]:
+        """What was read from the user's file behind ``task`` (``metarobot inspect``)."""
+        return describe_base(task)  # type: ignore[arg-type]
+
     def make_env(self, task: Task, render_mode: str | None = None) -> NavigateEnv:
         return NavigateEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
@@ -413,98 +433,162 @@ class NavigateFamily(TaskFamily):
 # A user's own wheeled base
 
 
-def _vector3(text: str | None, default: str, what: str) -> np.ndarray:
-    v = np.array(urdf_floats(text, default), dtype=float)
-    if v.shape != (3,):
-        raise MetarobotError(f"URDF {what} {text!r} is not three numbers")
-    return v
+@dataclasses.dataclass(frozen=True)
+class WheelLayout:
+    """Wheels of a file's base as read from the URDF (root frame, all joints at 0): joint names
+    per side, their centres (m), and the axle direction ``axle`` (unit, horizontal, pointing to
+    the robot's left); the robot's forward is ``axle x up``."""
+
+    left: tuple[str, ...]
+    right: tuple[str, ...]
+    centres: dict[str, tuple[float, float, float]]
+    axle: tuple[float, float, float]
+
+    @property
+    def forward(self) -> np.ndarray:
+        return np.cross(np.asarray(self.axle), (0.0, 0.0, 1.0))
+
+    @property
+    def heading_offset(self) -> float:
+        """Angle (rad) of the robot's forward from the root frame's x axis."""
+        f = self.forward
+        return float(math.atan2(f[1], f[0]))
 
 
-def find_wheels(path: Path | str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Left and right wheel joints of a wheeled base: the continuous (or revolute) joints on the
-    base link whose axis is the base's y axis, split by the side (+y left, -y right) they sit on.
-    Raises ``MetarobotError`` naming the reason when that is not clear-cut."""
-    path = Path(path)
-    root = read_urdf(path)
-    links = [lk.get("name") for lk in root.findall("link")]
-    children = {j.find("child").get("link") for j in root.findall("joint") if j.find("child") is not None}  # type: ignore[union-attr]
-    roots = [lk for lk in links if lk not in children]
-    if len(roots) != 1:
-        raise MetarobotError(f"URDF {path} is not a single tree (root links: {roots})")
-    left, right, unsure = [], [], []
-    for j in root.findall("joint"):
-        if j.get("type") not in ("continuous", "revolute"):
-            continue
-        parent = j.find("parent")
-        if parent is None or parent.get("link") != roots[0]:
-            continue
-        origin = j.find("origin")
-        xyz = _vector3(origin.get("xyz") if origin is not None else None, "0 0 0", "origin")
-        rpy = _vector3(origin.get("rpy") if origin is not None else None, "0 0 0", "origin")
-        axis_el = j.find("axis")
-        axis = _vector3(axis_el.get("xyz") if axis_el is not None else None, "1 0 0", "axis")
-        if not np.linalg.norm(axis) > 0:
-            raise MetarobotError(f"URDF axis {axis_el.get('xyz') if axis_el is not None else None!r} is zero")
-        axis /= np.linalg.norm(axis)
-        rot = np.array(p.getMatrixFromQuaternion(p.getQuaternionFromEuler(rpy.tolist()))).reshape(3, 3)
-        if abs(float((rot @ axis)[1])) < 0.9:
-            continue  # not a wheel axle (steering or other joints)
-        name = j.get("name", "")
-        if xyz[1] > 0.01:
-            left.append(name)
-        elif xyz[1] < -0.01:
-            right.append(name)
-        else:
-            unsure.append(name)
-    if unsure:
+def wheel_layout(path: Path | str, model: UrdfModel | None = None) -> WheelLayout:
+    """The wheels of a wheeled base: revolute/continuous joints (not mimic) on any link rigidly
+    fixed to the root (fixed joints are followed: ROS's ``base_footprint -> base_link``) whose
+    axle is horizontal, all along one axle direction (any horizontal axis), split into left and
+    right by which side of their middle they sit. Raises ``MetarobotError`` naming the reason
+    when that is not clear-cut."""
+    model = model or UrdfModel.read(path)
+    path = model.path
+    candidates = []
+    for link in model.rigid_to_root():
+        joints = [j for j in model.children(link) if j.revolute and j.mimic is None]
+        if not joints:
+            continue  # (its pose may not even parse: real files carry xacro leftovers in sensor frames)
+        pos, rot = model.pose_in_root(link)
+        for j in joints:
+            xyz, r = j.origin(path)
+            axis = rot @ r @ j.axis(path)
+            if abs(axis[2]) > 0.1:
+                continue  # not a wheel axle (steering, swivel or other joints)
+            candidates.append((j.name, pos + rot @ xyz, axis / np.linalg.norm(axis[:2])))
+    if not candidates:
+        raise MetarobotError(
+            f"URDF {path}: found no left wheel (continuous joints with a horizontal axle on the root link or "
+            "links fixed to it); name them with --left-wheels/--right-wheels"
+        )
+    a = candidates[0][2].copy()
+    a[2] = 0.0
+    a /= np.linalg.norm(a)
+    if (a[1] if abs(a[1]) >= abs(a[0]) else -a[0]) < 0:  # +y (else -x) is the robot's left
+        a = -a
+    wheels = [(name, centre) for name, centre, axis in candidates if abs(float(axis @ a)) > 0.95]
+    side = {name: float(centre @ a) for name, centre in wheels}
+    middle = (max(side.values()) + min(side.values())) / 2
+    left = tuple(n for n, s in side.items() if s > middle + 0.01)
+    right = tuple(n for n, s in side.items() if s < middle - 0.01)
+    unsure = [n for n in side if n not in left + right]
+    if unsure and (left or right):
         raise MetarobotError(
             f"URDF {path}: cannot tell the side of wheel joint(s) {unsure}; name them with --left-wheels/--right-wheels"
         )
     if not left or not right:
         raise MetarobotError(
-            f"URDF {path}: found no {'left' if not left else 'right'} wheel (continuous joints on the base link "
-            "with a y axle); name them with --left-wheels/--right-wheels"
+            f"URDF {path}: found no {'left' if not left else 'right'} wheel (continuous joints with a horizontal "
+            "axle on the root link or links fixed to it); name them with --left-wheels/--right-wheels"
         )
-    return tuple(left), tuple(right)
+    centres = {n: (float(c[0]), float(c[1]), float(c[2])) for n, c in wheels}
+    return WheelLayout(left, right, centres, (float(a[0]), float(a[1]), float(a[2])))
+
+
+def find_wheels(path: Path | str, model: UrdfModel | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Left and right wheel joints of a wheeled base (see ``wheel_layout``)."""
+    layout = wheel_layout(path, model)
+    return layout.left, layout.right
+
+
+REFERENCE_SPEED = 0.75  # m/s: a file's robot's top speed (training robots: 0.5-1.1 m/s)
+REFERENCE_FORCE_PER_KG = 2 * WHEEL_TORQUE / 0.0425 / 2.2  # N/kg that generated robots' motors give
 
 
 def wheeled_task_from_urdf(
     path: Path | str,
     left_wheels: tuple[str, ...] | None = None,
     right_wheels: tuple[str, ...] | None = None,
-    max_wheel_speed: float = 15.0,
+    max_wheel_speed: float | None = None,
     map_from: NavigateTask | None = None,
 ) -> NavigateTask:
     """A navigate task whose robot is the wheeled base in ``path`` (a differential drive, or a
     skid-steer base with several wheels per side). Wheels are the named joints, or found from
-    the URDF (``find_wheels``) when none are named. The map is ``map_from``'s (default: the
-    first ``test`` task's). The file is loaded once to check it."""
+    the URDF (``wheel_layout``) when none are named. The robot's fields are read from the file
+    (measured on the loaded body): length along its forward axis, track width, total mass, each
+    wheel's radius from its collision geometry; the wheel speed defaults to ``REFERENCE_SPEED``
+    at the rim and the motors' torque to what generated robots have per kg. The map is
+    ``map_from``'s (default: the first ``test`` map with a path wide enough for this robot)."""
     path = Path(path).resolve()
     if not path.is_file():
-        raise MetarobotError(f"cannot read URDF {path}: no such file")
+        raise MetarobotError(f"cannot read URDF {path}: {'not a regular file' if path.exists() else 'no such file'}")
+    model = UrdfModel.read(path)
+    layout = None
     if not left_wheels or not right_wheels:
-        found_left, found_right = find_wheels(path)
-        left_wheels, right_wheels = tuple(left_wheels or found_left), tuple(right_wheels or found_right)
+        layout = wheel_layout(path, model)
+        left_wheels, right_wheels = tuple(left_wheels or layout.left), tuple(right_wheels or layout.right)
     left_wheels, right_wheels = tuple(left_wheels), tuple(right_wheels)
     overlap = set(left_wheels) & set(right_wheels)
     if overlap:
         raise MetarobotError(f"URDF {path}: joint(s) {sorted(overlap)} named as both left and right wheels")
-    base = map_from or NavigateFamily().heldout_tasks("test", 1)[0]
+    names = {j.name for j in model.joints}
+    missing = [n for n in left_wheels + right_wheels if n not in names]
+    if missing:
+        raise MetarobotError(f"URDF {path} has no joint(s) {missing}; its joints: {sorted(names)}")
+    maps = [map_from] if map_from is not None else NavigateFamily().heldout_tasks("test", 20)
+    base = maps[0]
     assert isinstance(base, NavigateTask)
     task = dataclasses.replace(
-        base,
-        urdf_path=str(path),
-        left_wheels=left_wheels,
-        right_wheels=right_wheels,
-        max_wheel_speed=float(max_wheel_speed),
-        left_gain=1.0,
-        right_gain=1.0,
-        left_sign=1,
-        right_sign=1,
-    )
-    env = NavigateEnv(task)  # builds the robot: reports missing joints, bad files, ...
-    env.close()
+        base, urdf_path=str(path), left_wheels=left_wheels, right_wheels=right_wheels, max_wheel_speed=15.0,
+        left_gain=1.0, right_gain=1.0, left_sign=1, right_sign=1,
+    )  # fmt: skip
+    env = NavigateEnv(task)  # builds the robot: reports bad files, measures what the XML cannot say
+    try:
+        measured = env.measure_robot()
+    finally:
+        env.close()
+    radii = measured["wheel_radii"]
+    mean_radius = float(np.mean(radii))
+    speed = max_wheel_speed if max_wheel_speed is not None else min(max(REFERENCE_SPEED / mean_radius, 0.5), 100.0)
+    mass = sum(model.masses.values())
+    # the wheels' friction as the file states it (<contact><lateral_friction>), else the training middle
+    stated = [
+        model.friction[j.child]
+        for j in model.joints
+        if j.name in left_wheels + right_wheels and j.child in model.friction
+    ]
+    friction = float(np.mean(stated)) if stated else 1.0
+    torque = REFERENCE_FORCE_PER_KG * max(mass, 0.1) * mean_radius / len(radii)
+    robot = {
+        "chassis_length": round(min(max(measured["length"], 0.08), 3.0), 4),
+        "track_width": round(min(max(measured["track_width"], 0.05), 3.0), 4),
+        "chassis_mass": round(min(max(mass, 0.1), 500.0), 4),
+        "wheel_radius": round(mean_radius, 4),
+        "wheel_radii": tuple(round(r, 4) for r in radii),
+        "wheel_torque": round(torque, 4),
+        "max_wheel_speed": round(speed, 4),
+        "heading_offset": round(measured["heading_offset"], 4),
+        "wheel_friction": round(min(max(friction, 0.05), 3.0), 4),
+    }
+    for candidate in maps:  # the first map whose path is wide enough for this robot
+        task = dataclasses.replace(task, **_map_fields(candidate), **robot)  # type: ignore[arg-type]
+        if not task.obstacle_kinds or path_exists(task):
+            break
     return task
+
+
+def _map_fields(task: NavigateTask) -> dict[str, Any]:
+    keys = ("start_yaw", "goal_x", "goal_y", "obstacle_kinds", "obstacle_xy", "obstacle_sizes", "obstacle_yaws")
+    return {k: getattr(task, k) for k in keys}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,6 +637,9 @@ class NavigateEnv(MetaRobotEnv):
             [task.left_sign * task.left_gain * speed * s for s in self._left_dir]
             + [task.right_sign * task.right_gain * speed * s for s in self._right_dir]
         )
+        if task.wheel_radii:  # wheels of unequal radius: the same rim speed for every wheel
+            self._wheel_gain *= float(np.mean(task.wheel_radii)) / np.asarray(task.wheel_radii)
+        self._forces = [task.wheel_torque or WHEEL_TORQUE] * len(self._joints)
         self._n_left = len(self._left)
         self._goal = (task.goal_x, task.goal_y)
         self.sim.move_body(self._goal_marker, (task.goal_x, task.goal_y, 0.01))
@@ -568,6 +655,8 @@ class NavigateEnv(MetaRobotEnv):
             self.robot = sim.load_urdf_text(text, base_position=(0, 0, task.wheel_radius), fixed_base=False)
         else:
             self.robot = sim.load_urdf_file(task.urdf_path, fixed_base=False)
+            model = UrdfModel.read(task.urdf_path)
+            give_inertia_to_empty_links(self.robot, model.masses, model.root, c, fixed_base=False)
         names: dict[str, int] = {}
         for i in range(p.getNumJoints(self.robot, physicsClientId=c)):
             info = p.getJointInfo(self.robot, i, physicsClientId=c)
@@ -594,9 +683,18 @@ class NavigateEnv(MetaRobotEnv):
         lo, hi = self._aabb()
         self._base_z = 1.0 - lo[2] + 0.002
         self._radius = float(math.hypot(max(abs(lo[0]), abs(hi[0])), max(abs(lo[1]), abs(hi[1]))))
+        self._forward = self._forward_axis() if task.urdf_path is not None else np.array([1.0, 0.0, 0.0])
+        # the base's frame in PyBullet is its inertial frame: heading = its yaw + this offset
+        self._yaw_offset = math.atan2(self._forward[1], self._forward[0])
         self._left_dir = [self._forward_dir(j) for j in self._left]
         self._right_dir = [self._forward_dir(j) for j in self._right]
         joints = self._left + self._right
+        if task.urdf_path is not None:  # other joints (casters, steering, passive wheels) turn freely
+            passive = [i for i in range(p.getNumJoints(self.robot, physicsClientId=c)) if i not in joints]
+            p.setJointMotorControlArray(
+                self.robot, passive, p.VELOCITY_CONTROL, targetVelocities=[0.0] * len(passive),
+                forces=[0.0] * len(passive), physicsClientId=c,
+            )  # fmt: skip
         # no default motor friction on other joints; ours are driven below
         p.setJointMotorControlArray(
             self.robot, joints, p.VELOCITY_CONTROL, targetVelocities=[0.0] * len(joints),
@@ -614,16 +712,64 @@ class NavigateEnv(MetaRobotEnv):
             lo, hi = np.minimum(lo, a), np.maximum(hi, b)
         return lo, hi
 
-    def _forward_dir(self, joint: int) -> float:
-        """+1 if spinning ``joint`` positively rolls its wheel toward the base's +x, else -1."""
+    def _wheel_axis(self, joint: int) -> tuple[np.ndarray, np.ndarray]:
+        """World axis and centre (m) of a wheel joint with the body at its rest pose."""
         c = self.sim.client
         info = p.getJointInfo(self.robot, joint, physicsClientId=c)
         state = p.getLinkState(self.robot, joint, computeForwardKinematics=True, physicsClientId=c)
         rot = np.array(p.getMatrixFromQuaternion(state[5])).reshape(3, 3)
-        axis = rot @ np.asarray(info[13])
+        return rot @ np.asarray(info[13]), np.asarray(state[4])
+
+    def _forward_axis(self) -> np.ndarray:
+        """The robot's forward (world, at rest): the horizontal perpendicular of the wheels'
+        axle that puts the left wheels on its left."""
+        axis, _ = self._wheel_axis(self._left[0])
+        axle = np.array([axis[0], axis[1], 0.0])
+        if not np.linalg.norm(axle) > 0.1:
+            raise MetarobotError(f"URDF {self.task.urdf_path}: wheel joints must turn about a horizontal axle")  # type: ignore[attr-defined]
+        axle /= np.linalg.norm(axle)
+        left = np.mean([self._wheel_axis(j)[1] for j in self._left], axis=0)
+        right = np.mean([self._wheel_axis(j)[1] for j in self._right], axis=0)
+        if float((left - right) @ axle) < 0:
+            axle = -axle
+        return np.cross(axle, (0.0, 0.0, 1.0))
+
+    def _forward_dir(self, joint: int) -> float:
+        """+1 if spinning ``joint`` positively rolls its wheel toward the robot's forward, else -1."""
+        axis, _ = self._wheel_axis(joint)
         # a wheel on the floor rolling about world axis w moves its centre along w x (0, 0, 1)
-        forward = np.cross(axis, (0.0, 0.0, 1.0))[0]
+        forward = float(np.cross(axis, (0.0, 0.0, 1.0)) @ self._forward)
         return 1.0 if forward >= 0 else -1.0
+
+    def measure_robot(self) -> dict[str, Any]:
+        """What the loaded body measures at rest: length (m) along its forward axis, track
+        width (m) between the left and right wheels' centres, each wheel's radius (m, half its
+        collision geometry's height; left wheels then right) and the heading offset (rad)."""
+        c = self.sim.client
+        p.resetBasePositionAndOrientation(self.robot, [0, 0, 1.0], [0, 0, 0, 1], physicsClientId=c)
+        lo, hi = self._aabb()
+        f = self._forward
+        corners = np.array([[x, y] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])]) @ f[:2]
+        task: NavigateTask = self.task  # type: ignore[assignment]
+        round_radii = UrdfModel.read(task.urdf_path).round_radii if task.urdf_path else {}
+        radii = []
+        for j in self._left + self._right:
+            link = p.getJointInfo(self.robot, j, physicsClientId=c)[12].decode()
+            if link in round_radii:  # a cylinder or sphere in the file: its radius as written
+                radii.append(round_radii[link])
+            else:  # a mesh: half its height (PyBullet's box around it, less the contact margin)
+                a, b = p.getAABB(self.robot, j, physicsClientId=c)
+                margin = p.getDynamicsInfo(self.robot, j, physicsClientId=c)[11]
+                radii.append(float(b[2] - a[2]) / 2 - margin)
+        side = np.cross((0.0, 0.0, 1.0), f)
+        left = np.mean([self._wheel_axis(j)[1] @ side for j in self._left])
+        right = np.mean([self._wheel_axis(j)[1] @ side for j in self._right])
+        return {
+            "length": float(corners.max() - corners.min()),
+            "track_width": float(abs(left - right)),
+            "wheel_radii": radii,
+            "heading_offset": self._yaw_offset,
+        }
 
     def _make_goal_marker(self, radius: float) -> int:
         c = self.sim.client
@@ -680,7 +826,7 @@ class NavigateEnv(MetaRobotEnv):
         c = self.sim.client
         (x, y, _), (qx, qy, qz, qw) = p.getBasePositionAndOrientation(self.robot, physicsClientId=c)
         (vx, vy, _), (_, _, wz) = p.getBaseVelocity(self.robot, physicsClientId=c)
-        yaw = math.atan2(2 * (qw * qz + qx * qy), 1 - 2 * (qy * qy + qz * qz))
+        yaw = math.atan2(2 * (qw * qz + qx * qy), 1 - 2 * (qy * qy + qz * qz)) + self._yaw_offset
         up = 1 - 2 * (qx * qx + qy * qy)
         cy, sy = math.cos(yaw), math.sin(yaw)
         return x, y, yaw, up, cy * vx + sy * vy, -sy * vx + cy * vy, wz
@@ -717,7 +863,7 @@ class NavigateEnv(MetaRobotEnv):
         rng = self.np_random
         c = self.sim.client
         x0, y0 = rng.uniform(-0.02, 0.02, size=2)
-        yaw0 = task.start_yaw + rng.uniform(-0.1, 0.1)
+        yaw0 = task.start_yaw + rng.uniform(-0.1, 0.1) - self._yaw_offset
         p.resetBasePositionAndOrientation(
             self.robot, [x0, y0, self._base_z], p.getQuaternionFromEuler([0, 0, yaw0]), physicsClientId=c
         )
@@ -757,9 +903,39 @@ class NavigateEnv(MetaRobotEnv):
 
     def camera(self) -> dict[str, Any]:
         task: NavigateTask = self.task  # type: ignore[assignment]
-        pts = [(0.0, 0.0), (task.goal_x, task.goal_y)] + [(o[1], o[2]) for o in task.obstacles()]
+        # the robot where it is now (the camera follows it), its goal and the map
+        x, y = p.getBasePositionAndOrientation(self.robot, physicsClientId=self.sim.client)[0][:2]
+        pts = [(0.0, 0.0), (x, y), (task.goal_x, task.goal_y)] + [(o[1], o[2]) for o in task.obstacles()]
         xs, ys = [q[0] for q in pts], [q[1] for q in pts]
         cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
-        span = max(max(xs) - min(xs), max(ys) - min(ys), 0.8) + 0.6
+        span = max(max(xs) - min(xs), max(ys) - min(ys), 0.8) + 0.6 + 2 * max(self._radius - 0.2, 0.0)
         # a view from above at a slant: the map's bounding square fills most of the frame
         return {"target": (cx, cy, 0.0), "distance": 0.2 + 0.9 * span, "yaw": 0.0, "pitch": -60.0}
+
+
+def describe_base(task: NavigateTask) -> dict[str, Any]:
+    """What metarobot read from a file's wheeled base (for ``metarobot inspect`` and ``adapt``)."""
+    if task.urdf_path is None:
+        raise MetarobotError("this navigate task has no URDF file to describe")
+    model = UrdfModel.read(task.urdf_path)
+    wheels = task.left_wheels + task.right_wheels
+    radii = task.wheel_radii or (task.wheel_radius,) * len(wheels)
+    per_side = max(len(task.left_wheels), len(task.right_wheels))
+    return {
+        "file": task.urdf_path,
+        "robot": model.name,
+        "root_link": model.root,
+        "rigid_with_root": model.rigid_to_root(),
+        "drive": "differential" if per_side == 1 else f"skid-steer ({per_side} wheels a side)",
+        "left_wheels": {n: r for n, r in zip(task.left_wheels, radii)},
+        "right_wheels": {n: r for n, r in zip(task.right_wheels, radii[len(task.left_wheels) :])},
+        "passive_joints": [j.name for j in model.joints if j.movable and j.name not in wheels],
+        "forward_axis_deg": round(math.degrees(task.heading_offset), 1),
+        "length_m": task.chassis_length,
+        "track_width_m": task.track_width,
+        "mass_kg": task.chassis_mass,
+        "max_wheel_speed_rad_s": task.max_wheel_speed,
+        "top_speed_m_s": round(task.max_wheel_speed * task.wheel_radius, 3),
+        "wheel_torque_Nm": task.wheel_torque or WHEEL_TORQUE,
+        "wheel_friction": task.wheel_friction,
+    }

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,11 +28,11 @@ import gymnasium as gym
 import numpy as np
 import pybullet as p
 from metarobot.envs.base import MetaRobotEnv
-from metarobot.envs.sim import shared_urdf
-from metarobot.envs.urdf_builder import AXES, read_urdf, serial_arm_urdf, urdf_floats
+from metarobot.envs.sim import give_inertia_to_empty_links, shared_urdf
+from metarobot.envs.urdf_builder import AXES, UrdfModel, serial_arm_urdf
 
 from metarobot.errors import MetarobotError
-from metarobot.family import Range, Task, TaskFamily, round_params
+from metarobot.family import FILE_ONLY, Range, Task, TaskFamily, round_params
 
 MAX_JOINTS = 7
 CONTROL_SUBSTEPS = 8  # 240 Hz physics / 8 = 30 Hz control
@@ -71,6 +70,11 @@ class ReachTask(Task):
     success_distance: float = 0.05
     urdf_path: str | None = None
     ee_link: str | None = None
+    #: a file's arm: the chain's joint names, the centre of each joint's range (rad; goals and
+    #: starts are drawn around it) and its effort limit (N*m)
+    joint_names: tuple[str, ...] = dataclasses.field(default=(), metadata=FILE_ONLY)
+    joint_centres: tuple[float, ...] = dataclasses.field(default=(), metadata=FILE_ONLY)
+    joint_efforts: tuple[float, ...] = dataclasses.field(default=(), metadata=FILE_ONLY)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -91,12 +95,19 @@ class ReachTask(Task):
             values = getattr(self, name)
             if not isinstance(values, tuple) or len(values) != n:
                 raise MetarobotError(f"reach task {name} must have {n} entries, got {values!r}")
+        for name in ("joint_names", "joint_centres", "joint_efforts"):
+            values = getattr(self, name)
+            if values and (self.urdf_path is None or not isinstance(values, tuple) or len(values) != n):
+                raise MetarobotError(f"reach task {name} needs urdf_path and {n} entries, got {values!r}")
         checks = (
-            ("link_lengths", 0.01, 2.0),
+            # a file's arm may have coincident joint origins (a spherical wrist): length 0
+            ("link_lengths", 0.0 if self.urdf_path else 0.01, 2.0),
             ("link_masses", 0.0, 50.0),
             ("joint_damping", 0.0, 10.0),
             ("joint_limits", 0.05, 2 * math.pi),
             ("actuator_gains", 0.05, 20.0),
+            ("joint_centres", -2 * math.pi, 2 * math.pi),
+            ("joint_efforts", 0.01, 1e5),
         )
         for name, low, high in checks:
             for v in getattr(self, name):
@@ -123,6 +134,7 @@ class ReachTask(Task):
             self.joint_limits,
             self.urdf_path,
             self.ee_link,
+            self.joint_names,
         )
 
     @property
@@ -198,6 +210,10 @@ class ReachFamily(TaskFamily):
             masses = s.ood_link_mass.sample(rng, n)
         return self._build(rng, n, lengths, masses, gains)
 
+    def describe(self, task: Task) -> dict[str, Any]:
+        """What was read from the user's file behind ``task`` (``metarobot inspect``)."""
+        return describe_arm(task)  # type: ignore[arg-type]
+
     def make_env(self, task: Task, render_mode: str | None = None) -> ReachEnv:
         return ReachEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
@@ -252,121 +268,137 @@ def axis_code(axis: str) -> float:
 # A user's own arm
 
 
+def _arm_links(model: UrdfModel) -> dict[str, tuple[int, str | None, bool]]:
+    """Per link: the number of revolute/continuous joints between the root and it, the reason
+    it cannot be an end effector (``None`` when it can), and whether its chain holds only arm
+    joints (no prismatic, mimic or mimicked joint), however many."""
+    mimicked = {j.mimic for j in model.joints if j.mimic}
+    out: dict[str, tuple[int, str | None, bool]] = {}
+    for link in model.links:
+        chain = model.chain(link)
+        revolute = [j for j in chain if j.revolute]
+        reason = None
+        other = [j for j in chain if j.movable and not j.revolute]
+        mimics = [j for j in revolute if j.mimic]
+        drivers = [j for j in revolute if j.name in mimicked]
+        if other:
+            reason = (
+                f"joint {other[0].name!r} on its chain is {other[0].kind}; a reach arm's chain takes "
+                "revolute, continuous and fixed joints only"
+            )
+        elif mimics:
+            reason = f"joint {mimics[0].name!r} on its chain mimics {mimics[0].mimic!r} (not driven on its own)"
+        elif drivers:
+            reason = f"joint {drivers[0].name!r} on its chain drives mimic joints (a gripper's actuator)"
+        arm_joints_only = reason is None
+        if reason is None and not revolute:
+            reason = "no revolute joint lies between the root and it"
+        elif reason is None and len(revolute) > MAX_JOINTS:
+            reason = f"its chain has {len(revolute)} revolute joints; at most {MAX_JOINTS} are supported"
+        out[link] = (len(revolute), reason, arm_joints_only)
+    return out
+
+
+def default_ee_link(model: UrdfModel) -> str:
+    """The deepest link of the longest revolute chain that is an arm's: chains through a
+    prismatic joint, a mimic joint or a joint others mimic (a gripper's) are passed over (ties:
+    the most links, then file order). ``MetarobotError`` with the reason when the longest such
+    chain has more than 7 joints, or when no chain is an arm's (the longest one's reason)."""
+    info = _arm_links(model)
+    depth = {lk: len(model.chain(lk)) for lk in model.links}
+    arms = [lk for lk in model.links if info[lk][0] and info[lk][2]]
+    best = max(arms or model.links, key=lambda lk: (info[lk][0], depth[lk]))
+    if info[best][1] is not None:
+        raise MetarobotError(f"URDF {model.path}: no serial arm from the root to {best!r}: {info[best][1]}")
+    return best
+
+
+def _check_ee_link(model: UrdfModel, ee_link: str) -> None:
+    info = _arm_links(model)
+    ok = [lk for lk in model.links if info[lk][1] is None]
+    listing = f"links on candidate chains: {', '.join(ok)}" if ok else "no link ends a usable chain"
+    if ee_link not in info:
+        raise MetarobotError(f"URDF {model.path}: end-effector link {ee_link!r} is not a link of the file; {listing}")
+    if info[ee_link][1] is not None:
+        raise MetarobotError(
+            f"URDF {model.path}: end-effector link {ee_link!r} cannot be used: {info[ee_link][1]}; {listing}"
+        )
+
+
+def _looks_wheeled(model: UrdfModel) -> list[str]:
+    """Names of wheel joints if ``model`` looks like a wheeled base, else an empty list."""
+    from metarobot.envs.navigate import find_wheels
+
+    try:
+        left, right = find_wheels(model.path, model)
+    except MetarobotError:
+        return []
+    return list(left + right)
+
+
 def arm_task_from_urdf(
     path: Path | str,
     ee_link: str | None = None,
     actuator_gains: float | tuple[float, ...] = 1.5,
     actuator_signs: tuple[int, ...] | None = None,
 ) -> ReachTask:
-    """A reach task whose body is the serial arm in ``path``: up to 7 revolute/continuous joints,
-    fixed joints allowed in between; the tip is ``ee_link`` or the last link of the chain."""
+    """A reach task whose body is the serial chain of ``path`` from the root to ``ee_link``
+    (default: ``default_ee_link``): 1-7 revolute/continuous joints, fixed joints allowed in
+    between. Everything else in the file (grippers, tool frames, sensors) stays on the robot
+    as rigid geometry, its joints held still (mimic joints follow their joint). The task's
+    fields are read from the file: lengths between successive joint origins (m), axes as
+    written, moved masses (kg), damping, the joints' ranges (half range and centre, rad) and
+    efforts (N*m)."""
     path = Path(path)
-    root = read_urdf(path)
-    links = [lk.get("name") for lk in root.findall("link")]
-    if not links:
-        raise MetarobotError(f"URDF {path} has no links")
-    joints = root.findall("joint")
-    children: dict[str, list[ET.Element]] = {}
-    child_links = set()
-    for j in joints:
-        parent_el, child_el = j.find("parent"), j.find("child")
-        if parent_el is None or child_el is None:
-            raise MetarobotError(f"URDF {path}: joint {j.get('name')!r} lacks a parent or child")
-        children.setdefault(parent_el.get("link", ""), []).append(j)
-        child_links.add(child_el.get("link"))
-    roots = [lk for lk in links if lk not in child_links]
-    if len(roots) != 1:
-        raise MetarobotError(f"URDF {path} is not a single tree (root links: {roots})")
-    chain: list[ET.Element] = []
-    link = roots[0]
-    while link in children:
-        if len(children[link]) > 1:
-            names = [j.get("name") for j in children[link]]
-            raise MetarobotError(
-                f"URDF {path} is not a serial arm: link {link!r} has {len(names)} child joints {names}"
-            )
-        j = children[link][0]
-        chain.append(j)
-        link = j.find("child").get("link")  # type: ignore[union-attr]
-    chain_links = [roots[0]] + [j.find("child").get("link") for j in chain]  # type: ignore[union-attr]
-    movable = []
-    for j in chain:
-        kind = j.get("type")
-        if kind in ("revolute", "continuous"):
-            movable.append(j)
-        elif kind != "fixed":
-            raise MetarobotError(
-                f"URDF {path}: joint {j.get('name')!r} is {kind}; a reach arm takes revolute, "
-                "continuous and fixed joints only"
-            )
-    if not movable:
-        raise MetarobotError(f"URDF {path} has no revolute joint")
-    if len(movable) > MAX_JOINTS:
-        raise MetarobotError(f"URDF {path} has {len(movable)} revolute joints; at most {MAX_JOINTS} are supported")
+    model = UrdfModel.read(path)
     if ee_link is None:
-        ee_link = chain_links[-1]
-    elif ee_link not in chain_links:
-        raise MetarobotError(f"URDF {path}: end-effector link {ee_link!r} is not on the arm's chain")
-    ee_pos = chain_links.index(ee_link)
-    last_movable = chain.index(movable[-1])
-    if ee_pos <= last_movable:
-        raise MetarobotError(f"URDF {path}: end-effector link {ee_link!r} is not after the last revolute joint")
-
-    axes, limits, damping, masses, lengths = [], [], [], [], []
-    mass_of = {}
-    for lk in root.findall("link"):
-        m = lk.find("inertial/mass")
-        mass_of[lk.get("name")] = float(m.get("value", "0")) if m is not None else 0.0
-    for j in movable:
-        axis = urdf_floats(j.find("axis").get("xyz") if j.find("axis") is not None else None, "1 0 0")
-        if len(axis) != 3 or not any(axis):
-            raise MetarobotError(f"URDF {path}: joint {j.get('name')!r} has a bad axis {axis}")
-        axes.append(" ".join(f"{v:g}" for v in axis))
-        lim = j.find("limit")
-        if j.get("type") == "continuous" or lim is None:
-            limits.append(round(math.pi, 4))
-        else:
-            lo, hi = float(lim.get("lower", "0")), float(lim.get("upper", "0"))
-            half = min(abs(lo), abs(hi)) if lo < 0 < hi else (hi - lo) / 2
-            if not half > 0:
-                raise MetarobotError(f"URDF {path}: joint {j.get('name')!r} has an empty range [{lo}, {hi}]")
-            limits.append(round(min(half, 2 * math.pi), 4))
-        dyn = j.find("dynamics")
-        damping.append(round(float(dyn.get("damping", "0")) if dyn is not None else 0.0, 4))
-        masses.append(round(mass_of.get(j.find("child").get("link"), 0.0), 4))  # type: ignore[union-attr]
-    # link lengths: distance between successive joint origins along the chain (for framing)
-    origins = []
-    for j in chain[:ee_pos]:
-        o = j.find("origin")
-        origins.append(np.linalg.norm(urdf_floats(o.get("xyz") if o is not None else None, "0 0 0")))
-    seg = [float(v) for v in origins[1:]] + [0.0]
-    per_joint, acc, k = [], 0.0, 0
-    for idx, j in enumerate(chain[:ee_pos]):
-        acc += seg[idx] if idx < len(seg) else 0.0
-        if j in movable:
-            k += 1
-        nxt = chain[idx + 1] if idx + 1 < len(chain[:ee_pos]) else None
-        if nxt is None or nxt in movable:
-            if k:
-                per_joint.append(max(round(acc, 4), 0.01))
-                acc = 0.0
-    while len(per_joint) < len(movable):
-        per_joint.append(0.05)
-    lengths = [min(max(v, 0.01), 2.0) for v in per_joint[: len(movable)]]
+        wheels = _looks_wheeled(model)
+        if wheels:
+            raise MetarobotError(
+                f"URDF {path} looks like a wheeled base (wheel joints {wheels}), not an arm: "
+                "use --family navigate (or name the arm's tip with --ee-link)"
+            )
+        ee_link = default_ee_link(model)
+    else:
+        _check_ee_link(model, ee_link)
+    chain = model.chain(ee_link)
+    movable = [j for j in chain if j.revolute]
     n = len(movable)
+    axes, limits, centres, damping, efforts, masses, lengths = [], [], [], [], [], [], []
+    origins = [model.pose_in_root(j.child)[0] for j in movable] + [model.pose_in_root(ee_link)[0]]
+    for i, j in enumerate(movable):
+        axes.append(" ".join(f"{v:g}" for v in j.axis(path)))
+        if j.kind == "continuous" or j.lower is None or j.upper is None or j.upper <= j.lower:
+            if j.kind == "revolute" and j.lower is not None and j.upper is not None and j.upper <= j.lower:
+                raise MetarobotError(f"URDF {path}: joint {j.name!r} has an empty range [{j.lower}, {j.upper}]")
+            half, centre = math.pi, 0.0
+        else:
+            half, centre = (j.upper - j.lower) / 2, (j.upper + j.lower) / 2
+        limits.append(min(round(max(half, 0.05), 4), 6.2831))  # rounded, still within 2 pi
+        centres.append(round(centre, 4))
+        damping.append(round(min(j.damping, 10.0), 4))
+        efforts.append(round(j.effort if j.effort and j.effort > 0 else MAX_EFFORT, 4))
+        # the mass this joint moves before the next chain joint: its child's rigid part and branches
+        below = set(model.subtree(j.child))
+        if i + 1 < n:
+            below -= set(model.subtree(movable[i + 1].child))
+        masses.append(round(min(sum(model.masses[lk] for lk in below), 50.0), 4))
+        lengths.append(round(min(float(np.linalg.norm(origins[i + 1] - origins[i])), 2.0), 4))
     gains = (float(actuator_gains),) * n if isinstance(actuator_gains, int | float) else tuple(actuator_gains)
-    signs = actuator_signs or (1,) * n
     task = ReachTask(
         n_joints=n,
         link_lengths=tuple(lengths),
         joint_axes=tuple(axes),
-        link_masses=tuple(min(m, 50.0) for m in masses),
-        joint_damping=tuple(min(d, 10.0) for d in damping),
+        link_masses=tuple(masses),
+        joint_damping=tuple(damping),
         joint_limits=tuple(limits),
         actuator_gains=gains,
-        actuator_signs=tuple(signs),
+        actuator_signs=tuple(actuator_signs or (1,) * n),
         urdf_path=str(path.resolve()),
         ee_link=ee_link,
+        joint_names=tuple(j.name for j in movable),
+        joint_centres=tuple(centres),
+        joint_efforts=tuple(efforts),
     )
     # PyBullet must load it too (meshes, inertias): fail here, with the reason, not mid-run
     env = ReachEnv(task)
@@ -408,7 +440,8 @@ class ReachEnv(MetaRobotEnv):
         self._mask = np.zeros(MAX_JOINTS, dtype=np.float32)
         self._mask[:n] = 1.0
         self._limits = np.asarray(task.joint_limits)
-        self._forces = [MAX_EFFORT] * n
+        self._forces = list(task.joint_efforts) or [MAX_EFFORT] * n
+        self._centres = np.asarray(task.joint_centres) if task.joint_centres else None
         self._success_distance = task.success_distance
         self._obs_template = np.zeros(OBS_DIM, dtype=np.float32)
         self._obs_template[21:28] = self._mask
@@ -433,7 +466,9 @@ class ReachEnv(MetaRobotEnv):
             ee_name = "ee"
         else:
             self.robot = sim.load_urdf_file(task.urdf_path, base_position=(0, 0, 0))
-            ee_name = task.ee_link or ""
+            self._joints, self._ee = self._hold_all_but_the_chain(task)
+            self._add_goal_marker(task)
+            return
         movable, ee_index = [], -1
         for i in range(p.getNumJoints(self.robot, physicsClientId=c)):
             info = p.getJointInfo(self.robot, i, physicsClientId=c)
@@ -456,7 +491,54 @@ class ReachEnv(MetaRobotEnv):
             forces=[MAX_EFFORT] * len(movable),
             physicsClientId=c,
         )
-        self._goal_marker = sim.add_marker(max(0.035, task.success_distance * 0.7), rgba=(0.1, 0.85, 0.1, 1.0))
+        self._add_goal_marker(task)
+
+    def _add_goal_marker(self, task: ReachTask) -> None:
+        self._goal_marker = self.sim.add_marker(max(0.035, task.success_distance * 0.7), rgba=(0.1, 0.85, 0.1, 1.0))
+
+    def _hold_all_but_the_chain(self, task: ReachTask) -> tuple[list[int], int]:
+        """Joint indices of the task's chain and the end-effector link's index in a file's
+        robot; every other joint (fingers, tool changers) is held at 0 clamped into its range,
+        a mimic joint at ``multiplier * held + offset`` of the joint it mimics."""
+        c = self.sim.client
+        model = UrdfModel.read(task.urdf_path)  # type: ignore[arg-type]
+        give_inertia_to_empty_links(self.robot, model.masses, model.root, c, fixed_base=True)
+        index: dict[str, int] = {}
+        link_index: dict[str, int] = {}
+        for i in range(p.getNumJoints(self.robot, physicsClientId=c)):
+            info = p.getJointInfo(self.robot, i, physicsClientId=c)
+            index[info[1].decode()] = i
+            link_index[info[12].decode()] = i
+        # a task saved before joint_names existed: the revolute joints of the chain to its tip
+        names = task.joint_names or tuple(j.name for j in model.chain(task.ee_link or "") if j.revolute)
+        missing = [name for name in names if name not in index]
+        if missing or task.ee_link not in link_index:
+            raise MetarobotError(
+                f"URDF {task.urdf_path} has no joint(s) {missing} or no link {task.ee_link!r} (the task's arm)"
+            )
+        held: dict[str, float] = {}
+        for j in model.joints:
+            if j.movable and j.name not in names and j.mimic is None:
+                lo, hi = (j.lower, j.upper) if j.kind != "continuous" and j.lower is not None else (0.0, 0.0)
+                held[j.name] = min(max(0.0, lo), hi) if hi is not None and hi > lo else 0.0  # type: ignore[operator]
+        for j in model.joints:
+            if j.movable and j.name not in names and j.mimic is not None:
+                held[j.name] = j.multiplier * held.get(j.mimic, 0.0) + j.offset
+        for name, q in held.items():
+            if name not in index:
+                continue  # a joint PyBullet merged away
+            p.resetJointState(self.robot, index[name], q, 0.0, physicsClientId=c)
+            effort = model.joint(name).effort or MAX_EFFORT
+            p.setJointMotorControl2(
+                self.robot, index[name], p.POSITION_CONTROL, targetPosition=q, force=max(effort, MAX_EFFORT),
+                physicsClientId=c,
+            )  # fmt: skip
+        joints = [index[name] for name in names]
+        p.setJointMotorControlArray(
+            self.robot, joints, p.VELOCITY_CONTROL, targetVelocities=[0.0] * len(joints),
+            forces=list(task.joint_efforts) or [MAX_EFFORT] * len(joints), physicsClientId=c,
+        )  # fmt: skip
+        return joints, link_index[task.ee_link]  # type: ignore[index]
 
     # -- kinematics -------------------------------------------------------------------------
     def _set_joints(self, q: np.ndarray) -> None:
@@ -507,10 +589,11 @@ class ReachEnv(MetaRobotEnv):
         task: ReachTask = self.task  # type: ignore[assignment]
         spread = task.goal_spread * self._limits
         start_spread = 0.1 * self._limits
+        centre = self._centres if self._centres is not None else 0.0  # a file's arm: its ranges' centres
         for _ in range(50):  # goals reachable (a tip pose of the arm), above the floor, not at the start
-            self._set_joints(rng.uniform(-spread, spread))
+            self._set_joints(centre + rng.uniform(-spread, spread))
             goal = self._tip()
-            q0 = rng.uniform(-start_spread, start_spread)
+            q0 = centre + rng.uniform(-start_spread, start_spread)
             self._set_joints(q0)
             tip0 = self._tip()
             if goal[2] > 0.03 and np.linalg.norm(goal - tip0) > 2 * task.success_distance:
@@ -556,3 +639,42 @@ class ReachEnv(MetaRobotEnv):
         reach = self.task.reach + BASE_HEIGHT  # type: ignore[attr-defined]
         # a sphere of radius ~reach around the base fills a 60-degree view from ~1.7 reach away
         return {"target": (0.0, 0.0, 0.4 * reach), "distance": 0.25 + 1.7 * reach, "yaw": 50.0, "pitch": -20.0}
+
+
+def describe_arm(task: ReachTask) -> dict[str, Any]:
+    """What metarobot read from a file's arm (for ``metarobot inspect`` and ``adapt``):
+    the chain root -> end effector with each joint's type, axis, range (rad), effort (N*m),
+    the length to the next joint (m) and the mass it moves (kg), and the joints held still."""
+    if task.urdf_path is None:
+        raise MetarobotError("this reach task has no URDF file to describe")
+    model = UrdfModel.read(task.urdf_path)
+    names = task.joint_names or tuple(j.name for j in model.chain(task.ee_link or "") if j.revolute)
+    chain = []
+    for i, name in enumerate(names):
+        j = model.joint(name)
+        lo, hi = task.joint_centres[i] - task.joint_limits[i], task.joint_centres[i] + task.joint_limits[i]
+        chain.append(
+            {
+                "joint": name,
+                "type": j.kind,
+                "axis": task.joint_axes[i],
+                "range_rad": [round(lo, 4), round(hi, 4)] if j.kind == "revolute" else "continuous",
+                "effort_Nm": task.joint_efforts[i] if task.joint_efforts else MAX_EFFORT,
+                "length_to_next_m": task.link_lengths[i],
+                "mass_moved_kg": task.link_masses[i],
+            }
+        )
+    held = [
+        j.name + (f" (mimics {j.mimic})" if j.mimic else "") for j in model.joints if j.movable and j.name not in names
+    ]
+    return {
+        "file": task.urdf_path,
+        "robot": model.name,
+        "root_link": model.root,
+        "ee_link": task.ee_link,
+        "joints": task.n_joints,
+        "chain": chain,
+        "held_still": held,
+        "reach_m": round(task.reach, 4),
+        "goals": f"tip poses of joint angles within {task.goal_spread:g} of each joint's half range around its centre",
+    }

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import hashlib
+import logging
 import os
+import re
 import shutil
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +22,47 @@ import pybullet as p
 from metarobot.errors import MetarobotError
 
 _URDF_DIR: Path | None = None
+
+log = logging.getLogger("metarobot.pybullet")
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None)
+except OSError:  # pragma: no cover - no C library to flush (not seen on Linux/macOS)
+    _LIBC = None
+
+
+def _flush_c_stdout() -> None:
+    if _LIBC is not None:
+        _LIBC.fflush(None)
+
+
+@contextlib.contextmanager
+def pybullet_output_to_log(what: str, captured: list[str] | None = None) -> Iterator[None]:
+    """Route what PyBullet's C code prints on file descriptor 1 (``b3Warning ... No inertial
+    data`` and the like, ~70 lines for a ROS base) into the ``metarobot.pybullet`` log (shown
+    with ``metarobot --debug``), so it never mixes into a command's results on stdout."""
+    try:
+        sys.stdout.flush()
+        _flush_c_stdout()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no usable fd 1 (closed stdout): nothing to protect
+        saved = -1
+    if saved < 0:
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield
+        finally:
+            _flush_c_stdout()
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace").strip()
+            if text:
+                log.debug("PyBullet output while %s:\n%s", what, text)
+                if captured is not None:
+                    captured.append(text)
 
 
 def _urdf_cache_dir() -> Path:
@@ -52,7 +98,8 @@ class BulletSim:
         self.timestep = timestep
         self.solver_iterations = solver_iterations
         self.gravity = gravity
-        self.client = p.connect(p.DIRECT)
+        with pybullet_output_to_log("connecting"):
+            self.client = p.connect(p.DIRECT)
         if self.client < 0:
             raise MetarobotError("could not start a PyBullet physics client")
         self._configure()
@@ -100,18 +147,56 @@ class BulletSim:
         fixed_base: bool = True,
         flags: int = 0,
     ) -> int:
+        captured: list[str] = []
         try:
-            return int(
-                p.loadURDF(
+            with pybullet_output_to_log(f"loading {path}", captured):
+                body = p.loadURDF(
                     path,
                     basePosition=list(base_position),
                     useFixedBase=fixed_base,
                     flags=flags,
                     physicsClientId=self.client,
                 )
-            )
+            return int(body)
         except p.error as exc:
-            raise MetarobotError(f"PyBullet cannot load URDF {path}: {exc}") from None
+            # PyBullet says why only in its printed output: name a missing mesh file
+            missing = re.findall(r"cannot find '([^']*)'", "".join(captured))
+            why = f" (missing mesh file(s): {', '.join(sorted(set(missing)))})" if missing else ""
+            raise MetarobotError(f"PyBullet cannot load URDF {path}: {exc}{why}") from None
+
+    def load_mesh_body(
+        self,
+        collision_file: Path,
+        visual_file: Path,
+        scale: float,
+        mass: float,
+        rgba: Sequence[float],
+        centre_of_mass: Sequence[float] = (0.0, 0.0, 0.0),
+    ) -> int:
+        """A free body from mesh files (OBJ parts become one convex hull each; STL one hull),
+        scaled by ``scale`` (file units to metres), of ``mass`` kg with its centre of mass at
+        ``centre_of_mass`` (m, mesh frame); its inertia is PyBullet's estimate from the
+        collision shape."""
+        c = self.client
+        size = [scale] * 3
+        try:
+            with pybullet_output_to_log(f"loading mesh {collision_file}"):
+                col = p.createCollisionShape(
+                    p.GEOM_MESH, fileName=str(collision_file), meshScale=size, physicsClientId=c
+                )
+                vis = p.createVisualShape(
+                    p.GEOM_MESH, fileName=str(visual_file), meshScale=size, rgbaColor=list(rgba), physicsClientId=c
+                )
+        except p.error as exc:
+            raise MetarobotError(f"PyBullet cannot load mesh {collision_file}: {exc}") from None
+        body = p.createMultiBody(
+            baseMass=mass,
+            baseCollisionShapeIndex=col,
+            baseVisualShapeIndex=vis,
+            baseInertialFramePosition=list(centre_of_mass),
+            physicsClientId=c,
+        )
+        return int(body)
 
     def add_marker(self, radius: float, rgba: Sequence[float] = (0.1, 0.8, 0.1, 0.8)) -> int:
         """A visual-only sphere (no collision, no mass): goals and targets."""
@@ -168,3 +253,51 @@ class BulletSim:
 
     def __del__(self) -> None:
         self.close()
+
+
+def give_inertia_to_empty_links(body: int, masses: dict[str, float], root: str, client: int, fixed_base: bool) -> None:
+    """Links a file gives no mass (frames such as ``base_footprint``, tool or sensor frames):
+    PyBullet makes each one 1 kg with a 1 kg*m^2 inertia, which would add kilograms to a wrist
+    and slow a small base's turns; make them 1 g with a negligible inertia instead."""
+    index = {root: -1}
+    for i in range(p.getNumJoints(body, physicsClientId=client)):
+        index[p.getJointInfo(body, i, physicsClientId=client)[12].decode()] = i
+    for name, mass in masses.items():
+        if mass <= 0 and name in index and not (fixed_base and index[name] == -1):
+            p.changeDynamics(body, index[name], mass=1e-3, localInertiaDiagonal=[1e-7] * 3, physicsClientId=client)
+
+
+def cache_dir() -> Path:
+    """metarobot's user cache (``$METAROBOT_CACHE_DIR``, else ``$XDG_CACHE_HOME/metarobot``,
+    else ``~/.cache/metarobot``): convex decompositions of users' meshes live there, never in
+    the installed package. Falls back to this process's temporary folder when not writable."""
+    env = os.environ.get("METAROBOT_CACHE_DIR")
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "metarobot"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        probe = base / f".probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+        return base
+    except OSError:
+        return _urdf_cache_dir()
+
+
+def convex_decomposition(obj_path: Path, digest: str) -> Path:
+    """V-HACD (PyBullet's ``vhacd``) of an OBJ mesh: an OBJ of convex parts, computed once per
+    mesh content (``digest``) and kept in ``cache_dir()/vhacd``. Takes seconds to tens of
+    seconds for a mesh of a few thousand triangles."""
+    folder = cache_dir() / "vhacd"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{digest}.obj"
+    if out.is_file() and out.stat().st_size > 0:
+        return out
+    tmp = folder / f"{digest}.{os.getpid()}.tmp.obj"
+    log_file = folder / f"{digest}.{os.getpid()}.log"
+    with pybullet_output_to_log(f"decomposing {obj_path} (V-HACD)"):
+        p.vhacd(str(obj_path), str(tmp), str(log_file))
+    log_file.unlink(missing_ok=True)
+    if not tmp.is_file() or tmp.stat().st_size == 0:
+        raise MetarobotError(f"V-HACD could not decompose mesh {obj_path} into convex parts")
+    os.replace(tmp, out)
+    return out

@@ -1,12 +1,15 @@
 """The one place that writes URDF for generated robots (primitive shapes only), and reads the
-user's own URDF files (``read_urdf``, ``urdf_floats``)."""
+user's own URDF files (``read_urdf``, ``urdf_floats``, ``UrdfModel``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from metarobot.errors import MetarobotError
 
@@ -17,12 +20,17 @@ _PALETTE = ("0.20 0.45 0.80 1", "0.90 0.55 0.15 1")
 
 def read_urdf(path: Path) -> ET.Element:
     """The ``<robot>`` element of a URDF file; ``MetarobotError`` naming the reason otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO or device would block the reader forever
+        raise MetarobotError(f"cannot read URDF {path}: not a regular file")
     try:
         root = ET.parse(path).getroot()
     except OSError as exc:
         raise MetarobotError(f"cannot read URDF {path}: {exc.strerror or exc}") from None
     except ET.ParseError as exc:
         raise MetarobotError(f"URDF {path} does not parse: {exc}") from None
+    if any(el.tag.startswith("{http://www.ros.org/wiki/xacro}") for el in root.iter()):
+        raise MetarobotError(f"{path} is a xacro file, not URDF: expand it first (xacro {path.name} > robot.urdf)")
     if root.tag != "robot":
         raise MetarobotError(f"URDF {path} has no <robot> root element")
     return root
@@ -34,6 +42,201 @@ def urdf_floats(text: str | None, default: str) -> list[float]:
         return [float(v) for v in (text or default).split()]
     except ValueError:
         raise MetarobotError(f"URDF value {text!r} is not a list of numbers") from None
+
+
+MOVABLE = ("revolute", "continuous", "prismatic", "floating", "planar")
+
+
+@dataclasses.dataclass(frozen=True)
+class UrdfJoint:
+    """One ``<joint>`` as written in the file (origin and axis kept as text, parsed when used:
+    real files carry leftovers such as ``$(optenv ...)`` in joints nobody needs)."""
+
+    name: str
+    kind: str
+    parent: str
+    child: str
+    xyz: str | None
+    rpy: str | None
+    axis_text: str | None
+    lower: float | None
+    upper: float | None
+    effort: float | None
+    damping: float
+    mimic: str | None = None
+    multiplier: float = 1.0
+    offset: float = 0.0
+
+    @property
+    def movable(self) -> bool:
+        return self.kind in MOVABLE
+
+    @property
+    def revolute(self) -> bool:
+        return self.kind in ("revolute", "continuous")
+
+    def origin(self, path: Path | str) -> tuple[np.ndarray, np.ndarray]:
+        """Translation (m) and rotation matrix of the joint frame in the parent link's frame."""
+        xyz = urdf_floats(self.xyz, "0 0 0")
+        rpy = urdf_floats(self.rpy, "0 0 0")
+        if len(xyz) != 3 or len(rpy) != 3:
+            raise MetarobotError(f"URDF {path}: joint {self.name!r} has a bad origin {self.xyz!r} {self.rpy!r}")
+        return np.asarray(xyz), rpy_matrix(rpy)
+
+    def axis(self, path: Path | str) -> np.ndarray:
+        """Unit joint axis in the joint frame (URDF default: x)."""
+        axis = np.asarray(urdf_floats(self.axis_text, "1 0 0"), dtype=float)
+        if axis.shape != (3,) or not np.linalg.norm(axis) > 0:
+            raise MetarobotError(f"URDF {path}: joint {self.name!r} has a bad axis {self.axis_text!r}")
+        return axis / np.linalg.norm(axis)
+
+
+def rpy_matrix(rpy: Sequence[float]) -> np.ndarray:
+    """Rotation matrix of URDF roll-pitch-yaw angles (rad): R = Rz(yaw) Ry(pitch) Rx(roll)."""
+    r, p_, y = rpy
+    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p_), math.sin(p_), math.cos(y), math.sin(y)
+    return np.array(
+        [
+            [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+            [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+            [-sp, cp * sr, cp * cr],
+        ]
+    )
+
+
+def _number(text: str | None, default: float | None, what: str) -> float | None:
+    if text is None:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise MetarobotError(f"URDF value {text!r} of {what} is not a number") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class UrdfModel:
+    """The kinematic tree of a URDF file: links, joints, the root, link masses (kg)."""
+
+    path: Path
+    name: str
+    links: tuple[str, ...]
+    joints: tuple[UrdfJoint, ...]
+    root: str
+    masses: dict[str, float]
+    #: per link, the largest radius (m) of its cylinder or sphere collision shapes, if any
+    round_radii: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: per link, the lateral friction its ``<contact>`` element states, if any
+    friction: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path | str) -> UrdfModel:
+        """Parse ``path``; refuses files that are not one tree (a link with two parents is a
+        closed loop) with the reason."""
+        path = Path(path)
+        robot = read_urdf(path)
+        links = tuple(lk.get("name", "") for lk in robot.findall("link"))
+        if not links:
+            raise MetarobotError(f"URDF {path} has no links")
+        masses = {}
+        for lk in robot.findall("link"):
+            m = lk.find("inertial/mass")
+            masses[lk.get("name", "")] = _number(m.get("value") if m is not None else None, 0.0, "a mass") or 0.0
+        round_radii = {}
+        for lk in robot.findall("link"):
+            shapes = lk.findall("collision/geometry/cylinder") + lk.findall("collision/geometry/sphere")
+            values = [_number(g.get("radius"), None, "a radius") for g in shapes]
+            if any(v for v in values):
+                round_radii[lk.get("name", "")] = max(v for v in values if v)
+        friction = {}
+        for lk in robot.findall("link"):
+            el = lk.find("contact/lateral_friction")
+            value = _number(el.get("value") if el is not None else None, None, "a friction")
+            if value is not None:
+                friction[lk.get("name", "")] = value
+        joints: list[UrdfJoint] = []
+        parent_of: dict[str, str] = {}
+        for j in robot.findall("joint"):
+            name = j.get("name", "")
+            parent_el, child_el = j.find("parent"), j.find("child")
+            if parent_el is None or child_el is None:
+                raise MetarobotError(f"URDF {path}: joint {name!r} lacks a parent or child")
+            parent, child = parent_el.get("link", ""), child_el.get("link", "")
+            for link in (parent, child):
+                if link not in masses:
+                    raise MetarobotError(f"URDF {path}: joint {name!r} names a link {link!r} that is not defined")
+            if child in parent_of:
+                raise MetarobotError(
+                    f"URDF {path} has a closed loop: link {child!r} is the child of joints "
+                    f"{parent_of[child]!r} and {name!r} (a URDF must be a tree)"
+                )
+            parent_of[child] = name
+            origin, axis, limit = j.find("origin"), j.find("axis"), j.find("limit")
+            dyn, mimic = j.find("dynamics"), j.find("mimic")
+            joints.append(
+                UrdfJoint(
+                    name=name,
+                    kind=j.get("type", ""),
+                    parent=parent,
+                    child=child,
+                    xyz=origin.get("xyz") if origin is not None else None,
+                    rpy=origin.get("rpy") if origin is not None else None,
+                    axis_text=axis.get("xyz") if axis is not None else None,
+                    lower=_number(limit.get("lower"), 0.0, f"joint {name!r}") if limit is not None else None,
+                    upper=_number(limit.get("upper"), 0.0, f"joint {name!r}") if limit is not None else None,
+                    effort=_number(limit.get("effort"), None, f"joint {name!r}") if limit is not None else None,
+                    damping=_number(dyn.get("damping"), 0.0, f"joint {name!r}") or 0.0 if dyn is not None else 0.0,
+                    mimic=mimic.get("joint") if mimic is not None else None,
+                    multiplier=_number(mimic.get("multiplier"), 1.0, f"joint {name!r}") or 0.0
+                    if mimic is not None
+                    else 1.0,
+                    offset=_number(mimic.get("offset"), 0.0, f"joint {name!r}") or 0.0 if mimic is not None else 0.0,
+                )
+            )
+        roots = [lk for lk in links if lk not in parent_of]
+        if len(roots) != 1:
+            raise MetarobotError(f"URDF {path} is not a single tree (root links: {roots or 'none: a closed loop'})")
+        return cls(path, robot.get("name", ""), links, tuple(joints), roots[0], masses, round_radii, friction)
+
+    def joint(self, name: str) -> UrdfJoint:
+        return next(j for j in self.joints if j.name == name)
+
+    def children(self, link: str) -> list[UrdfJoint]:
+        return [j for j in self.joints if j.parent == link]
+
+    def chain(self, link: str) -> list[UrdfJoint]:
+        """Joints from the root to ``link``, in order."""
+        by_child = {j.child: j for j in self.joints}
+        out = []
+        while link in by_child:
+            out.append(by_child[link])
+            link = by_child[link].parent
+        return out[::-1]
+
+    def subtree(self, link: str) -> list[str]:
+        """``link`` and every link below it."""
+        out, todo = [], [link]
+        while todo:
+            lk = todo.pop()
+            out.append(lk)
+            todo += [j.child for j in self.children(lk)]
+        return out
+
+    def rigid_to_root(self) -> list[str]:
+        """The root and the links joined to it through fixed joints only (one rigid body)."""
+        out, todo = [], [self.root]
+        while todo:
+            lk = todo.pop()
+            out.append(lk)
+            todo += [j.child for j in self.children(lk) if j.kind == "fixed"]
+        return out
+
+    def pose_in_root(self, link: str) -> tuple[np.ndarray, np.ndarray]:
+        """Position (m) and rotation of ``link``'s frame in the root's frame, all joints at 0."""
+        pos, rot = np.zeros(3), np.eye(3)
+        for j in self.chain(link):
+            xyz, r = j.origin(self.path)
+            pos, rot = pos + rot @ xyz, rot @ r
+        return pos, rot
 
 
 def _inertial(mass: float, com: tuple[float, float, float], ixx: float, iyy: float, izz: float) -> str:
@@ -285,3 +488,123 @@ def gripper_urdf(finger_length: float, finger_width: float, max_opening: float, 
         )
     parts.append("</robot>")
     return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# A user's bare mesh (an object for grasp)
+
+MESH_SUFFIXES = (".obj", ".stl")
+
+
+def read_mesh(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (V, 3, in the file's units) and triangles (F, 3, vertex indices) of an OBJ or
+    STL (ASCII or binary) file; polygons are split into triangle fans. ``MetarobotError`` names
+    what is wrong with the file."""
+    path = Path(path)
+    if path.suffix.lower() not in MESH_SUFFIXES:
+        raise MetarobotError(f"mesh {path} must be an .obj or .stl file")
+    if not path.exists():
+        raise MetarobotError(f"cannot read mesh {path}: no such file")
+    if not path.is_file():  # a FIFO or device would block the reader forever
+        raise MetarobotError(f"cannot read mesh {path}: not a regular file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MetarobotError(f"cannot read mesh {path}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix.lower() == ".obj":
+            vertices, faces = _parse_obj(data.decode(errors="replace"))
+        else:
+            vertices, faces = _parse_stl(data)
+    except (ValueError, IndexError) as exc:
+        raise MetarobotError(f"mesh {path} does not parse: {exc}") from None
+    if len(faces) < 4 or not np.isfinite(vertices).all():
+        raise MetarobotError(f"mesh {path} has {len(faces)} triangles; a solid needs at least 4")
+    return vertices, faces
+
+
+def _parse_obj(text: str) -> tuple[np.ndarray, np.ndarray]:
+    vertices: list[list[float]] = []
+    faces: list[list[int]] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "v":
+            vertices.append([float(v) for v in parts[1:4]])
+        elif parts[0] == "f":
+            idx = [int(tok.split("/")[0]) for tok in parts[1:]]
+            idx = [i - 1 if i > 0 else len(vertices) + i for i in idx]
+            faces += [[idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1)]
+    v, f = np.asarray(vertices, dtype=float).reshape(-1, 3), np.asarray(faces, dtype=int).reshape(-1, 3)
+    if len(f) and (f.min() < 0 or f.max() >= len(v)):
+        raise ValueError("a face refers to a vertex that does not exist")
+    return v, f
+
+
+def _parse_stl(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    if data[:5] == b"solid" and b"facet" in data[:1000]:
+        nums = [
+            [float(x) for x in line.split()[1:4]]
+            for line in data.decode(errors="replace").splitlines()
+            if line.strip().startswith("vertex")
+        ]
+        tri = np.asarray(nums, dtype=float).reshape(-1, 3, 3)
+    else:
+        if len(data) < 84:
+            raise ValueError("too short for a binary STL")
+        n = int(np.frombuffer(data[80:84], dtype="<u4")[0])
+        if len(data) < 84 + 50 * n:
+            raise ValueError(f"binary STL announces {n} triangles but holds fewer")
+        rec = np.frombuffer(
+            data[84 : 84 + 50 * n], dtype=np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")])
+        )
+        tri = rec["v"].astype(float)
+    return tri.reshape(-1, 3), np.arange(len(tri) * 3).reshape(-1, 3)
+
+
+def mesh_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Enclosed volume (file units cubed) of a closed mesh (divergence theorem; 0 for a mesh
+    that encloses nothing)."""
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    return float(abs(np.einsum("ij,ij->i", a, np.cross(b, c)).sum()) / 6.0)
+
+
+def mesh_centroid(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Centre (file units) of the volume a closed mesh encloses (of its vertices when it
+    encloses none): where a uniform solid's centre of mass lies."""
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    signed = np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0
+    total = signed.sum()
+    if abs(total) < 1e-9 * max(float(np.ptp(vertices, axis=0).prod()), 1e-30):
+        return vertices.mean(0)
+    return (signed[:, None] * (a + b + c) / 4.0).sum(0) / total
+
+
+def mesh_is_convex(vertices: np.ndarray, faces: np.ndarray, tolerance: float = 0.05) -> bool:
+    """Whether every vertex lies behind every face's plane (within ``tolerance`` times the
+    mesh's size): a closed mesh with that property is its own convex hull, or near enough
+    (a soccer ball's 3% seams) that the hull stands in for it in contact."""
+    size = float(np.linalg.norm(vertices.max(0) - vertices.min(0))) or 1.0
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    normals = np.cross(b - a, c - a)
+    lengths = np.linalg.norm(normals, axis=1)
+    keep = lengths > 1e-6 * size * size  # slivers: their normals are numerical noise
+    normals, a = normals[keep] / lengths[keep, None], a[keep]
+    centre = vertices.mean(0)
+    # orient every normal outward from the centre (face winding in real files is unreliable)
+    flip = np.einsum("ij,ij->i", normals, a - centre) < 0
+    normals[flip] *= -1
+    for start in range(0, len(normals), 512):  # chunks keep memory small on big meshes
+        n, p0 = normals[start : start + 512], a[start : start + 512]
+        height = vertices @ n.T - np.einsum("ij,ij->i", n, p0)
+        if (height > tolerance * size).any():
+            return False
+    return True
+
+
+def write_obj(vertices: np.ndarray, faces: np.ndarray, path: Path) -> None:
+    """An OBJ file of the mesh (for V-HACD, which reads OBJ only)."""
+    lines = [f"v {x:.9g} {y:.9g} {z:.9g}" for x, y, z in vertices]
+    lines += [f"f {i + 1} {j + 1} {k + 1}" for i, j, k in faces]
+    path.write_text("\n".join(lines) + "\n")

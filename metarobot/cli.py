@@ -25,11 +25,12 @@ from metarobot.registry import family_names, get_family
 
 class _State:
     debug = False
+    log_handler: Any = None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(metarobot.__version__, prog_name="metarobot")
-@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors and PyBullet's own messages (stderr).")
 def cli(debug: bool) -> None:
     """Meta-train robot policies that adapt in a few gradient steps to unseen robots.
 
@@ -39,6 +40,23 @@ def cli(debug: bool) -> None:
       metarobot meta-train --family reach
     """
     _State.debug = debug
+    _debug_log(debug)
+
+
+def _debug_log(debug: bool) -> None:
+    """With ``--debug``, metarobot's log (PyBullet's C-level messages among it: envs/sim.py
+    keeps them off stdout) goes to stderr; one handler, replaced on each in-process call."""
+    import logging
+
+    logger = logging.getLogger("metarobot")
+    if _State.log_handler is not None:
+        logger.removeHandler(_State.log_handler)
+        _State.log_handler = None
+    if debug:
+        _State.log_handler = logging.StreamHandler(sys.stderr)
+        _State.log_handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logger.addHandler(_State.log_handler)
+    logger.setLevel(logging.DEBUG if debug else logging.NOTSET)
 
 
 @cli.command()
@@ -215,6 +233,20 @@ def algorithms() -> None:
 # adapt / evaluate / render: a meta-policy and one or more robots
 
 
+_OBJECT_MESH_OPTIONS = [
+    click.option(
+        "--object-mesh",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="grasp: your own object as a bare mesh (.obj or .stl); give --object-mass or --object-density.",
+    ),
+    click.option("--object-mass", type=float, help="grasp: mass (kg) of --object-mesh."),
+    click.option(
+        "--object-density", type=float, help="grasp: density (kg/m^3) of --object-mesh (mass = density x volume)."
+    ),
+    click.option("--object-scale", type=float, help="grasp: metres per unit of --object-mesh [default: 1]."),
+]
+
+
 def _task_options(fn: Any) -> Any:
     options = [
         click.option("--family", help="Task family [default: the checkpoint's]."),
@@ -246,7 +278,11 @@ def _task_options(fn: Any) -> Any:
             type=click.Path(path_type=Path, dir_okay=False),
             help="grasp: your own object as a single-body URDF file (the gripper of test task 0).",
         ),
-        click.option("--ee-link", help="reach: end-effector link of --urdf [default: last link]."),
+        *_OBJECT_MESH_OPTIONS,
+        click.option(
+            "--ee-link",
+            help="reach: end-effector link of --urdf [default: deepest link of the longest revolute chain].",
+        ),
         click.option(
             "--left-wheels",
             help="navigate: comma-separated left wheel joints of --urdf [default: found from the URDF].",
@@ -282,7 +318,7 @@ def _load_learner(family: str | None, checkpoint: Path | None, workers: int, dev
 
 
 def _pick_task(
-    learner: Any,
+    family: Any,
     split: str,
     index: int,
     task_file: Path | None,
@@ -291,11 +327,22 @@ def _pick_task(
     left_wheels: str | None = None,
     right_wheels: str | None = None,
     object_urdf: Path | None = None,
+    object_mesh: Path | None = None,
+    object_mass: float | None = None,
+    object_density: float | None = None,
+    object_scale: float | None = None,
 ) -> Any:
-    family = learner.family
+    mesh_given = {"--object-mass": object_mass, "--object-density": object_density, "--object-scale": object_scale}
+    if object_mesh is None and any(v is not None for v in mesh_given.values()):
+        stray = [name for name, value in mesh_given.items() if value is not None]
+        raise MetarobotError(f"{', '.join(stray)} only apply together with --object-mesh")
+    if sum(v is not None for v in (urdf, object_urdf, object_mesh)) > 1:
+        raise MetarobotError("give one of --urdf, --object-urdf and --object-mesh")
+    if object_mesh is not None:
+        return family.task_from_object_mesh(
+            object_mesh, mass=object_mass, density=object_density, scale=1.0 if object_scale is None else object_scale
+        )
     if object_urdf is not None:
-        if urdf is not None:
-            raise MetarobotError("give --urdf or --object-urdf, not both")
         return family.task_from_object_urdf(object_urdf)
     given = {"--ee-link": ee_link, "--left-wheels": left_wheels, "--right-wheels": right_wheels}
     if urdf is None:
@@ -317,6 +364,25 @@ def _pick_task(
     if task_file is not None:
         return family.task_from_json_file(task_file)
     return family.task(split, index)
+
+
+def _report_file_task(family: Any, task: Any, as_json: bool = False, err: bool = True) -> None:
+    """What was read from the user's robot or object file (nothing for a generated task)."""
+    if not (
+        getattr(task, "urdf_path", None) or getattr(task, "object_urdf", None) or getattr(task, "object_mesh", None)
+    ):
+        return
+    desc = family.describe(task)
+    if as_json:
+        click.echo(json.dumps(desc, indent=2), err=err)
+        return
+    for key, value in desc.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            click.echo(f"{key}:", err=err)
+            for row in value:
+                click.echo("  " + "  ".join(f"{k}={v}" for k, v in row.items()), err=err)
+        else:
+            click.echo(f"{key}: {value}", err=err)
 
 
 def _out_dir(out: Path | None, default: str) -> Path:
@@ -348,6 +414,10 @@ def adapt(
     task_file: Path | None,
     urdf: Path | None,
     object_urdf: Path | None,
+    object_mesh: Path | None,
+    object_mass: float | None,
+    object_density: float | None,
+    object_scale: float | None,
     ee_link: str | None,
     left_wheels: str | None,
     right_wheels: str | None,
@@ -368,7 +438,11 @@ def adapt(
     """
     learner, ckpt = _load_learner(family, checkpoint, workers, device)
     try:
-        task = _pick_task(learner, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf)
+        mesh = (object_mesh, object_mass, object_density, object_scale)
+        task = _pick_task(
+            learner.family, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh
+        )
+        _report_file_task(learner.family, task)
         out_dir = _out_dir(out, f"adapt-{learner.config.family}")
         k = learner.config.inner_steps if steps is None else steps
         n = episodes or learner.config.episodes_per_update
@@ -614,6 +688,10 @@ def render(
     task_file: Path | None,
     urdf: Path | None,
     object_urdf: Path | None,
+    object_mesh: Path | None,
+    object_mass: float | None,
+    object_density: float | None,
+    object_scale: float | None,
     ee_link: str | None,
     left_wheels: str | None,
     right_wheels: str | None,
@@ -641,7 +719,11 @@ def render(
 
     learner, ckpt = _load_learner(family, checkpoint, workers, device)
     try:
-        task = _pick_task(learner, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf)
+        mesh = (object_mesh, object_mass, object_density, object_scale)
+        task = _pick_task(
+            learner.family, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh
+        )
+        _report_file_task(learner.family, task)
         fam = learner.config.family
         if out is None:
             out = _out_dir(None, "videos") / f"render-{fam}-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
@@ -670,6 +752,50 @@ def render(
         )
     finally:
         learner.close()
+
+
+@cli.command()
+@click.option("--family", required=True, help="Task family the file is for (reach, navigate, grasp).")
+@click.option(
+    "--urdf", type=click.Path(path_type=Path, dir_okay=False), help="reach: an arm; navigate: a wheeled base."
+)
+@click.option("--object-urdf", type=click.Path(path_type=Path, dir_okay=False), help="grasp: a single-body object.")
+@_OBJECT_MESH_OPTIONS[0]
+@_OBJECT_MESH_OPTIONS[1]
+@_OBJECT_MESH_OPTIONS[2]
+@_OBJECT_MESH_OPTIONS[3]
+@click.option("--ee-link", help="reach: end-effector link [default: deepest link of the longest revolute chain].")
+@click.option("--left-wheels", help="navigate: comma-separated left wheel joints [default: found from the URDF].")
+@click.option("--right-wheels", help="navigate: comma-separated right wheel joints [default: found from the URDF].")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def inspect(
+    family: str,
+    urdf: Path | None,
+    object_urdf: Path | None,
+    object_mesh: Path | None,
+    object_mass: float | None,
+    object_density: float | None,
+    object_scale: float | None,
+    ee_link: str | None,
+    left_wheels: str | None,
+    right_wheels: str | None,
+    as_json: bool,
+) -> None:
+    """Print what metarobot understands of your robot or object file (chain, joints, end
+    effector, wheels, sizes, masses) without running a policy.
+
+    \b
+    Examples:
+      metarobot inspect --family reach --urdf panda.urdf
+      metarobot inspect --family navigate --urdf husky.urdf
+      metarobot inspect --family grasp --object-mesh mug.obj --object-mass 0.2
+    """
+    fam = get_family(family)
+    if urdf is None and object_urdf is None and object_mesh is None:
+        raise click.UsageError("give --urdf, --object-urdf or --object-mesh")
+    mesh = (object_mesh, object_mass, object_density, object_scale)
+    task = _pick_task(fam, "test", 0, None, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh)
+    _report_file_task(fam, task, as_json=as_json, err=False)
 
 
 def _limit_torch_threads() -> None:

@@ -61,7 +61,10 @@ class Task:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"family": self.family}
         for f in dataclasses.fields(self):
-            out[f.name] = _to_jsonable(getattr(self, f.name))
+            value = getattr(self, f.name)
+            if f.metadata.get("omit_default") and value == f.default:
+                continue  # a field only files set: absent, so generated tasks keep their digests
+            out[f.name] = _to_jsonable(value)
         return out
 
     def to_json(self) -> str:
@@ -90,6 +93,10 @@ class Task:
     def digest(self) -> str:
         """A stable content hash (hex) of the task, independent of the Python process."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+#: ``dataclasses.field`` metadata of a task field that only tasks read from a user's file set
+FILE_ONLY: dict[str, Any] = {"omit_default": True}
 
 
 def in_test_bucket(task: Task) -> bool:
@@ -239,6 +246,13 @@ class TaskFamily(ABC):
 
     def task_from_object_urdf(self, path: Path) -> Task:
         raise MetarobotError(f"family {self.name!r} does not take an object from a URDF file")
+
+    def task_from_object_mesh(self, path: Path, **options: Any) -> Task:
+        raise MetarobotError(f"family {self.name!r} does not take an object from a mesh file")
+
+    def describe(self, task: Task) -> dict[str, Any]:
+        """What was read from the user's file behind ``task`` (``metarobot inspect``)."""
+        raise MetarobotError(f"family {self.name!r} takes no robot or object from a file")
 
     def observation_space_example(self) -> Any:
         env = self.make_env(self.heldout_tasks("train", 1)[0])

@@ -150,7 +150,7 @@ def test_own_object_urdf_is_grasped_and_bad_files_are_rejected(fam, tmp_path):
         object_task_from_urdf(tmp_path / "missing.urdf")
     bad = tmp_path / "bad.urdf"
     bad.write_text("<robot><link name='a'>")
-    with pytest.raises(MetarobotError, match="cannot load"):
+    with pytest.raises(MetarobotError, match="does not parse"):
         object_task_from_urdf(bad)
     static = tmp_path / "static.urdf"
     static.write_text(_OBJ.replace('<mass value="0.15"/>', '<mass value="0"/>'))

@@ -37,10 +37,13 @@ def test_named_end_effector_and_fixed_joints_in_between(tmp_path):
     path.write_text(text)
     task = arm_task_from_urdf(path, ee_link="link2")
     assert task.ee_link == "link2" and task.n_joints == 3
-    with pytest.raises(MetarobotError, match="not on the arm's chain"):
+    with pytest.raises(MetarobotError, match="'gripper' is not a link of the file; links on candidate chains: link0, "):
         arm_task_from_urdf(path, ee_link="gripper")
-    with pytest.raises(MetarobotError, match="not after the last revolute joint"):
-        arm_task_from_urdf(path, ee_link="link1")
+    # a link part-way down: the arm is the chain to it (2 joints); the joint beyond is held still
+    short = arm_task_from_urdf(path, ee_link="link1")
+    assert short.n_joints == 2 and short.joint_names == ("joint0", "joint1")
+    with pytest.raises(MetarobotError, match="'base' cannot be used: no revolute joint"):
+        arm_task_from_urdf(path, ee_link="base")
 
 
 @pytest.mark.parametrize(
@@ -54,10 +57,10 @@ def test_named_end_effector_and_fixed_joints_in_between(tmp_path):
         (lambda t: t.replace('type="revolute"', 'type="prismatic"', 1), "prismatic"),
         (
             lambda t: t.replace(
-                '<joint name="ee_joint" type="fixed"><parent link="link3"/>',
-                '<joint name="ee_joint" type="fixed"><parent link="link1"/>',
+                '<joint name="joint3" type="revolute"><parent link="link2"/>',
+                '<joint name="joint3" type="revolute"><parent link="link9"/>',
             ),
-            "not a serial arm",
+            "names a link 'link9' that is not defined",
         ),
     ],
 )

@@ -1,0 +1,479 @@
+"""Robot and object files as people have them: branching wrists, mimic fingers, ROS-style
+fixed-joint roots, skid-steer bases on any horizontal axle, bare meshes; and every file that is
+refused, with its one-line reason (CLI: exit code 2, one ``Error:`` line, no traceback)."""
+
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+import pybullet as p
+import pytest
+from metarobot.envs.grasp import object_task_from_mesh, object_task_from_urdf
+from metarobot.envs.navigate import NavigateTask, wheel_layout, wheeled_task_from_urdf
+from metarobot.envs.reach import arm_task_from_urdf, describe_arm
+from metarobot.envs.urdf_builder import serial_arm_urdf
+from test_grasp import scripted_grasp
+
+import metarobot
+from metarobot.cli import main
+from metarobot.errors import MetarobotError
+
+_INERTIA = '<inertia ixx="1e-3" ixy="0" ixz="0" iyy="1e-3" iyz="0" izz="1e-3"/>'
+
+
+def _link(name: str, mass: float | None = 0.5, geometry: str = "", origin: str = "") -> str:
+    """A link; ``mass=None`` leaves out <inertial> (as frames in real files do)."""
+    inertial = f'<inertial><mass value="{mass}"/>{_INERTIA}</inertial>' if mass is not None else ""
+    shape = f"{origin}<geometry>{geometry}</geometry>"
+    body = f"<visual>{shape}</visual><collision>{shape}</collision>"
+    return f'<link name="{name}">{inertial}{body if geometry else ""}</link>'
+
+
+def _joint(name: str, kind: str, parent: str, child: str, xyz="0 0 0", axis="0 0 1", rpy="0 0 0", extra="") -> str:
+    limit = '<limit lower="-2" upper="2" effort="50" velocity="2"/>' if kind in ("revolute", "prismatic") else ""
+    return (
+        f'<joint name="{name}" type="{kind}"><parent link="{parent}"/><child link="{child}"/>'
+        f'<origin xyz="{xyz}" rpy="{rpy}"/><axis xyz="{axis}"/>{limit}{extra}</joint>'
+    )
+
+
+def _robot(*parts: str) -> str:
+    return '<?xml version="1.0"?>\n<robot name="test_robot">\n' + "\n".join(parts) + "\n</robot>\n"
+
+
+def _arm_with_gripper(chain_mimic: bool = False) -> str:
+    """Three revolute joints, then a wrist that branches: a tool frame with a tcp below it, a
+    camera, and two prismatic fingers, the right one mimicking the left (x2 + 5 mm)."""
+    rod = '<cylinder radius="0.02" length="0.2"/>'
+    up = '<origin xyz="0 0 0.1"/>'
+    finger_limit = '<limit lower="0.01" upper="0.04" effort="20" velocity="0.5"/>'
+    mimic = '<mimic joint="j1" multiplier="1" offset="0"/>' if chain_mimic else ""
+    return _robot(
+        _link("base", 1.0, '<box size="0.1 0.1 0.05"/>'),
+        _link("l1", 0.5, rod, up),
+        _link("l2", 0.5, rod, up),
+        _link("l3", 0.5, rod, up),
+        _link("tool_frame", None),
+        _link("tcp", None),
+        _link("camera", None),
+        _link("finger_left", 0.05, '<box size="0.01 0.01 0.04"/>'),
+        _link("finger_right", 0.05, '<box size="0.01 0.01 0.04"/>'),
+        _joint("j1", "revolute", "base", "l1", "0 0 0.05", "0 0 1"),
+        _joint("j2", "revolute", "l1", "l2", "0 0 0.2", "0 1 0", extra=mimic),
+        _joint("j3", "revolute", "l2", "l3", "0 0 0.2", "0 1 0"),
+        _joint("tool", "fixed", "l3", "tool_frame", "0 0 0.2"),
+        _joint("tcp_joint", "fixed", "tool_frame", "tcp", "0 0 0.05"),
+        _joint("camera_joint", "fixed", "l3", "camera", "0.03 0 0.15"),
+        _joint("finger_left_joint", "prismatic", "l3", "finger_left", "0 0.02 0.2", "0 1 0").replace(
+            '<limit lower="-2" upper="2" effort="50" velocity="2"/>', finger_limit
+        ),
+        _joint(
+            "finger_right_joint",
+            "prismatic",
+            "l3",
+            "finger_right",
+            "0 -0.02 0.2",
+            "0 -1 0",
+            extra='<mimic joint="finger_left_joint" multiplier="2" offset="0.005"/>',
+        ).replace('<limit lower="-2" upper="2" effort="50" velocity="2"/>', finger_limit.replace("0.01", "0")),
+    )
+
+
+def _ros_skid_steer(front_radius: float = 0.05, rear_radius: float = 0.06) -> str:
+    """A ROS-convention base: ``base_footprint`` (no inertial) -> fixed -> ``base_link``, four
+    wheels on ``base_link`` whose axles run along x (so the robot's forward is +y), the rear pair
+    bigger than the front."""
+    wheels = []
+    for name, x, y, r in (
+        ("wl_front", -0.13, 0.1, front_radius),
+        ("wl_rear", -0.13, -0.1, rear_radius),
+        ("wr_front", 0.13, 0.1, front_radius),
+        ("wr_rear", 0.13, -0.1, rear_radius),
+    ):
+        cyl = f'<cylinder radius="{r}" length="0.03"/>'
+        wheels.append(_link(name, 0.2, cyl, '<origin rpy="0 1.5708 0"/>'))
+        wheels.append(_joint(f"{name}_joint", "continuous", "base_link", name, f"{x} {y} {rear_radius - r}", "1 0 0"))
+    return _robot(
+        _link("base_footprint", None),
+        _link("base_link", 3.0, '<box size="0.2 0.3 0.05"/>', '<origin xyz="0 0 0.03"/>'),
+        _link("imu_link", None),
+        _joint("base_joint", "fixed", "base_footprint", "base_link", f"0 0 {rear_radius}"),
+        _joint("imu_joint", "fixed", "base_link", "imu_link", "0 0 0.05"),
+        *wheels,
+    )
+
+
+def _write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _cli(capfd, *args: str) -> tuple[int, str, str]:
+    """Run the console script's entry point in-process; exit code, stdout and stderr (at the
+    file-descriptor level, so PyBullet's C output would show)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capfd.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+def _empty_map(**changes) -> NavigateTask:
+    fam = metarobot.get_family("navigate")
+    task = fam.sample_tasks(1, "train", np.random.default_rng(11))[0]
+    base = dict(start_yaw=0.0, goal_x=1.0, goal_y=0.0, obstacle_kinds=(), obstacle_xy=(), obstacle_sizes=())
+    base.update(obstacle_yaws=(), floor_friction=0.9, wheel_friction=1.0)
+    base.update(changes)
+    return dataclasses.replace(task, **base)
+
+
+# ---------------------------------------------------------------------------------------------
+# arms
+
+
+def test_branching_wrist_with_mimic_fingers_is_a_three_joint_arm(tmp_path):
+    path = _write(tmp_path, "arm.urdf", _arm_with_gripper())
+    task = arm_task_from_urdf(path)
+    # deepest link of the longest revolute chain: the tcp below the tool frame
+    assert task.ee_link == "tcp" and task.n_joints == 3 and task.joint_names == ("j1", "j2", "j3")
+    assert task.link_lengths == pytest.approx((0.2, 0.2, 0.25))  # joint origins, then the tcp
+    assert task.joint_axes == ("0 0 1", "0 1 0", "0 1 0")
+    assert task.joint_limits == pytest.approx((2.0, 2.0, 2.0)) and task.joint_efforts == (50.0, 50.0, 50.0)
+    # the last joint moves its link and everything hanging off it: 0.5 + 2 x 0.05 kg
+    assert task.link_masses == pytest.approx((0.5, 0.5, 0.6))
+    desc = describe_arm(task)
+    assert desc["held_still"] == ["finger_left_joint", "finger_right_joint (mimics finger_left_joint)"]
+    env = metarobot.make_env(task)
+    try:
+        c = env.sim.client
+        names = {
+            p.getJointInfo(env.robot, i, physicsClientId=c)[1].decode(): i
+            for i in range(p.getNumJoints(env.robot, physicsClientId=c))
+        }
+        obs, info = env.reset(seed=0)
+        tip0 = obs[28:31].copy()
+        for _ in range(30):
+            obs, reward, *_ = env.step(np.array([1.0, 0.5, -0.5, 1, 1, 1, 1]))
+        assert np.linalg.norm(obs[28:31] - tip0) > 0.1  # the chain moves the tip
+        q = [
+            p.getJointState(env.robot, names[n], physicsClientId=c)[0]
+            for n in ("finger_left_joint", "finger_right_joint")
+        ]
+        # fingers held: the left at 0 clamped into [0.01, 0.04], the right at 2 x that + 5 mm
+        assert q == pytest.approx([0.01, 0.025], abs=2e-3)
+    finally:
+        env.close()
+
+
+def test_revolute_gripper_fingers_are_not_taken_for_arm_joints(tmp_path):
+    # xArm-style: the fingers turn on revolute joints, one driving and the other mimicking it;
+    # the longest revolute chain runs into a finger, but the arm ends at the wrist's tcp
+    text = _arm_with_gripper().replace('type="prismatic"', 'type="revolute"')
+    task = arm_task_from_urdf(_write(tmp_path, "arm.urdf", text))
+    assert task.ee_link == "tcp" and task.joint_names == ("j1", "j2", "j3")
+    with pytest.raises(MetarobotError, match="'finger_left_joint' on its chain drives mimic joints"):
+        arm_task_from_urdf(tmp_path / "arm.urdf", ee_link="finger_left")
+
+
+def test_a_link_part_way_down_is_an_arm_of_its_own(tmp_path):
+    path = _write(tmp_path, "arm.urdf", _arm_with_gripper())
+    task = arm_task_from_urdf(path, ee_link="l2")
+    assert task.n_joints == 2 and task.joint_names == ("j1", "j2")
+    env = metarobot.make_env(task)
+    try:
+        obs, _ = env.reset(seed=1)
+        assert obs[21:28].tolist() == [1, 1, 0, 0, 0, 0, 0]
+    finally:
+        env.close()
+
+
+def test_goals_lie_within_half_of_each_joints_range_around_its_centre(tmp_path):
+    # one joint whose range does not contain 0: goals and starts are drawn around its centre
+    text = serial_arm_urdf([0.2, 0.2], ["z", "y"], [0.5, 0.5], [0.1, 0.1], [2.5, 2.5], [60, 60])
+    text = text.replace('lower="-2.5" upper="2.5"', 'lower="0.5" upper="1.5"', 1)
+    task = arm_task_from_urdf(_write(tmp_path, "arm.urdf", text))
+    assert task.joint_centres == pytest.approx((1.0, 0.0)) and task.joint_limits == pytest.approx((0.5, 2.5))
+    env = metarobot.make_env(task)
+    try:
+        c = env.sim.client
+        for seed in range(5):
+            env.reset(seed=seed)
+            q0 = p.getJointState(env.robot, env._joints[0], physicsClientId=c)[0]
+            assert 0.9 <= q0 <= 1.1  # start: centre +/- 0.1 of the half range
+    finally:
+        env.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# wheeled bases
+
+
+def test_ros_skid_steer_with_a_fixed_joint_root_and_x_axles(tmp_path):
+    path = _write(tmp_path, "base.urdf", _ros_skid_steer())
+    layout = wheel_layout(path)
+    assert set(layout.left) == {"wl_front_joint", "wl_rear_joint"} and set(layout.right) == {
+        "wr_front_joint",
+        "wr_rear_joint",
+    }
+    assert layout.heading_offset == pytest.approx(math.pi / 2)  # axles along x: forward is +y
+    task = wheeled_task_from_urdf(path, map_from=_empty_map(goal_x=-1.0))  # the goal behind it
+    radii = dict(zip(task.left_wheels + task.right_wheels, task.wheel_radii))
+    assert radii == {"wl_front_joint": 0.05, "wl_rear_joint": 0.06, "wr_front_joint": 0.05, "wr_rear_joint": 0.06}
+    assert task.chassis_mass == pytest.approx(3.8)  # the file's masses, not a template's
+    assert task.track_width == pytest.approx(0.26, abs=1e-3) and task.heading_offset == pytest.approx(
+        math.pi / 2, abs=1e-3
+    )
+    env = metarobot.make_env(task)
+    try:
+        env.reset(seed=0)
+        target0 = env.camera()["target"]
+        for _ in range(20):
+            env.step(np.array([0.8, 0.8]))
+        x, y, yaw, *_ = env._state()
+        assert x > 0.25 and abs(y) < 0.1 and abs(yaw) < 0.2  # forward, along its start heading (0)
+        # driving away from the map, it stays in the render camera's view: the camera follows
+        assert env.camera()["target"][0] > target0[0] + 0.1
+        env.reset(seed=0)
+        for _ in range(20):
+            env.step(np.array([-0.8, 0.8]))
+        assert env._state()[2] > 0.3  # left side backward, right forward: it turns left
+    finally:
+        env.close()
+
+
+def test_diff_drive_with_unequal_wheels_drives_straight(tmp_path):
+    parts = [
+        _link("base_link", 2.0, '<box size="0.25 0.16 0.04"/>', '<origin xyz="0 0 0.02"/>'),
+        _link("left", 0.1, '<cylinder radius="0.04" length="0.02"/>', '<origin rpy="1.5708 0 0"/>'),
+        _link("right", 0.1, '<cylinder radius="0.05" length="0.02"/>', '<origin rpy="1.5708 0 0"/>'),
+        _link("front_caster", 0.02, '<sphere radius="0.02"/>'),
+        _link("rear_caster", 0.02, '<sphere radius="0.02"/>'),
+        _joint("left_joint", "continuous", "base_link", "left", "0 0.1 -0.01", "0 1 0"),
+        _joint("right_joint", "continuous", "base_link", "right", "0 -0.1 0", "0 1 0"),
+        _joint("fc", "fixed", "base_link", "front_caster", "0.1 0 -0.03"),
+        _joint("rc", "fixed", "base_link", "rear_caster", "-0.1 0 -0.03"),
+    ]
+    task = wheeled_task_from_urdf(_write(tmp_path, "diff.urdf", _robot(*parts)), map_from=_empty_map())
+    assert task.wheel_radii == (0.04, 0.05)
+    env = metarobot.make_env(task)
+    try:
+        env.reset(seed=0)
+        for _ in range(25):
+            env.step(np.array([0.7, 0.7]))
+        x, y, yaw, *_ = env._state()
+        # the same rim speed on both wheels: straight on (uncompensated it turns ~34 degrees here)
+        assert x > 0.3 and abs(yaw) < 0.12
+    finally:
+        env.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# objects
+
+_CUBE_V = [(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
+_CUBE_F = [(1, 3, 4, 2), (5, 6, 8, 7), (1, 2, 6, 5), (3, 7, 8, 4), (1, 5, 7, 3), (2, 4, 8, 6)]
+
+
+def _obj(vertices, faces) -> str:
+    return "\n".join([f"v {x} {y} {z}" for x, y, z in vertices] + ["f " + " ".join(map(str, f)) for f in faces]) + "\n"
+
+
+def _staple(half: float = 1.0) -> tuple[list, list]:
+    """A U-shaped solid (not convex) from three boxes' worth of outline: a closed 2-D U
+    extruded along y."""
+    outline = [(-3, 0), (3, 0), (3, 4), (2, 4), (2, 1), (-2, 1), (-2, 4), (-3, 4)]
+    n = len(outline)
+    vertices = [(x * half, -half, z * half) for x, z in outline] + [(x * half, half, z * half) for x, z in outline]
+    faces = [(i + 1, (i + 1) % n + 1, (i + 1) % n + n + 1, i + n + 1) for i in range(n)]
+    faces += [(1, 2, 5, 6), (2, 3, 4, 5), (1, 6, 7, 8)]  # front face of the U (convex pieces)
+    faces += [(n + 1, n + 6, n + 5, n + 2), (n + 2, n + 5, n + 4, n + 3), (n + 1, n + 8, n + 7, n + 6)]
+    return vertices, faces
+
+
+def test_a_bare_convex_mesh_is_an_object_that_can_be_grasped(tmp_path, monkeypatch):
+    monkeypatch.setenv("METAROBOT_CACHE_DIR", str(tmp_path / "cache"))
+    path = _write(tmp_path, "cube.obj", _obj(_CUBE_V, _CUBE_F))
+    fam = metarobot.get_family("grasp")
+    gripper = dataclasses.replace(
+        fam.sample_tasks(1, "train", np.random.default_rng(0))[0],
+        grip_force=30.0, pad_friction=1.0, max_opening=0.1, finger_length=0.06, object_x=0.0, object_y=0.0,
+    )  # fmt: skip
+    task = object_task_from_mesh(path, density=500.0, scale=0.02, gripper_from=gripper)
+    assert task.object_shape == "mesh" and task.object_mass == pytest.approx(500.0 * 0.04**3)
+    assert task.object_size == pytest.approx(0.02, abs=2e-3) and task.object_height == pytest.approx(0.04, abs=4e-3)
+    assert fam.describe(task)["collision"] == "convex (its own hull)"
+    assert not (tmp_path / "cache" / "vhacd").exists()  # nothing to decompose
+    env = fam.make_env(task)
+    try:
+        assert scripted_grasp(env, task)["is_success"]
+    finally:
+        env.close()
+
+
+def test_a_non_convex_mesh_is_decomposed_once_and_cached(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("METAROBOT_CACHE_DIR", str(cache))
+    path = _write(tmp_path, "staple.obj", _obj(*_staple()))
+    task = object_task_from_mesh(path, mass=0.1, scale=0.01)
+    assert task.object_height == pytest.approx(0.04, abs=4e-3)
+    assert metarobot.get_family("grasp").describe(task)["collision"] == "not convex: V-HACD decomposition"
+    parts = list((cache / "vhacd").glob("*.obj"))
+    assert len(parts) == 1 and sum(line.startswith("o ") for line in parts[0].read_text().splitlines()) >= 2
+    stamp = parts[0].stat().st_mtime_ns
+    object_task_from_mesh(path, mass=0.1, scale=0.01)
+    assert parts[0].stat().st_mtime_ns == stamp  # reused, not recomputed
+
+
+def _triangles(vertices, faces) -> np.ndarray:
+    v = np.asarray(vertices, dtype=float)
+    return np.array([[v[f[0] - 1], v[f[k] - 1], v[f[k + 1] - 1]] for f in faces for k in range(1, len(f) - 1)])
+
+
+def test_stl_meshes_binary_and_ascii(tmp_path, monkeypatch):
+    monkeypatch.setenv("METAROBOT_CACHE_DIR", str(tmp_path / "cache"))
+    tri = _triangles(*_staple())  # not convex: converted to OBJ for V-HACD, then decomposed
+    record = np.zeros(len(tri), dtype=np.dtype([("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")]))
+    record["v"] = tri
+    binary = tmp_path / "staple.stl"
+    binary.write_bytes(b"\0" * 80 + np.uint32(len(tri)).tobytes() + record.tobytes())
+    task = object_task_from_mesh(binary, mass=0.1, scale=0.01)
+    assert task.object_height == pytest.approx(0.04) and task.object_size == pytest.approx(0.01)
+    assert metarobot.get_family("grasp").describe(task)["collision"] == "not convex: V-HACD decomposition"
+    cube = _triangles(_CUBE_V, _CUBE_F)
+    facets = "".join(
+        "facet normal 0 0 0\nouter loop\n" + "".join(f"vertex {x} {y} {z}\n" for x, y, z in t) + "endloop\nendfacet\n"
+        for t in cube
+    )
+    ascii_stl = _write(tmp_path, "cube.stl", f"solid cube\n{facets}endsolid cube\n")
+    task = object_task_from_mesh(ascii_stl, mass=0.1, scale=0.02)
+    assert task.object_size == pytest.approx(0.02) and metarobot.get_family("grasp").describe(task)["collision"] == (
+        "convex (its own hull)"
+    )
+
+
+def test_an_object_urdf_of_links_joined_by_fixed_joints_is_one_body(tmp_path):
+    box = '<box size="0.04 0.04 0.04"/>'
+    text = _robot(
+        _link("body", 0.1, box), _link("handle", 0.02, '<box size="0.01 0.01 0.03"/>'),
+        _joint("weld", "fixed", "body", "handle", "0 0 0.035"),
+    ).replace('<link name="body">', '<link name="body"><contact><lateral_friction value="0.6"/></contact>')  # fmt: skip
+    task = object_task_from_urdf(_write(tmp_path, "obj.urdf", text))
+    assert task.object_shape == "urdf" and task.object_mass == pytest.approx(0.12) and task.object_friction == 0.6
+    assert task.object_height == pytest.approx(0.07, abs=5e-3)  # body -2..2 cm, handle 2..5 cm
+
+
+# ---------------------------------------------------------------------------------------------
+# the CLI: inspect, clean stdout, and every refusal as one line
+
+
+def test_inspect_prints_what_was_read_and_pybullet_stays_off_stdout(tmp_path, capfd):
+    path = _write(tmp_path, "base.urdf", _ros_skid_steer())
+    code, out, err = _cli(capfd, "inspect", "--family", "navigate", "--urdf", str(path))
+    assert code == 0, err
+    assert "drive: skid-steer (2 wheels a side)" in out and "root_link: base_footprint" in out
+    assert "'wl_rear_joint': 0.06" in out and "mass_kg: 3.8" in out
+    assert "b3Warning" not in out + err  # base_footprint and imu_link have no inertial data
+    code, out, err = _cli(capfd, "--debug", "inspect", "--family", "navigate", "--urdf", str(path))
+    assert code == 0 and "b3Warning" not in out and "No inertial data" in err  # --debug shows them, on stderr
+    arm = _write(tmp_path, "arm.urdf", _arm_with_gripper())
+    code, out, _ = _cli(capfd, "inspect", "--family", "reach", "--urdf", str(arm))
+    assert code == 0 and "ee_link: tcp" in out and "held_still: ['finger_left_joint'" in out
+    code, out, _ = _cli(capfd, "inspect", "--family", "reach", "--urdf", str(arm), "--json")
+    chain = json.loads(out)["chain"]
+    assert code == 0 and [row["joint"] for row in chain] == ["j1", "j2", "j3"]
+    assert chain[2]["range_rad"] == [-2.0, 2.0] and chain[2]["mass_moved_kg"] == 0.6
+
+
+def _refusal_cases(tmp_path):
+    arm = _arm_with_gripper()
+    rail = _robot(
+        _link("base"), _link("carriage"), _link("l1"), _link("l2"),
+        _joint("rail", "prismatic", "base", "carriage", axis="1 0 0"),
+        _joint("j1", "revolute", "carriage", "l1"), _joint("j2", "revolute", "l1", "l2", "0 0 0.2", "0 1 0"),
+    )  # fmt: skip
+    loop = arm.replace("</robot>", _joint("closing", "revolute", "l1", "l3", "0 0 0.3") + "</robot>")
+    fifo = tmp_path / "pipe.obj"
+    os.mkfifo(fifo)
+    fifo_urdf = tmp_path / "pipe.urdf"
+    os.mkfifo(fifo_urdf)
+    w = lambda name, text: str(_write(tmp_path, name, text))  # noqa: E731
+    long_arm = serial_arm_urdf([0.1] * 8, ["z"] + ["y"] * 7, [0.3] * 8, [0.1] * 8, [2.0] * 8, [60] * 8)
+    cube = w("cube.obj", _obj(_CUBE_V, _CUBE_F))
+    jointed = _robot(
+        _link("a", 0.1, '<box size="0.04 0.04 0.04"/>'), _link("b", 0.1), _joint("hinge", "revolute", "a", "b")
+    )
+    xacro = arm.replace('<robot name="test_robot">', '<robot name="x" xmlns:xacro="http://www.ros.org/wiki/xacro">')
+    xacro = xacro.replace("</robot>", '<xacro:include filename="more.xacro"/></robot>')
+    missing_mesh = arm.replace('<box size="0.1 0.1 0.05"/>', '<mesh filename="meshes/base.stl"/>')
+    return [
+        (["inspect", "--family", "reach", "--urdf", w("rail.urdf", rail)], "joint 'rail' on its chain is prismatic"),
+        (["inspect", "--family", "reach", "--urdf", w("arm.urdf.xacro", xacro)], "is a xacro file, not URDF"),
+        (
+            ["inspect", "--family", "reach", "--urdf", w("nomesh.urdf", missing_mesh)],
+            "(missing mesh file(s): meshes/base.stl)",
+        ),
+        (["inspect", "--family", "reach", "--urdf", w("loop.urdf", loop)], "closed loop: link 'l3' is the child of"),
+        (["inspect", "--family", "reach", "--urdf", w("long.urdf", long_arm)], "has 8 revolute joints; at most 7"),
+        (
+            ["inspect", "--family", "reach", "--urdf", w("mimic.urdf", _arm_with_gripper(chain_mimic=True))],
+            "joint 'j2' on its chain mimics 'j1'",
+        ),
+        (
+            ["inspect", "--family", "reach", "--urdf", w("arm.urdf", arm), "--ee-link", "gripper"],
+            "'gripper' is not a link of the file; links on candidate chains: l1, l2, l3, tool_frame, tcp, camera",
+        ),
+        (
+            ["inspect", "--family", "reach", "--urdf", w("arm2.urdf", arm), "--ee-link", "finger_left"],
+            "'finger_left' cannot be used: joint 'finger_left_joint' on its chain is prismatic",
+        ),
+        (
+            ["inspect", "--family", "reach", "--urdf", w("base.urdf", _ros_skid_steer())],
+            "looks like a wheeled base (wheel joints",
+        ),
+        (["inspect", "--family", "navigate", "--urdf", w("arm3.urdf", arm)], "found no left wheel"),
+        (["inspect", "--family", "navigate", "--urdf", str(fifo_urdf)], "not a regular file"),
+        (
+            ["inspect", "--family", "grasp", "--object-mesh", cube],
+            "needs its mass: give --object-mass KG or --object-density",
+        ),
+        (
+            ["inspect", "--family", "grasp", "--object-mesh", cube, "--object-mass", "1", "--object-density", "100"],
+            "needs its mass: give --object-mass KG or --object-density KG/M3 (one)",
+        ),
+        (["inspect", "--family", "grasp", "--object-mesh", cube, "--object-mass", "0.1"], "give --object-scale"),
+        (["inspect", "--family", "grasp", "--object-mesh", str(fifo), "--object-mass", "0.1"], "not a regular file"),
+        (
+            ["inspect", "--family", "grasp", "--object-mesh", w("cube.ply", "ply"), "--object-mass", "0.1"],
+            "must be an .obj or .stl file",
+        ),
+        (
+            ["inspect", "--family", "grasp", "--object-urdf", cube, "--object-mass", "0.1"],
+            "only apply together with --object-mesh",
+        ),
+        (
+            ["inspect", "--family", "grasp", "--object-urdf", w("jointed.urdf", jointed)],
+            "must be a single body; it has movable joints ['hinge']",
+        ),
+        (
+            ["inspect", "--family", "navigate", "--object-mesh", cube, "--object-mass", "0.1"],
+            "does not take an object from a mesh",
+        ),
+    ]
+
+
+def test_every_refused_file_is_one_error_line_with_exit_code_2(tmp_path, capfd):
+    for args, message in _refusal_cases(tmp_path):
+        code, out, err = _cli(capfd, *args)
+        lines = err.strip().splitlines()
+        assert code == 2, (args, err)
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], (args, err)
+        assert "Traceback" not in err and out == "", (args, out)
+
+
+def test_library_refusals_name_the_reason(tmp_path):
+    with pytest.raises(MetarobotError, match="cannot read URDF .*: not a regular file"):
+        fifo = tmp_path / "arm.urdf"
+        os.mkfifo(fifo)
+        arm_task_from_urdf(fifo)
