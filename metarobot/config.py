@@ -63,6 +63,11 @@ class MetaConfig:
         "(training only; 0 turns it off).",
     )
     context_aux_steps: int = setting(20, "proto: extra supervised steps of the hidden-parameter head per iteration.")
+    init_from: str | None = setting(
+        None,
+        "Start the meta-parameters from this checkpoint's policy (e.g. maml warm-started from the multitask "
+        "policy: policies/pretrained/reach-multitask.pt); same architecture required.",
+    )
     safe_adaptation: bool = setting(
         True,
         "Test-time updates: keep an update only if its episodes returned at least as much as the "

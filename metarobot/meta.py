@@ -119,6 +119,18 @@ class MetaLearner:
         self.env_steps = 0
         self.history: list[dict[str, Any]] = []
         self._sampler = sampler_instance
+        if cfg.init_from:
+            self._warm_start(Path(cfg.init_from))
+
+    def _warm_start(self, path: Path) -> None:
+        """Meta-parameters from another checkpoint's policy (its optimiser state is not taken)."""
+        data = read_checkpoint(path)
+        try:
+            self.policy.load_state_dict(data["policy_state"])
+        except (RuntimeError, KeyError) as exc:
+            raise MetarobotError(
+                f"--init-from {path} holds a policy of another shape: {str(exc).splitlines()[0]}"
+            ) from None
 
     # -- what an algorithm defines ----------------------------------------------------------
     @property
@@ -412,7 +424,9 @@ class MetaLearner:
             else MetaConfig.from_dict(data["config"])
         )
         make = MetaLearner if not cls.name else cls
-        learner = make(cfg, sampler_instance=sampler_instance)
+        # the checkpoint holds the parameters: no warm start from a file that may be gone
+        learner = make(cfg.replace(init_from=None), sampler_instance=sampler_instance)
+        learner.config = cfg
         try:
             learner.policy.load_state_dict(data["policy_state"])
             learner.optimizer.load_state_dict(data["optimizer_state"])

@@ -340,3 +340,18 @@ def test_an_actor_that_keeps_dying_is_a_clear_error_not_a_hang(local_ray):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_maml_warm_started_from_a_multitask_policy(tmp_path):
+    with MetaLearner(algo="multitask", **TINY) as mt:
+        mt.step()
+        mt.save(tmp_path / "mt.pt")
+        start = mt.meta_state()
+    with MetaLearner(algo="maml", init_from=str(tmp_path / "mt.pt"), **TINY) as warm:
+        for k, v in start.items():
+            assert torch.equal(warm.meta_state()[k], v)
+        warm.save(tmp_path / "warm.pt")
+    (tmp_path / "mt.pt").unlink()  # a saved run no longer needs the file it started from
+    MetaLearner.load(tmp_path / "warm.pt").close()
+    with pytest.raises(MetarobotError, match="holds a policy of another shape"):
+        MetaLearner(algo="maml", init_from=str(tmp_path / "warm.pt"), **{**TINY, "hidden_sizes": (16,)})
