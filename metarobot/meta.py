@@ -83,6 +83,7 @@ class MetaLearner:
     updates_parameters: ClassVar[bool] = True
 
     def __new__(cls, config: MetaConfig | None = None, *args: Any, **settings: Any) -> MetaLearner:
+        settings.pop("restoring", None)
         algo = settings.get("algo") or (config.algo if config is not None else cls.name or MetaConfig().algo)
         if cls.name:
             if algo != cls.name:
@@ -93,8 +94,15 @@ class MetaLearner:
         return super().__new__(get_algorithm(str(algo)))
 
     def __init__(
-        self, config: MetaConfig | None = None, *, sampler_instance: Sampler | None = None, **settings: Any
+        self,
+        config: MetaConfig | None = None,
+        *,
+        sampler_instance: Sampler | None = None,
+        restoring: bool = False,
+        **settings: Any,
     ) -> None:
+        #: True while ``load`` rebuilds a learner whose parameters come from a checkpoint
+        self.restoring = restoring
         if config is None:
             settings.setdefault("algo", self.name)
             config = MetaConfig.resolve(settings)
@@ -119,7 +127,7 @@ class MetaLearner:
         self.env_steps = 0
         self.history: list[dict[str, Any]] = []
         self._sampler = sampler_instance
-        if cfg.init_from:
+        if cfg.init_from and not restoring:
             self._warm_start(Path(cfg.init_from))
 
     def _warm_start(self, path: Path) -> None:
@@ -425,8 +433,7 @@ class MetaLearner:
         )
         make = MetaLearner if not cls.name else cls
         # the checkpoint holds the parameters: no warm start from a file that may be gone
-        learner = make(cfg.replace(init_from=None), sampler_instance=sampler_instance)
-        learner.config = cfg
+        learner = make(cfg, sampler_instance=sampler_instance, restoring=True)
         try:
             learner.policy.load_state_dict(data["policy_state"])
             learner.optimizer.load_state_dict(data["optimizer_state"])
@@ -444,7 +451,7 @@ class MetaLearner:
     def load_as(self, **overrides: Any) -> MetaLearner:
         """A copy of this learner (same class, parameters and extra state) with settings changed,
         e.g. ``load_as(ppo_lr=3e-4)`` for a test-time routine of another step size."""
-        learner = type(self)(self.config.replace(**overrides))
+        learner = type(self)(self.config.replace(**overrides), restoring=True)
         learner.policy.load_state_dict(self.meta_state())
         learner.load_extra_state(self.extra_state())
         learner.iteration, learner.env_steps = self.iteration, self.env_steps

@@ -57,7 +57,7 @@ TINY_CLI = [
 
 # -- registry --------------------------------------------------------------------------------
 def test_builtin_algorithms_are_classes_of_their_own():
-    assert algorithm_names()[:4] == ["maml", "fomaml", "reptile", "multitask"]
+    assert algorithm_names()[:7] == ["maml", "fomaml", "reptile", "multitask", "proto", "oracle", "rma"]
     for name, cls in [("maml", MAML), ("fomaml", FOMAML), ("reptile", Reptile), ("multitask", Multitask)]:
         assert get_algorithm(name) is cls and cls.name == name
         assert getattr(metarobot, cls.__name__) is cls

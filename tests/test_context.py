@@ -160,3 +160,37 @@ def test_the_encoder_input_statistics_merge_like_one_big_batch():
     allx = torch.cat(parts)
     torch.testing.assert_close(enc.in_mean, allx.mean(0), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(enc.in_var, allx.var(0, unbiased=False), rtol=1e-4, atol=1e-4)
+
+
+def test_rma_keeps_the_teachers_policy_and_learns_to_estimate_the_hidden_parameters(tmp_path):
+    from metarobot.algorithms.rma import RMA
+    from metarobot.errors import MetarobotError
+
+    settings = {**TINY, "context_aux_steps": 5}
+    with Oracle(**{k: v for k, v in settings.items() if k != "context_aux_steps"}) as teacher:
+        teacher.step()
+        teacher.save(tmp_path / "oracle.pt")
+        taught = teacher.meta_state()
+    with pytest.raises(MetarobotError, match="rma needs --init-from"):
+        RMA(**settings)
+    with RMA(init_from=str(tmp_path / "oracle.pt"), **settings) as student:
+        for k, v in taught.items():
+            assert torch.equal(student.meta_state()[k], v)
+        row = student.step()
+        assert np.isfinite(row["aux_loss"])
+        for k, v in taught.items():  # the teacher's policy is not trained further
+            assert torch.equal(student.meta_state()[k], v)
+        task = student.family.heldout_tasks("test", 1)[0]
+        meta = student.meta_state()
+        assert np.all(student.job_context(task, meta) == 0)
+        (ro,) = student.sampler().run([student.make_job(task, meta, 2, seed=1)])
+        estimate = student.job_context(task, student.inner_update(meta, ro))
+        assert estimate.shape == (student.family.hidden_dim,) and np.any(estimate != 0)
+        student.save(tmp_path / "rma.pt")
+    (tmp_path / "oracle.pt").unlink()
+    loaded = MetaLearner.load(tmp_path / "rma.pt")
+    try:
+        assert type(loaded) is RMA
+        np.testing.assert_allclose(loaded.job_context(task, loaded.inner_update(meta, ro)), estimate, rtol=1e-5)
+    finally:
+        loaded.close()

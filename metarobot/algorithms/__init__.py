@@ -25,6 +25,7 @@ _BUILTIN: dict[str, str] = {
     "multitask": "metarobot.algorithms.multitask:Multitask",
     "proto": "metarobot.algorithms.proto:Proto",
     "oracle": "metarobot.algorithms.oracle:Oracle",
+    "rma": "metarobot.algorithms.rma:RMA",
 }
 _extra: dict[str, type[MetaLearner]] = {}
 
