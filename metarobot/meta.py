@@ -20,7 +20,6 @@ uninterrupted one exactly (CPU), whatever the number of workers.
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -39,6 +38,7 @@ from metarobot.family import Task
 from metarobot.policies import MaskedActorCriticPolicy
 from metarobot.registry import get_family
 from metarobot.sampling import Job, PolicySpec, Rollout, Sampler
+from metarobot.validation import check_inner_states, divergence_hook, validate_checkpoint
 
 CHECKPOINT_FORMAT = "metarobot-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -210,6 +210,7 @@ class MetaLearner:
                 res.env_steps += ro.env_steps
                 if k < steps:
                     states[i] = self.inner_update(states[i], ro, algo=algo, seed=job_seed(seed, 8_888, k, i))
+            check_inner_states(states, None, k)
             if progress is not None:
                 progress()
         for res, s in zip(results, states):
@@ -241,6 +242,7 @@ class MetaLearner:
         }
 
     # -- one meta-iteration -----------------------------------------------------------------
+    @divergence_hook
     def step(self) -> dict[str, Any]:
         """Run one meta-iteration; returns its metrics row."""
         cfg = self.config
@@ -261,6 +263,7 @@ class MetaLearner:
                     self.inner_update(s, ro, seed=job_seed(cfg.seed, self.iteration, k, i))
                     for i, (s, ro) in enumerate(zip(states, rollouts))
                 ]
+            check_inner_states(states, self.iteration + 1, k)
         stats = self._outer_update(phases, states, meta)
         steps = sum(ro.env_steps for ph in phases for ro in ph)
         self.env_steps += steps
@@ -436,11 +439,10 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
         raise MetarobotError(f"checkpoint {path} is corrupt or not a metarobot checkpoint") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise MetarobotError(f"{path} is not a metarobot checkpoint")
-    if int(data.get("version", 0)) > CHECKPOINT_VERSION:
+    if not isinstance(data.get("version", 0), int) or data.get("version", 0) > CHECKPOINT_VERSION:
         raise MetarobotError(f"checkpoint {path} was written by a newer metarobot (format {data['version']})")
     for key in ("config", "policy_state", "iteration"):
         if key not in data:
             raise MetarobotError(f"checkpoint {path} lacks {key!r}")
-    if not math.isfinite(float(data.get("env_steps", 0))):
-        raise MetarobotError(f"checkpoint {path} is corrupt")
+    validate_checkpoint(data, path)  # types and finiteness of every field
     return data

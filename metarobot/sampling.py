@@ -17,9 +17,12 @@ import dataclasses
 import multiprocessing as mp
 import os
 import signal
+import threading
+import time
 import traceback
+from multiprocessing import connection as mp_connection
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -185,26 +188,79 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
     )
 
 
+#: a busy worker reports every HEARTBEAT_S seconds; one silent for STALL_S is stopped or hung
+HEARTBEAT_S = 1.0
+STALL_S = 10.0
+#: errors of a pipe whose other end is gone (a dead worker, or a parent that was killed)
+_PIPE_ERRORS = (EOFError, OSError)
+
+
 def _worker_main(conn: Connection, spec: PolicySpec) -> None:
     # Ctrl-C goes to the whole process group: the parent decides (checkpoint, then close us)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     pool = _SlotPool()
+    send_lock = threading.Lock()
+    busy = threading.Event()
+    done = threading.Event()
+
+    def send(msg: tuple[Any, ...]) -> None:
+        with send_lock:
+            conn.send(msg)
+
+    def heartbeat() -> None:
+        # beats only while a job runs, so an idle worker never fills the pipe; a stopped
+        # (SIGSTOP) or hung process stops beating, and the parent notices within STALL_S
+        while not done.wait(HEARTBEAT_S):
+            if busy.is_set():
+                try:
+                    with send_lock:
+                        if busy.is_set():
+                            conn.send(("beat",))
+                except _PIPE_ERRORS:
+                    return
+
+    beater = threading.Thread(target=heartbeat, daemon=True)
+    beater.start()
     try:
         while True:
             msg = conn.recv()
             if msg[0] == "close":
                 break
             if msg[0] == "run":
+                busy.set()
                 try:
                     results = [run_job(pool, spec, job) for job in msg[1]]
-                    conn.send(("ok", results))
-                except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
-                    conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-    except (EOFError, KeyboardInterrupt):
-        pass
+                    reply: tuple[Any, ...] = ("ok", results)
+                except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
+                    reply = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+                with send_lock:
+                    busy.clear()
+                    conn.send(reply)
+    except (*_PIPE_ERRORS, KeyboardInterrupt):
+        pass  # the parent is gone or closing: end quietly, it reports what happened
     finally:
-        pool.close()
+        done.set()
+        try:
+            pool.close()
+        except Exception:  # noqa: BLE001 - exiting anyway; nothing to report to
+            pass
+
+
+_UNGUARDED = (
+    'a script that starts sampling workers needs its code under `if __name__ == "__main__":` '
+    "(workers import the script), or pass workers=0"
+)
+#: the exit code of a worker process that found itself importing an unguarded script
+_EXIT_UNGUARDED = 3
+
+
+def _refuse_import_time_start() -> None:
+    """In a process that is importing the user's script to become a worker (spawn/forkserver),
+    starting workers again would recurse: leave quietly with ``_EXIT_UNGUARDED``; the parent
+    reports it in one line (Python's own error is an 85-line traceback per process)."""
+    if getattr(mp.current_process(), "_inheriting", False):
+        os._exit(_EXIT_UNGUARDED)
 
 
 class Sampler:
@@ -222,11 +278,16 @@ class Sampler:
         if workers == 0:
             self._local = _SlotPool()
             return
+        _refuse_import_time_start()
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         for _ in range(workers):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker_main, args=(child, spec), daemon=True)  # type: ignore[attr-defined]
-            proc.start()
+            try:
+                proc.start()
+            except (EOFError, OSError):  # the fork server ended while importing the script
+                self.close()
+                raise MetarobotError(f"sampling workers could not start: {_UNGUARDED}") from None
             child.close()
             self._procs.append(proc)
             self._conns.append(parent)
@@ -237,41 +298,77 @@ class Sampler:
         shares: list[list[int]] = [[] for _ in self._conns]
         for i in range(len(jobs)):
             shares[i % len(self._conns)].append(i)
-        for conn, share in zip(self._conns, shares):
-            conn.send(("run", [jobs[i] for i in share]))
-        results: list[Rollout | None] = [None] * len(jobs)
-        for w, (conn, proc, share) in enumerate(zip(self._conns, self._procs, shares)):
-            waited = 0.0
-            while not conn.poll(1.0):
-                waited += 1.0
-                if not proc.is_alive():
-                    self.close()
-                    raise MetarobotError(f"sampling worker {w} died (exit code {proc.exitcode})")
-                if waited >= self.timeout_s:
-                    self.close()
-                    raise MetarobotError(f"sampling worker {w} did not answer within {self.timeout_s:.0f} s")
+        self._busy = True  # until every reply is in: close() then kills instead of waiting
+        for w, (conn, share) in enumerate(zip(self._conns, shares)):
             try:
-                reply = conn.recv()
-            except EOFError:
-                self.close()
-                raise MetarobotError(f"sampling worker {w} died (exit code {proc.exitcode})") from None
-            if reply[0] == "error":
-                self.close()
-                raise MetarobotError(f"sampling worker {w} failed: {reply[1]}")
-            for i, r in zip(share, reply[1]):
-                results[i] = r
+                conn.send(("run", [jobs[i] for i in share]))
+            except _PIPE_ERRORS:
+                self._fail(w, "died")
+        results: list[Rollout | None] = [None] * len(jobs)
+        pending = set(range(len(shares)))  # a worker given no jobs answers too (with nothing)
+        last_seen = {w: time.monotonic() for w in pending}
+        started = previous = time.monotonic()
+        while pending:
+            # wait on every pending worker at once: whichever dies or answers first is seen first
+            ready = mp_connection.wait([self._conns[w] for w in pending], timeout=0.5)
+            now = time.monotonic()
+            if now - previous > STALL_S / 2:  # this process itself was suspended (Ctrl-Z): not the workers' fault
+                last_seen = {w: now for w in pending}
+            previous = now
+            for w in sorted(pending):
+                conn, proc = self._conns[w], self._procs[w]
+                if conn in ready:
+                    try:
+                        reply = conn.recv()
+                    except _PIPE_ERRORS:
+                        self._fail(w, "died")
+                    last_seen[w] = now
+                    if reply[0] == "beat":
+                        continue
+                    if reply[0] == "error":
+                        self._fail(w, f"failed: {reply[1]}")
+                    for i, r in zip(shares[w], reply[1]):
+                        results[i] = r
+                    pending.discard(w)
+                elif not proc.is_alive():
+                    self._fail(w, "died")
+                elif now - last_seen[w] > STALL_S:
+                    self._fail(w, f"stopped responding for {now - last_seen[w]:.0f} s (stopped or hung)")
+                elif now - started > self.timeout_s:
+                    self._fail(w, f"did not finish within {self.timeout_s:.0f} s")
+        self._busy = False
         return results  # type: ignore[return-value]
 
+    def _fail(self, w: int, what: str) -> NoReturn:
+        proc = self._procs[w]
+        proc.join(timeout=1.0 if what == "died" else 0.0)  # reap it, for its exit code
+        pid, code = proc.pid, proc.exitcode
+        self.close()
+        if what == "died" and code == _EXIT_UNGUARDED:
+            raise MetarobotError(f"sampling worker {w} could not start: {_UNGUARDED}")
+        if what == "died":
+            detail = f"exit code {code}" if code is None or code >= 0 else f"killed by signal {-code}"
+            raise MetarobotError(f"sampling worker {w} (pid {pid}) died ({detail})")
+        raise MetarobotError(f"sampling worker {w} (pid {pid}) {what}")
+
     def close(self) -> None:
-        for conn in self._conns:
-            try:
-                conn.send(("close",))
-            except (OSError, BrokenPipeError):
-                pass
+        busy = getattr(self, "_busy", False)
+        if not busy:  # idle workers finish cleanly on "close"
+            for conn in self._conns:
+                try:
+                    conn.send(("close",))
+                except _PIPE_ERRORS:
+                    pass
+        deadline = time.monotonic() + (0.0 if busy else 2.0)
         for proc in self._procs:
-            proc.join(timeout=5)
+            # busy workers (Ctrl-C or an error mid-phase) hold nothing worth waiting for
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.kill()
+                proc.join(timeout=2.0)
+        for conn in self._conns:
+            conn.close()
+        self._busy = False
         self._procs.clear()
         self._conns.clear()
         if self._local is not None:
