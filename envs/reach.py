@@ -301,7 +301,7 @@ def arm_task_from_urdf(
             half = min(abs(lo), abs(hi)) if lo < 0 < hi else (hi - lo) / 2
             if not half > 0:
                 raise MetarobotError(f"URDF {path}: joint {j.get('name')!r} has an empty range [{lo}, {hi}]")
-            limits.append(round(min(half, 2 * math.pi), 4))
+            limits.append(math.floor(min(half, 2 * math.pi) * 1e4) / 1e4)  # rounded down: 2*pi stays in range
         dyn = j.find("dynamics")
         damping.append(round(float(dyn.get("damping", "0")) if dyn is not None else 0.0, 4))
         masses.append(round(mass_of.get(j.find("child").get("link"), 0.0), 4))  # type: ignore[union-attr]

@@ -167,9 +167,10 @@ def meta_train(
         if resume:
             raise click.UsageError("--resume needs --out DIR of the run to continue")
         out = Path("runs") / f"{config.family}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}"
-    click.echo(f"run directory: {out}", err=True)
     try:
-        summary = Run(out, config, resume=resume, given=given).train(progress=progress)
+        summary = Run(out, config, resume=resume, given=given).train(
+            progress=progress, on_start=lambda: click.echo(f"run directory: {out}", err=True)
+        )
     except Interrupted as exc:
         click.echo(f"Interrupted: {exc}", err=True)
         sys.exit(130)
@@ -273,8 +274,20 @@ def _load_learner(family: str | None, checkpoint: Path | None, workers: int, dev
     return MetaLearner.load(checkpoint, workers=workers, device=device), checkpoint
 
 
+def _family_for(family: str | None, checkpoint: Path | None) -> Any:
+    """The task family of this command (``--family``, else the checkpoint's), found without
+    building the learner: task files and URDFs are checked before anything heavy starts."""
+    from metarobot.meta import read_checkpoint
+
+    if family is not None:
+        return get_family(family)
+    if checkpoint is None:
+        raise click.UsageError("give --family or --checkpoint")
+    return get_family(str(read_checkpoint(checkpoint)["family"]))
+
+
 def _pick_task(
-    learner: Any,
+    family: Any,
     split: str,
     index: int,
     task_file: Path | None,
@@ -284,7 +297,6 @@ def _pick_task(
     right_wheels: str | None = None,
     object_urdf: Path | None = None,
 ) -> Any:
-    family = learner.family
     if object_urdf is not None:
         if urdf is not None:
             raise MetarobotError("give --urdf or --object-urdf, not both")
@@ -368,9 +380,11 @@ def adapt(
     _check_adapt_budget(steps, episodes)
     if out is not None:
         refuse_existing([out / "adaptation.json", out / "adapted_policy.zip"], force)
+    task = _pick_task(
+        _family_for(family, checkpoint), split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf
+    )
     learner, ckpt = _load_learner(family, checkpoint, workers, device)
     try:
-        task = _pick_task(learner, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf)
         out_dir = _out_dir(out, f"adapt-{learner.config.family}")
         k = learner.config.inner_steps if steps is None else steps
         n = learner.config.episodes_per_update if episodes is None else episodes
@@ -608,9 +622,11 @@ def render(
         if out.is_dir():
             raise MetarobotError(f"--out {out} is a directory; give a video file name")
         refuse_existing([out], force)
+    task = _pick_task(
+        _family_for(family, checkpoint), split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf
+    )
     learner, ckpt = _load_learner(family, checkpoint, workers, device)
     try:
-        task = _pick_task(learner, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf)
         fam = learner.config.family
         panels = 2 if before_after else 1
         frame_bytes = 2 * panels * episodes * learner.family.episode_steps * width * height * 3

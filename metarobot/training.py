@@ -86,6 +86,7 @@ class Run:
     ) -> None:
         self.out = Path(out)
         self.config = config
+        self.requested = config  # as asked for; on --resume, ``config`` becomes the run's own
         self.resume = resume
         self.given = set(given or ())
         self.last = self.out / "checkpoints" / "last.pt"
@@ -101,15 +102,19 @@ class Run:
             raise MetarobotError(f"nothing to resume in {out} (no such directory)")
         if not self.resume:
             self._check_fresh()  # before the lock: a refused --out gets no lock file either
+            self._check_resources()
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise MetarobotError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
-        self._lock = RunLock(out)
         if self.resume:
-            return self._prepare_resume()
+            self._prepare_resume(check_only=True)  # what can refuse, read-only: a refused --resume changes nothing
+            self._lock = RunLock(out)
+            learner = self._prepare_resume()  # again under the lock, and now for real
+            assert learner is not None
+            return learner
+        self._lock = RunLock(out)
         self._check_fresh()  # again under the lock: two fresh starts on one --out race otherwise
-        self._check_resources()
         atomic_write_text(out / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         return MetaLearner(self.config)
 
@@ -125,7 +130,7 @@ class Run:
 
     def _resumed_config(self, stored: dict[str, Any]) -> MetaConfig:
         """The run's own settings, with only ``RESUMABLE`` ones taken from this invocation."""
-        mine = self.config.to_dict()
+        mine = self.requested.to_dict()
         theirs = MetaConfig.from_dict({**stored, "device": "cpu"}).to_dict()
         clash = [k for k in sorted(self.given) if k not in RESUMABLE and k in theirs and mine.get(k) != theirs[k]]
         if clash:
@@ -136,7 +141,7 @@ class Run:
             )
         return MetaConfig.from_dict({**stored, **{k: mine[k] for k in RESUMABLE}})
 
-    def _prepare_resume(self) -> MetaLearner:
+    def _prepare_resume(self, check_only: bool = False) -> MetaLearner | None:
         out = self.out
         if self.last.exists():
             data = read_checkpoint(self.last)
@@ -149,6 +154,8 @@ class Run:
                     "raise --iterations to continue it"
                 )
             self._check_resources()
+            if check_only:
+                return None
             learner = MetaLearner.load(self.last, **{k: getattr(self.config, k) for k in RESUMABLE})
             self._saved_iteration = learner.iteration
             # the table follows the checkpoint: a row lost to a crash after the checkpoint comes back
@@ -158,6 +165,8 @@ class Run:
             stored = load_yaml_mapping(out / "config.yaml", "run settings")
             self.config = self._resumed_config(stored)
             self._check_resources()
+            if check_only:
+                return None
             atomic_write_text(out / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False))
             (out / "metrics.csv").unlink(missing_ok=True)
             return MetaLearner(self.config)
@@ -189,7 +198,14 @@ class Run:
             f"continue with --resume --out {self.out}"
         )
 
-    def train(self, progress: bool = True, on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def train(
+        self,
+        progress: bool = True,
+        on_row: Callable[[dict[str, Any]], None] | None = None,
+        on_start: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """Train to ``config.iterations`` and write the final files; ``on_start`` runs once the
+        run directory is checked and locked, ``on_row`` after every iteration."""
         previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
         signal.signal(signal.SIGTERM, _raise_interrupt)
         learner: MetaLearner | None = None
@@ -197,6 +213,8 @@ class Run:
         bar = None
         try:
             learner = self.prepare()
+            if on_start is not None:
+                on_start()
             from stable_baselines3.common.logger import configure
 
             logger = configure(str(self.out / "tb"), ["tensorboard"])
