@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the case table keeps one case per line)
 """Bad input at every boundary (CLI options, YAML, task JSON, URDF, checkpoints, run
 directories): each case must end with exit code 2 and one line ``Error: ...`` that names the
 problem, print no traceback, leave every file that already existed unchanged, and write
@@ -15,12 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from metarobot.envs.urdf_builder import serial_arm_urdf
+from metarobot.policies.pretrained import pretrained_path
 
 import metarobot
 from metarobot.cli import main
 from metarobot.config import MetaConfig
-from metarobot.envs.urdf_builder import serial_arm_urdf
-from metarobot.policies.pretrained import pretrained_path
 from metarobot.runio import RunLock
 from metarobot.training import Run
 from metarobot.validation import max_workers
@@ -131,7 +132,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     xy = list(nav["obstacle_xy"])
     if nav["obstacle_kinds"]:
         write("n_obstacle_inf.json", json.dumps({**nav, "obstacle_xy": ["INF"] + xy[1:]}).replace('"INF"', "1e400"))
-        task("n_obstacle_start.json", nav, obstacle_xy=[0.0, 0.0] + xy[2:], obstacle_sizes=[0.3] + nav["obstacle_sizes"][1:])
+        sizes = [0.3] + nav["obstacle_sizes"][1:]
+        task("n_obstacle_start.json", nav, obstacle_xy=[0.0, 0.0] + xy[2:], obstacle_sizes=sizes)
         task("n_obstacle_short.json", nav, obstacle_xy=xy[:-1])
         task("n_obstacle_far.json", nav, obstacle_xy=[99.0] + xy[1:])
     task("n_goal_nan_str.json", nav, goal_x="nan")
@@ -216,7 +218,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     (d / "nonempty" / "notes.txt").write_text("mine")
     files["nonempty"] = str(d / "nonempty")
     write("plainfile", "just a file")
-    for name, inside in (("adapted", "adaptation.json"), ("adapted_zip", "adapted_policy.zip"), ("evaluated", "results.json")):
+    earlier = (("adapted", "adaptation.json"), ("adapted_zip", "adapted_policy.zip"), ("evaluated", "results.json"))
+    for name, inside in earlier:
         (d / name).mkdir()
         (d / name / inside).write_text("earlier result")
         files[name] = str(d / name)
