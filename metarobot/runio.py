@@ -98,7 +98,10 @@ def atomic_save(path: Path | str, save: Callable[[Path], Any]) -> Path:
             tmp.unlink()
         except OSError:
             pass
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+        else:  # torch's stream writer does not say why; the usual reason is a full disk
+            reason = "the write failed (disk full or over a file-size limit?)"
         raise WriteError(f"cannot write {path}: {reason}") from None
     _fsync_dir(path.parent)
     return path

@@ -75,8 +75,9 @@ RESUMABLE = ("iterations", "workers", "device")
 class Run:
     """Creates or resumes the run in ``out`` and trains it to ``config.iterations``.
 
-    ``given``: the settings the user set explicitly (command line or YAML); on ``--resume``
-    any of them other than ``RESUMABLE`` that contradicts the run's own settings is refused.
+    ``given``: the settings the user set explicitly (command line or YAML; None: all of
+    ``config``). On ``--resume`` any of them other than ``RESUMABLE`` that contradicts the run's
+    own settings is refused, and ``RESUMABLE`` ones not given keep the run's values.
     The run directory is locked while the run is open, and every file in it is written
     atomically, so a crash at any instant leaves a directory that ``--resume`` continues.
     """
@@ -88,7 +89,8 @@ class Run:
         self.config = config
         self.requested = config  # as asked for; on --resume, ``config`` becomes the run's own
         self.resume = resume
-        self.given = set(given or ())
+        # None (the Python API): the whole config is what the caller asks for
+        self.given = set(config.to_dict()) if given is None else set(given)
         self.last = self.out / "checkpoints" / "last.pt"
         self._lock: RunLock | None = None
         self._saved_iteration = 0
@@ -139,7 +141,8 @@ class Run:
                 f"--resume: {k.replace('_', '-')} {mine[k]!r} contradicts the run in {self.out} "
                 f"({theirs[k]!r}); leave it out to continue the run, or start a new --out"
             )
-        return MetaConfig.from_dict({**stored, **{k: mine[k] for k in RESUMABLE}})
+        # how long and where: this invocation's if it says so, else the run's own
+        return MetaConfig.from_dict({**stored, **{k: mine[k] for k in RESUMABLE if k in self.given}})
 
     def _prepare_resume(self, check_only: bool = False) -> MetaLearner | None:
         out = self.out
