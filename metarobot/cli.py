@@ -7,6 +7,7 @@ no traceback unless ``--debug``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -685,6 +686,14 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130 and argv is None:
+            # Ctrl-C of the console command: everything is saved and closed by now, and the
+            # interpreter's teardown of torch/PyBullet took ~2 s on a loaded machine; leave now
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise
     except click.ClickException as exc:
         click.echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)

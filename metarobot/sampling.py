@@ -188,9 +188,11 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
     )
 
 
-#: a busy worker reports every HEARTBEAT_S seconds; one silent for STALL_S is stopped or hung
+#: a busy worker reports every HEARTBEAT_S seconds; one that neither reports nor uses CPU
+#: for STALL_S is hung; one stopped (SIGSTOP, state T) for STOPPED_S is reported as such
 HEARTBEAT_S = 1.0
-STALL_S = 10.0
+STALL_S = 20.0
+STOPPED_S = 2.0
 #: errors of a pipe whose other end is gone (a dead worker, or a parent that was killed)
 _PIPE_ERRORS = (EOFError, OSError)
 
@@ -307,13 +309,16 @@ class Sampler:
         results: list[Rollout | None] = [None] * len(jobs)
         pending = set(range(len(shares)))  # a worker given no jobs answers too (with nothing)
         last_seen = {w: time.monotonic() for w in pending}
+        stopped_since: dict[int, float] = {}
+        cpu = {w: _proc_status(self._procs[w].pid) for w in pending}
         started = previous = time.monotonic()
         while pending:
             # wait on every pending worker at once: whichever dies or answers first is seen first
             ready = mp_connection.wait([self._conns[w] for w in pending], timeout=0.5)
             now = time.monotonic()
-            if now - previous > STALL_S / 2:  # this process itself was suspended (Ctrl-Z): not the workers' fault
+            if now - previous > STOPPED_S:  # this process itself was suspended (Ctrl-Z): not the workers' fault
                 last_seen = {w: now for w in pending}
+                stopped_since.clear()
             previous = now
             for w in sorted(pending):
                 conn, proc = self._conns[w], self._procs[w]
@@ -330,9 +335,21 @@ class Sampler:
                     for i, r in zip(shares[w], reply[1]):
                         results[i] = r
                     pending.discard(w)
-                elif not proc.is_alive():
+                    continue
+                if not proc.is_alive():
                     self._fail(w, "died")
-                elif now - last_seen[w] > STALL_S:
+                status = _proc_status(proc.pid)
+                if status is not None:
+                    if status[0] == "T":  # stopped by a signal: say so within seconds
+                        stopped_since.setdefault(w, now)
+                        if now - stopped_since[w] > STOPPED_S:
+                            self._fail(w, "was stopped (SIGSTOP?); end it or continue it with SIGCONT")
+                    else:
+                        stopped_since.pop(w, None)
+                    if status[1] != (cpu[w] or ("", -1))[1]:  # using CPU: busy, even if its heartbeat is late
+                        last_seen[w] = max(last_seen[w], now - 1.0)
+                    cpu[w] = status
+                if now - last_seen[w] > STALL_S:
                     self._fail(w, f"stopped responding for {now - last_seen[w]:.0f} s (stopped or hung)")
                 elif now - started > self.timeout_s:
                     self._fail(w, f"did not finish within {self.timeout_s:.0f} s")
@@ -379,6 +396,15 @@ class Sampler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _proc_status(pid: int | None) -> tuple[str, int] | None:
+    """(state letter, CPU ticks used) of a process, from Linux's /proc; None elsewhere."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def cpu_count() -> int:

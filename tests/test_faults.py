@@ -233,7 +233,7 @@ def test_a_dead_or_stopped_worker_is_one_error_line(how, tmp_path, capsys):
     assert proc.returncode == 2, err
     line = _one_error_line(err)
     assert f"pid {workers[0]}" in line
-    assert ("died (killed by signal 9)" if how == "killed" else "stopped responding") in line
+    assert ("died (killed by signal 9)" if how == "killed" else "was stopped (SIGSTOP?)") in line
     assert not Path(f"/proc/{workers[0]}").exists() or "Z" in Path(f"/proc/{workers[0]}/stat").read_text().split()[2]
     # the run keeps its last checkpoint and continues
     code, err = _cli(["meta-train", "--resume", "--out", str(out), "--iterations", "2", "--workers", "0"], capsys)
