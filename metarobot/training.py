@@ -18,7 +18,7 @@ import functools
 import math
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -83,7 +83,7 @@ class Run:
     """
 
     def __init__(
-        self, out: Path, config: MetaConfig, resume: bool = False, given: Mapping[str, Any] | None = None
+        self, out: Path, config: MetaConfig, resume: bool = False, given: Iterable[str] | None = None
     ) -> None:
         self.out = Path(out)
         self.config = config
