@@ -305,7 +305,7 @@ class Sampler:
             try:
                 conn.send(("run", [jobs[i] for i in share]))
             except _PIPE_ERRORS:
-                self._fail(w, "died")
+                self._fail(w, "died")  # raises, without the pipe error as context
         results: list[Rollout | None] = [None] * len(jobs)
         pending = set(range(len(shares)))  # a worker given no jobs answers too (with nothing)
         last_seen = {w: time.monotonic() for w in pending}
@@ -362,11 +362,11 @@ class Sampler:
         pid, code = proc.pid, proc.exitcode
         self.close()
         if what == "died" and code == _EXIT_UNGUARDED:
-            raise MetarobotError(f"sampling worker {w} could not start: {_UNGUARDED}")
+            raise MetarobotError(f"sampling worker {w} could not start: {_UNGUARDED}") from None
         if what == "died":
             detail = f"exit code {code}" if code is None or code >= 0 else f"killed by signal {-code}"
-            raise MetarobotError(f"sampling worker {w} (pid {pid}) died ({detail})")
-        raise MetarobotError(f"sampling worker {w} (pid {pid}) {what}")
+            raise MetarobotError(f"sampling worker {w} (pid {pid}) died ({detail})") from None
+        raise MetarobotError(f"sampling worker {w} (pid {pid}) {what}") from None
 
     def close(self) -> None:
         busy = getattr(self, "_busy", False)

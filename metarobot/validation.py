@@ -32,6 +32,9 @@ SEED_MAX = 2**32 - 1
 URDF_MAX_BYTES = 10 * 2**20
 URDF_MAX_LINKS = 512
 URDF_MAX_JOINTS = 512
+#: a bare mesh file given where a URDF may go (an object as .obj/.stl): only size and kind are checked
+MESH_MAX_BYTES = 100 * 2**20
+MESH_SUFFIXES = (".obj", ".stl", ".dae", ".ply")
 #: settings and task files are small; larger ones are refused before parsing
 TEXT_MAX_BYTES = 2**20
 #: nesting depth of a YAML/JSON document (deeper ones exhaust the parsers' recursion)
@@ -351,6 +354,9 @@ def check_urdf_file(path: Path | str, what: str = "URDF") -> None:
     an ordinary file, too large, more than ``URDF_MAX_LINKS`` links or ``URDF_MAX_JOINTS``
     joints, numbers that are not numbers, or a mesh that is a pipe or a device."""
     path = Path(path)
+    if path.suffix.lower() in MESH_SUFFIXES:
+        check_regular_file(path, "mesh", MESH_MAX_BYTES)
+        return
     check_regular_file(path, what, URDF_MAX_BYTES)
     try:
         raw = path.read_bytes()

@@ -528,3 +528,16 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(command, message, worl
     assert "Traceback" not in out + err
     assert _snapshot(world.root) == before
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("limit", ["6.283185307179586", "inf", "1e300"])
+def test_joint_limits_of_two_pi_or_infinite_are_accepted(limit, tmp_path):
+    """Were refused with "value 6.2832 is out of range [0.05, 6.283185307179586]"."""
+    path = tmp_path / "arm.urdf"
+    path.write_text(_arm(3).replace('lower="-2.5" upper="2.5"', f'lower="-{limit}" upper="{limit}"', 1))
+    from metarobot.validation import check_urdf_file
+
+    check_urdf_file(path)
+    task = metarobot.get_family("reach").task_from_urdf(path)
+    assert 6.28 <= task.joint_limits[0] <= 6.283185307179586
+    assert task.joint_limits[1] == 2.5

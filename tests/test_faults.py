@@ -335,3 +335,20 @@ def test_a_real_divergence_outer_lr_1_is_one_error_line(tmp_path, capsys):
     code, err = _cli([*args, "--no-progress", "--out", str(out)], capsys)
     assert code == 2, err
     assert "training diverged in iteration 1" in _one_error_line(err)
+
+
+def test_an_unguarded_script_with_workers_says_what_to_add(tmp_path):
+    """Workers import the user's script; without a ``__main__`` guard that used to end in an
+    85-line multiprocessing traceback per process. Now: one line saying what to add."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        "from metarobot import MAML\n"
+        "learner = MAML(family='cartpole', meta_batch=2, episodes_per_update=1, workers=2, hidden_sizes=(8,))\n"
+        "learner.train(iterations=1)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("metarobot.errors.MetarobotError: sampling worker")
+    assert 'if __name__ == "__main__":' in last and "workers=0" in last
+    assert proc.stderr.count("Traceback") == 1  # the script's own exception, none from the workers
