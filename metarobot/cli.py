@@ -19,7 +19,7 @@ import click
 import metarobot
 from metarobot.config import ALGOS, MetaConfig, load_yaml_config
 from metarobot.errors import MetarobotError
-from metarobot.family import HELDOUT_SIZE
+from metarobot.family import HELDOUT_SIZE, TaskFamily
 from metarobot.registry import family_names, get_family
 from metarobot.runio import atomic_save, atomic_write_json, refuse_existing
 from metarobot.validation import (
@@ -301,7 +301,8 @@ def _pick_task(
     if object_urdf is not None:
         if urdf is not None:
             raise MetarobotError("give --urdf or --object-urdf, not both")
-        check_urdf_file(object_urdf, "object URDF")  # before PyBullet: size, links, numbers, pipes
+        if type(family).task_from_object_urdf is not TaskFamily.task_from_object_urdf:  # else: "does not take"
+            check_urdf_file(object_urdf, "object URDF")  # before PyBullet: size, links, numbers, pipes
         return family.task_from_object_urdf(object_urdf)
     given = {"--ee-link": ee_link, "--left-wheels": left_wheels, "--right-wheels": right_wheels}
     if urdf is None:
@@ -315,7 +316,8 @@ def _pick_task(
         for key, value in (("left_wheels", left_wheels), ("right_wheels", right_wheels)):
             if value is not None:
                 options[key] = tuple(v.strip() for v in value.split(",") if v.strip())
-        check_urdf_file(urdf)  # before PyBullet: size, links, numbers, pipes
+        if type(family).task_from_urdf is not TaskFamily.task_from_urdf:  # else: "does not take"
+            check_urdf_file(urdf)  # before PyBullet: size, links, numbers, pipes
         try:
             return family.task_from_urdf(urdf, **options)
         except TypeError:

@@ -289,7 +289,7 @@ def test_render_before_after_video_reads_back_with_expected_frames(checkpoints, 
         (lambda c, t: ["adapt", "--checkpoint", c["navigate"], "--urdf", t / "corrupt.pt"], "does not parse"),
         (lambda c, t: ["adapt", "--checkpoint", c["navigate"], "--left-wheels", "a"], "only apply together with"),
         (lambda c, t: ["adapt", "--checkpoint", c["cartpole"], "--urdf", t / "corrupt.pt"], "does not take a robot"),
-        (lambda c, t: ["adapt", "--checkpoint", c["grasp"], "--object-urdf", t / "corrupt.pt"], "cannot load"),
+        (lambda c, t: ["adapt", "--checkpoint", c["grasp"], "--object-urdf", t / "corrupt.pt"], "does not parse"),
         (
             lambda c, t: ["adapt", "--checkpoint", c["reach"], "--object-urdf", t / "corrupt.pt"],
             "does not take an object",
