@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 import traceback
@@ -20,7 +21,26 @@ import metarobot
 from metarobot.algorithms import algorithm_names
 from metarobot.config import SAMPLERS, MetaConfig, load_yaml_config
 from metarobot.errors import MetarobotError
+from metarobot.family import HELDOUT_SIZE, TaskFamily
 from metarobot.registry import family_names, get_family
+from metarobot.runio import atomic_save, atomic_write_json, refuse_existing
+from metarobot.validation import (
+    MEMORY_FRACTION,
+    available_memory,
+    check_device,
+    check_float,
+    check_int,
+    check_seed,
+    check_urdf_file,
+    check_workers,
+)
+
+#: upper bounds of the adapt/evaluate/render budgets (memory grows with each)
+MAX_ADAPT_STEPS = 100
+MAX_ADAPT_EPISODES = 10_000
+MAX_EVAL_TASKS = 1000
+MAX_EVAL_SEEDS = 100
+MAX_RENDER_EPISODES = 100
 
 
 class _State:
@@ -199,9 +219,10 @@ def meta_train(
         if resume:
             raise click.UsageError("--resume needs --out DIR of the run to continue")
         out = Path("runs") / f"{config.family}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}"
-    click.echo(f"run directory: {out}", err=True)
     try:
-        summary = Run(out, config, resume=resume, given=given).train(progress=progress)
+        summary = Run(out, config, resume=resume, given=set(given)).train(
+            progress=progress, on_start=lambda: click.echo(f"run directory: {out}", err=True)
+        )
     except Interrupted as exc:
         click.echo(f"Interrupted: {exc}", err=True)
         sys.exit(130)
@@ -211,7 +232,8 @@ def meta_train(
     )
     if held:
         click.echo(
-            f"held-out test tasks ({held['tasks']}): success {held['pre_success']:.0%} before adaptation, "
+            f"held-out test tasks ({held['tasks']} tasks x {held['episodes_per_update']} episodes): "
+            f"success {held['pre_success']:.0%} before adaptation, "
             f"{held['post_success']:.0%} after {held['inner_steps']} update(s) "
             f"(return {held['pre_return']:.1f} -> {held['post_return']:.1f})"
         )
@@ -300,6 +322,22 @@ def _task_options(fn: Any) -> Any:
     return fn
 
 
+def _check_common(workers: int, seed: int, device: str, index: int | None = None) -> None:
+    """The options every command shares, checked before any file is read."""
+    check_workers(workers, "--workers")
+    check_seed(seed, "--seed")
+    check_device(device, "--device")
+    if index is not None:
+        check_int("--index", index, 0, HELDOUT_SIZE - 1)
+
+
+def _check_adapt_budget(steps: int | None, episodes: int | None, episodes_name: str = "--episodes") -> None:
+    if steps is not None:
+        check_int("--steps", steps, 0, MAX_ADAPT_STEPS)
+    if episodes is not None:
+        check_int(episodes_name, episodes, 1, MAX_ADAPT_EPISODES)
+
+
 def _load_learner(family: str | None, checkpoint: Path | None, workers: int, device: str) -> tuple[Any, Path]:
     from metarobot.meta import MetaLearner, read_checkpoint
     from metarobot.policies.pretrained import pretrained_path
@@ -315,6 +353,18 @@ def _load_learner(family: str | None, checkpoint: Path | None, workers: int, dev
     if workers < 0:
         raise MetarobotError(f"workers must be a non-negative integer, got {workers}")
     return MetaLearner.load(checkpoint, workers=workers, device=device), checkpoint
+
+
+def _family_for(family: str | None, checkpoint: Path | None) -> Any:
+    """The task family of this command (``--family``, else the checkpoint's), found without
+    building the learner: task files and URDFs are checked before anything heavy starts."""
+    from metarobot.meta import read_checkpoint
+
+    if family is not None:
+        return get_family(family)
+    if checkpoint is None:
+        raise click.UsageError("give --family or --checkpoint")
+    return get_family(str(read_checkpoint(checkpoint)["family"]))
 
 
 def _pick_task(
@@ -343,6 +393,8 @@ def _pick_task(
             object_mesh, mass=object_mass, density=object_density, scale=1.0 if object_scale is None else object_scale
         )
     if object_urdf is not None:
+        if type(family).task_from_object_urdf is not TaskFamily.task_from_object_urdf:  # else: "does not take"
+            check_urdf_file(object_urdf, "object URDF")  # before PyBullet: size, links, numbers, pipes
         return family.task_from_object_urdf(object_urdf)
     given = {"--ee-link": ee_link, "--left-wheels": left_wheels, "--right-wheels": right_wheels}
     if urdf is None:
@@ -356,6 +408,8 @@ def _pick_task(
         for key, value in (("left_wheels", left_wheels), ("right_wheels", right_wheels)):
             if value is not None:
                 options[key] = tuple(v.strip() for v in value.split(",") if v.strip())
+        if type(family).task_from_urdf is not TaskFamily.task_from_urdf:  # else: "does not take"
+            check_urdf_file(urdf)  # before PyBullet: size, links, numbers, pipes
         try:
             return family.task_from_urdf(urdf, **options)
         except TypeError:
@@ -387,6 +441,8 @@ def _report_file_task(family: Any, task: Any, as_json: bool = False, err: bool =
 
 def _out_dir(out: Path | None, default: str) -> Path:
     path = out or Path("runs") / f"{default}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if path.exists() and not path.is_dir():
+        raise MetarobotError(f"--out {path} exists and is not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
@@ -406,6 +462,7 @@ def _out_dir(out: Path | None, default: str) -> Path:
     type=click.Path(path_type=Path, file_okay=False),
     help="Output directory [default: runs/adapt-FAMILY-TIMESTAMP].",
 )
+@click.option("--force", is_flag=True, help="Overwrite the results of an earlier adapt in --out.")
 def adapt(
     family: str | None,
     checkpoint: Path | None,
@@ -427,6 +484,7 @@ def adapt(
     steps: int | None,
     episodes: int | None,
     out: Path | None,
+    force: bool,
 ) -> None:
     """Adapt a meta-policy to one robot with the meta-learner's own inner loop.
 
@@ -436,24 +494,27 @@ def adapt(
       metarobot adapt --family reach --urdf my_arm.urdf --steps 3
       metarobot adapt --checkpoint runs/x/meta_policy.pt --task task.json
     """
+    _check_common(workers, seed, device, index)
+    _check_adapt_budget(steps, episodes)
+    if out is not None:
+        refuse_existing([out / "adaptation.json", out / "adapted_policy.zip"], force)
+    task_family = _family_for(family, checkpoint)
+    mesh = (object_mesh, object_mass, object_density, object_scale)
+    task = _pick_task(
+        task_family, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh
+    )
+    _report_file_task(task_family, task)
     learner, ckpt = _load_learner(family, checkpoint, workers, device)
     try:
-        mesh = (object_mesh, object_mass, object_density, object_scale)
-        task = _pick_task(
-            learner.family, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh
-        )
-        _report_file_task(learner.family, task)
         out_dir = _out_dir(out, f"adapt-{learner.config.family}")
         k = learner.config.inner_steps if steps is None else steps
-        n = episodes or learner.config.episodes_per_update
-        if k < 0 or n < 1:
-            raise MetarobotError(f"--steps must be >= 0 and --episodes >= 1, got {k} and {n}")
+        n = learner.config.episodes_per_update if episodes is None else episodes
         click.echo(f"adapting {ckpt} ({learner.config.algo}) to {task.family} task: {task.to_json()}", err=True)
         result = learner.adapt(task, steps=k, episodes=n, seed=seed)
-        click.echo(f"{'k':>3} {'success':>8} {'return':>9}")
+        click.echo(f"{'k':>3} {'success':>8} {'return':>9}   (each over {n} episodes)")
         for i, (succ, ret) in enumerate(zip(result.success, result.returns)):
             click.echo(f"{i:>3} {succ:>8.0%} {ret:>9.2f}")
-        zip_path = learner.save_sb3(out_dir / "adapted_policy.zip", result.final_state)
+        zip_path = atomic_save(out_dir / "adapted_policy.zip", lambda tmp: learner.save_sb3(tmp, result.final_state))
         report = {
             "checkpoint": str(ckpt),
             "algo": learner.config.algo,
@@ -465,7 +526,7 @@ def adapt(
             "return": result.returns,
             "policy": str(zip_path),
         }
-        (out_dir / "adaptation.json").write_text(json.dumps(report, indent=2))
+        atomic_write_json(out_dir / "adaptation.json", report)
         click.echo(f"adapted policy: {zip_path}\nmetrics: {out_dir / 'adaptation.json'}")
     finally:
         learner.close()
@@ -519,6 +580,7 @@ BASELINES = ("multitask", "finetune", "recurrent", "oracle", "scratch")
     type=click.Path(path_type=Path, file_okay=False),
     help="Output directory [default: runs/evaluate-FAMILY-TIMESTAMP].",
 )
+@click.option("--force", is_flag=True, help="Overwrite the results of an earlier evaluate in --out.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def evaluate(
     family: str | None,
@@ -536,6 +598,7 @@ def evaluate(
     seed: int,
     device: str,
     out: Path | None,
+    force: bool,
     progress: bool,
 ) -> None:
     """The adaptation protocol: success and return at k = 0..K updates on held-out tasks, with
@@ -554,8 +617,12 @@ def evaluate(
     for b in wanted:
         if b not in BASELINES:
             raise click.BadParameter(f"unknown baseline {b!r} ({', '.join(BASELINES)})", param_hint="--baselines")
-    if n_tasks < 1 or seeds < 1 or steps < 0 or (episodes is not None and episodes < 1):
-        raise MetarobotError("--tasks, --seeds and --episodes must be >= 1 and --steps >= 0")
+    _check_common(workers, seed, device)
+    check_int("--tasks", n_tasks, 1, MAX_EVAL_TASKS)
+    check_int("--seeds", seeds, 1, MAX_EVAL_SEEDS)
+    _check_adapt_budget(steps, episodes)
+    if out is not None:
+        refuse_existing([out / "results.json", out / "adaptation.png"], force)
     paths = list(checkpoints)
     learners = []
     try:
@@ -575,7 +642,7 @@ def evaluate(
         base = learners[0]
         fam = base.config.family
         out_dir = _out_dir(out, f"evaluate-{fam}")
-        n = episodes or base.config.episodes_per_update
+        n = base.config.episodes_per_update if episodes is None else episodes
         methods = []
         algos = [lr.config.algo for lr in learners]
         for p, lr in zip(paths, learners):
@@ -680,6 +747,7 @@ def evaluate(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Video file [default: runs/render-FAMILY-TIMESTAMP.FORMAT].",
 )
+@click.option("--force", is_flag=True, help="Overwrite an existing video file.")
 def render(
     family: str | None,
     checkpoint: Path | None,
@@ -707,6 +775,7 @@ def render(
     fps: float | None,
     fmt: str,
     out: Path | None,
+    force: bool,
 ) -> None:
     """Render rollouts of a meta-policy on a task to MP4 or GIF (offscreen, TinyRenderer).
 
@@ -715,28 +784,52 @@ def render(
       metarobot render --family reach --before-after
       metarobot render --family cartpole --split ood --index 2 --format gif --episodes 2
     """
+    from click.core import ParameterSource
+
     from metarobot.render import render_rollouts
 
+    _check_common(workers, seed, device, index)
+    _check_adapt_budget(steps, adapt_episodes, "--adapt-episodes")
+    check_int("--episodes", episodes, 1, MAX_RENDER_EPISODES)
+    check_int("--width", width, 32, 3840)
+    check_int("--height", height, 32, 2160)
+    if fps is not None:
+        check_float("--fps", fps, 0.0, 240.0, low_open=True)
+    if out is not None:
+        suffix = out.suffix.lower()
+        if suffix in (".mp4", ".gif") and suffix[1:] != fmt:
+            if click.get_current_context().get_parameter_source("fmt") != ParameterSource.DEFAULT:
+                raise MetarobotError(f"--out {out} is a {suffix[1:]} file but --format is {fmt}")
+            fmt = suffix[1:]
+        out = out if suffix in (".mp4", ".gif") else out.with_name(f"{out.name}.{fmt}")
+        if out.is_dir():
+            raise MetarobotError(f"--out {out} is a directory; give a video file name")
+        refuse_existing([out], force)
+    task_family = _family_for(family, checkpoint)
+    mesh = (object_mesh, object_mass, object_density, object_scale)
+    task = _pick_task(
+        task_family, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh
+    )
+    _report_file_task(task_family, task)
     learner, ckpt = _load_learner(family, checkpoint, workers, device)
     try:
-        mesh = (object_mesh, object_mass, object_density, object_scale)
-        task = _pick_task(
-            learner.family, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh
-        )
-        _report_file_task(learner.family, task)
         fam = learner.config.family
+        panels = 2 if before_after else 1
+        frame_bytes = 2 * panels * episodes * learner.family.episode_steps * width * height * 3
+        if frame_bytes > MEMORY_FRACTION * available_memory():
+            raise MetarobotError(
+                f"--episodes {episodes} at {width}x{height} need about {frame_bytes / 2**30:.1f} GiB of frames; "
+                f"{available_memory() / 2**30:.1f} GiB is available"
+            )
         if out is None:
-            out = _out_dir(None, "videos") / f"render-{fam}-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+            out = _out_dir(Path("runs"), "") / f"render-{fam}-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
         else:
-            out = out if out.suffix.lower() in (".mp4", ".gif") else out.with_suffix(f".{fmt}")
             _out_dir(out.parent if str(out.parent) else Path("."), "")
         algo = learner.config.algo
         states = [(f"{algo} k=0", learner.meta_state())]
         if before_after:
             k = learner.config.inner_steps if steps is None else steps
-            n = adapt_episodes or learner.config.episodes_per_update
-            if k < 0 or n < 1:
-                raise MetarobotError(f"--steps must be >= 0 and --adapt-episodes >= 1, got {k} and {n}")
+            n = learner.config.episodes_per_update if adapt_episodes is None else adapt_episodes
             click.echo(f"adapting for {k} update(s) of {n} episodes...", err=True)
             result = learner.adapt(task, steps=k, episodes=n, seed=seed)
             states.append((f"{algo} k={k}", result.final_state))
@@ -822,6 +915,14 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130 and argv is None:
+            # Ctrl-C of the console command: everything is saved and closed by now, and the
+            # interpreter's teardown of torch/PyBullet took ~2 s on a loaded machine; leave now
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise
     except click.ClickException as exc:
         click.echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
@@ -831,6 +932,12 @@ def main(argv: list[str] | None = None) -> None:
         if _State.debug:
             traceback.print_exc()
         click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # a file that could not be read or written, outside the checked paths
+        if _State.debug:
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"Error: {exc.strerror or exc}{where}", err=True)
         sys.exit(2)
     sys.exit(0)
 

@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from metarobot.errors import MetarobotError
+from metarobot.validation import hidden_sizes, load_yaml_mapping, validate_meta_config
 
 SAMPLERS = ("local", "ray")
 
@@ -89,41 +88,13 @@ class MetaConfig:
             raise MetarobotError(f"unknown algo {self.algo!r}; choose from {', '.join(algorithm_names())}")
         if self.sampler not in SAMPLERS:
             raise MetarobotError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
-        positive = (
-            "iterations",
-            "meta_batch",
-            "episodes_per_update",
-            "inner_steps",
-            "outer_epochs",
-            "outer_minibatches",
-            "ppo_epochs",
-            "context_dim",
-            "context_aux_steps",
-        )
-        for name in positive:
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise MetarobotError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
-        for name in ("inner_lr", "outer_lr", "ppo_lr", "clip_range"):
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or not v > 0:
-                raise MetarobotError(f"{name.replace('_', '-')} must be > 0, got {v!r}")
-        for name in ("gamma", "gae_lambda", "reptile_step"):
-            v = getattr(self, name)
-            if not 0 < v <= 1:
-                raise MetarobotError(f"{name.replace('_', '-')} must be in (0, 1], got {v!r}")
-        if not isinstance(self.context_aux_coef, int | float) or not 0 <= self.context_aux_coef < float("inf"):
-            raise MetarobotError(f"context-aux-coef must be a finite number >= 0, got {self.context_aux_coef!r}")
         if not isinstance(self.safe_adaptation, bool):
             raise MetarobotError(f"safe-adaptation must be true or false, got {self.safe_adaptation!r}")
-        if not isinstance(self.workers, int) or self.workers < 0:
-            raise MetarobotError(f"workers must be a non-negative integer, got {self.workers!r}")
-        if self.eval_tasks < 0:
-            raise MetarobotError(f"eval-tasks must be >= 0, got {self.eval_tasks!r}")
-        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
-            raise MetarobotError(f"hidden-sizes must be positive integers, got {self.hidden_sizes!r}")
-        if self.device != "cpu" and not self.device.startswith(("cuda", "mps")):
-            raise MetarobotError(f"unknown device {self.device!r} (cpu, cuda, cuda:N, mps)")
+        for name in ("init_from", "ray_address"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise MetarobotError(f"{name.replace('_', '-')} must be a path or address, got {value!r}")
+        validate_meta_config(self)  # every other field: type, range, device, this machine's limits
 
     @classmethod
     def resolve(cls, settings: Mapping[str, Any] | None = None, **given: Any) -> MetaConfig:
@@ -161,7 +132,7 @@ class MetaConfig:
             raise MetarobotError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         data = dict(data)
         if "hidden_sizes" in data:
-            data["hidden_sizes"] = tuple(int(v) for v in data["hidden_sizes"])
+            data["hidden_sizes"] = hidden_sizes(data["hidden_sizes"])
         try:
             return cls(**data)
         except TypeError as exc:
@@ -190,15 +161,5 @@ class MetaConfig:
 
 def load_yaml_config(path: Path) -> dict[str, Any]:
     """Settings from a YAML mapping (keys as in ``MetaConfig`` or as CLI options)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise MetarobotError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "syntax error"
-        raise MetarobotError(f"config {path} is not valid YAML: {first}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise MetarobotError(f"config {path} must be a YAML mapping of settings")
+    data = load_yaml_mapping(Path(path), "config")
     return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -29,6 +29,7 @@ import torch
 
 from metarobot.errors import MetarobotError
 from metarobot.meta import MetaLearner
+from metarobot.runio import atomic_save, atomic_write_text
 
 
 @dataclasses.dataclass
@@ -206,6 +207,5 @@ def plot(results: dict[str, Any], path: Path) -> Path:
 
 def write_results(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / "results.json"
-    json_path.write_text(json.dumps(results, indent=1))
-    return json_path, plot(results, out / "adaptation.png")
+    json_path = atomic_write_text(out / "results.json", json.dumps(results, indent=1))
+    return json_path, atomic_save(out / "adaptation.png", lambda tmp: plot(results, tmp))

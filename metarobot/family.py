@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 
 from metarobot.errors import MetarobotError
+from metarobot.validation import check_task_layout, check_task_values, check_urdf_file, load_json_object
 
 if TYPE_CHECKING:  # pragma: no cover
     from metarobot.envs.base import MetaRobotEnv
@@ -83,6 +84,7 @@ class Task:
         missing = [n for n, f in names.items() if n not in data and f.default is dataclasses.MISSING]
         if missing:
             raise MetarobotError(f"{cls.family} task is missing field(s): {', '.join(missing)}")
+        check_task_values(cls, data)  # types and finiteness, before the task's own range checks
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         task = cls(**kwargs)
         validate = getattr(task, "validate", None)
@@ -226,20 +228,35 @@ class TaskFamily(ABC):
 
     def task_from_dict(self, data: Mapping[str, Any]) -> Task:
         try:
-            return self.task_type.from_dict(data)
-        except TypeError as exc:
+            task = self.task_type.from_dict(data)
+        except (TypeError, ValueError) as exc:
             raise MetarobotError(f"malformed {self.name} task: {exc}") from None
+        self._check_task_files(task)
+        check_task_layout(task)
+        return task
+
+    def _check_task_files(self, task: Task) -> None:
+        """A task that names a URDF passes the same checks as ``--urdf``/``--object-urdf``, and its
+        robot fields must be what metarobot reads from that file."""
+        urdf = getattr(task, "urdf_path", None)
+        if urdf is not None:
+            check_urdf_file(Path(urdf))
+            names = ("ee_link", "left_wheels", "right_wheels")
+            options = {k: getattr(task, k) for k in names if getattr(task, k, None)}
+            derived = self.task_from_urdf(Path(urdf), **options)
+            key = getattr(task, "body_key", None)
+            if key is not None and key() != derived.body_key():  # type: ignore[attr-defined]
+                raise MetarobotError(
+                    f"{self.name} task's robot fields do not match its URDF {urdf}; "
+                    f"what metarobot reads from it: {derived.to_json()}"
+                )
+        obj = getattr(task, "object_urdf", None)
+        if obj is not None:
+            check_urdf_file(Path(obj), "object URDF")
+            self.task_from_object_urdf(Path(obj))
 
     def task_from_json_file(self, path: Path) -> Task:
-        try:
-            data = json.loads(Path(path).read_text())
-        except OSError as exc:
-            raise MetarobotError(f"cannot read task file {path}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise MetarobotError(f"task file {path} is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise MetarobotError(f"task file {path} must hold a JSON object")
-        return self.task_from_dict(data)
+        return self.task_from_dict(load_json_object(Path(path), "task file"))
 
     def task_from_urdf(self, path: Path, **options: Any) -> Task:
         raise MetarobotError(f"family {self.name!r} does not take a robot from a URDF file")

@@ -41,6 +41,7 @@ from metarobot.policies import MaskedActorCriticPolicy
 from metarobot.ppo import BufferPPO
 from metarobot.registry import get_family
 from metarobot.sampling import Job, PolicySpec, Rollout, Sampler, make_sampler, run_chain
+from metarobot.validation import check_inner_states, divergence_hook, validate_checkpoint
 from metarobot.wrappers import AppendContext
 
 CHECKPOINT_FORMAT = "metarobot-checkpoint"
@@ -324,6 +325,8 @@ class MetaLearner:
                     states[i] = self.inner_update(kept[i], ro, seed=job_seed(seed, 8_888, k, i))
                 else:
                     states[i] = _halfway(kept[i], states[i])
+            if k < steps and update:
+                check_inner_states(states, None, k)
             if progress is not None:
                 progress()
         for res, s in zip(results, kept):
@@ -355,6 +358,7 @@ class MetaLearner:
         }
 
     # -- one meta-iteration -----------------------------------------------------------------
+    @divergence_hook
     def step(self) -> dict[str, Any]:
         """Run one meta-iteration; returns its metrics row."""
         cfg = self.config
@@ -371,6 +375,7 @@ class MetaLearner:
                 return None
             if self.adapts_in_training:
                 states[i] = self.inner_update(states[i], rollout, seed=job_seed(cfg.seed, self.iteration, k, i))
+                check_inner_states([states[i]], self.iteration + 1, k)
             phase[i] = k + 1
             return self._jobs([tasks[i]], [states[i]], k + 1, cfg.episodes_per_update, index=i)[0]
 
@@ -517,11 +522,10 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
         raise MetarobotError(f"checkpoint {path} is corrupt or not a metarobot checkpoint") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise MetarobotError(f"{path} is not a metarobot checkpoint")
-    if int(data.get("version", 0)) > CHECKPOINT_VERSION:
+    if not isinstance(data.get("version", 0), int) or data.get("version", 0) > CHECKPOINT_VERSION:
         raise MetarobotError(f"checkpoint {path} was written by a newer metarobot (format {data['version']})")
     for key in ("config", "policy_state", "iteration"):
         if key not in data:
             raise MetarobotError(f"checkpoint {path} lacks {key!r}")
-    if not math.isfinite(float(data.get("env_steps", 0))):
-        raise MetarobotError(f"checkpoint {path} is corrupt")
+    validate_checkpoint(data, path)  # types and finiteness of every field
     return data

@@ -14,6 +14,7 @@ import torch
 from metarobot.errors import MetarobotError
 from metarobot.family import Task
 from metarobot.meta import MetaLearner
+from metarobot.runio import atomic_save
 
 CAPTION_HEIGHT = 28
 
@@ -106,17 +107,16 @@ def write_video(frames: list[np.ndarray], path: Path, fps: float) -> Path:
         raise MetarobotError("no frames to write")
     frames_out: Any = [_even(f) for f in frames]
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def write(tmp: Path) -> None:
         if path.suffix.lower() == ".gif":
-            imageio.mimwrite(path, frames_out, duration=1000.0 / fps, loop=0)
+            imageio.mimwrite(tmp, frames_out, duration=1000.0 / fps, loop=0)
         else:
             imageio.mimwrite(
-                path, frames_out, fps=fps, codec="libx264", quality=7, macro_block_size=1, ffmpeg_log_level="error"
+                tmp, frames_out, fps=fps, codec="libx264", quality=7, macro_block_size=1, ffmpeg_log_level="error"
             )
-    except OSError as exc:
-        raise MetarobotError(f"cannot write video {path}: {exc.strerror or exc}") from None
-    return path
+
+    # a temporary file renamed into place: a failure never leaves a partial video at ``path``
+    return atomic_save(path, write)
 
 
 def render_rollouts(

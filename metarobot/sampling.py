@@ -23,6 +23,8 @@ import dataclasses
 import multiprocessing as mp
 import os
 import signal
+import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
@@ -220,6 +222,15 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
     )
 
 
+#: a busy worker reports every HEARTBEAT_S seconds; one that neither reports nor uses CPU
+#: for STALL_S is hung; one stopped (SIGSTOP, state T) for STOPPED_S is reported as such
+HEARTBEAT_S = 1.0
+STALL_S = 20.0
+STOPPED_S = 2.0
+#: errors of a pipe whose other end is gone (a dead worker, or a parent that was killed)
+_PIPE_ERRORS = (EOFError, OSError)
+
+
 def _worker_main(conn: Connection, spec: PolicySpec) -> None:
     # Ctrl-C goes to the whole process group: the parent decides (checkpoint, then close us)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -227,24 +238,66 @@ def _worker_main(conn: Connection, spec: PolicySpec) -> None:
     pool = _SlotPool()
     table: dict[int, dict[str, torch.Tensor]] = {}
     call = -1
+    send_lock = threading.Lock()
+    busy = threading.Event()
+    done = threading.Event()
+
+    def heartbeat() -> None:
+        # beats only while a job runs, so an idle worker never fills the pipe; a stopped
+        # (SIGSTOP) or hung process stops beating, and the parent notices within STALL_S
+        while not done.wait(HEARTBEAT_S):
+            if busy.is_set():
+                try:
+                    with send_lock:
+                        if busy.is_set():
+                            conn.send(("beat",))
+                except _PIPE_ERRORS:
+                    return
+
+    beater = threading.Thread(target=heartbeat, daemon=True)
+    beater.start()
     try:
         while True:
             msg = conn.recv()
             if msg[0] == "close":
                 break
             if msg[0] == "run":  # ("run", call id, new parameter dicts, [(job, ref), ...])
+                busy.set()
                 try:
                     if msg[1] != call:  # parameters are cached for one call of the parent's run
                         call, table = msg[1], {}
                     table.update({r: {k: torch.from_numpy(a) for k, a in d.items()} for r, d in msg[2].items()})
                     results = [run_job(pool, spec, dataclasses.replace(job, params=table[ref])) for job, ref in msg[3]]
-                    conn.send(("ok", results))
-                except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
-                    conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-    except (EOFError, OSError, KeyboardInterrupt):  # the parent is gone: nothing to report to
-        pass
+                    reply: tuple[Any, ...] = ("ok", results)
+                except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
+                    reply = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+                with send_lock:
+                    busy.clear()
+                    conn.send(reply)
+    except (*_PIPE_ERRORS, KeyboardInterrupt):
+        pass  # the parent is gone or closing: end quietly, it reports what happened
     finally:
-        pool.close()
+        done.set()
+        try:
+            pool.close()
+        except Exception:  # noqa: BLE001 - exiting anyway; nothing to report to
+            pass
+
+
+_UNGUARDED = (
+    'a script that starts sampling workers needs its code under `if __name__ == "__main__":` '
+    "(workers import the script), or pass workers=0"
+)
+#: the exit code of a worker process that found itself importing an unguarded script
+_EXIT_UNGUARDED = 3
+
+
+def _refuse_import_time_start() -> None:
+    """In a process that is importing the user's script to become a worker (spawn/forkserver),
+    starting workers again would recurse: leave quietly with ``_EXIT_UNGUARDED``; the parent
+    reports it in one line (Python's own error is an 85-line traceback per process)."""
+    if getattr(mp.current_process(), "_inheriting", False):
+        os._exit(_EXIT_UNGUARDED)
 
 
 class Sampler(Protocol):
@@ -296,14 +349,20 @@ class LocalSampler:
         self._conns: list[Connection] = []
         self._local: _SlotPool | None = None
         self._calls = 0
+        self._busy = False
         if workers == 0:
             self._local = _SlotPool()
             return
+        _refuse_import_time_start()
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         for _ in range(workers):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker_main, args=(child, spec), daemon=True)  # type: ignore[attr-defined]
-            proc.start()
+            try:
+                proc.start()
+            except (EOFError, OSError):  # the fork server ended while importing the script
+                self.close()
+                raise MetarobotError(f"sampling workers could not start: {_UNGUARDED}") from None
             child.close()
             self._procs.append(proc)
             self._conns.append(parent)
@@ -335,7 +394,6 @@ class LocalSampler:
         ref_of: dict[int, int] = {}
         sent: list[set[int]] = [set() for _ in self._conns]
         busy: dict[int, int] = {}  # worker -> chain it runs
-        waited = [0.0 for _ in self._conns]
 
         def dispatch(w: int) -> None:
             i, job = queue.popleft()
@@ -351,73 +409,105 @@ class LocalSampler:
             sent[w].add(ref)
             self._send(w, ("run", self._calls, new, [(dataclasses.replace(job, params={}), ref)]))
             busy[w] = i
-            waited[w] = 0.0
 
+        self._busy = True  # until every reply is in: close() then kills instead of waiting
         for w in range(len(self._conns)):
             if queue:
                 dispatch(w)
+        last_seen = {w: time.monotonic() for w in range(len(self._conns))}
+        stopped_since: dict[int, float] = {}
+        cpu = {w: _proc_status(self._procs[w].pid) for w in range(len(self._conns))}
+        started = previous = time.monotonic()
         while busy:
-            ready = mp_wait([self._conns[w] for w in busy], timeout=1.0)
-            if not ready:
-                for w in busy:
-                    waited[w] += 1.0
-                    self._check_alive(w)
-                    if waited[w] >= self.timeout_s:
-                        self.close()
-                        raise MetarobotError(f"sampling worker {w} did not answer within {self.timeout_s:.0f} s")
-                continue
-            for conn in ready:
-                w = self._conns.index(conn)  # type: ignore[arg-type]
-                reply = self._recv(w)
-                if reply[0] == "error":
-                    self.close()
-                    raise MetarobotError(f"sampling worker {w} failed: {reply[1]}")
-                i = busy.pop(w)
-                (rollout,) = reply[1]
-                chains[i].append(rollout)
-                nxt = follow(i, rollout)
-                if nxt is not None:
-                    queue.appendleft((i, nxt))  # a chain's next phase first: its task's envs are warm
-                if queue:
-                    dispatch(w)
-                for idle in range(len(self._conns)):  # follow() may have queued work for idle workers
-                    if idle not in busy and queue:
-                        dispatch(idle)
+            # wait on every busy worker at once: whichever dies or answers first is seen first
+            ready = mp_wait([self._conns[w] for w in busy], timeout=0.5)
+            now = time.monotonic()
+            if now - previous > STOPPED_S:  # this process itself was suspended (Ctrl-Z): not the workers' fault
+                last_seen = {w: now for w in last_seen}
+                stopped_since.clear()
+            previous = now
+            for w in sorted(busy):
+                conn, proc = self._conns[w], self._procs[w]
+                if conn in ready:
+                    reply = self._recv(w)
+                    last_seen[w] = now
+                    if reply[0] == "beat":
+                        continue
+                    if reply[0] == "error":
+                        self._fail(w, f"failed: {reply[1]}")
+                    i = busy.pop(w)
+                    (rollout,) = reply[1]
+                    chains[i].append(rollout)
+                    nxt = follow(i, rollout)
+                    if nxt is not None:
+                        queue.appendleft((i, nxt))  # a chain's next phase first: its task's envs are warm
+                    continue
+                if not proc.is_alive():
+                    self._fail(w, "died")
+                status = _proc_status(proc.pid)
+                if status is not None:
+                    if status[0] == "T":  # stopped by a signal: say so within seconds
+                        stopped_since.setdefault(w, now)
+                        if now - stopped_since[w] > STOPPED_S:
+                            self._fail(w, "was stopped (SIGSTOP?); end it or continue it with SIGCONT")
+                    else:
+                        stopped_since.pop(w, None)
+                    if status[1] != (cpu[w] or ("", -1))[1]:  # using CPU: busy, even if its heartbeat is late
+                        last_seen[w] = max(last_seen[w], now - 1.0)
+                    cpu[w] = status
+                if now - last_seen[w] > STALL_S:
+                    self._fail(w, f"stopped responding for {now - last_seen[w]:.0f} s (stopped or hung)")
+                elif now - started > self.timeout_s:
+                    self._fail(w, f"did not finish within {self.timeout_s:.0f} s")
+            for idle in range(len(self._conns)):  # free workers take the next job
+                if idle not in busy and queue:
+                    dispatch(idle)
+                    last_seen[idle] = time.monotonic()
+        self._busy = False
         return chains
 
     def _send(self, w: int, msg: Any) -> None:
         try:
             self._conns[w].send(msg)
-        except OSError:  # BrokenPipeError, ConnectionResetError: the worker is gone
-            self._died(w)
+        except _PIPE_ERRORS:  # BrokenPipeError, ConnectionResetError: the worker is gone
+            self._fail(w, "died")
 
     def _recv(self, w: int) -> Any:
         try:
             return self._conns[w].recv()
-        except (EOFError, OSError):
-            self._died(w)
+        except _PIPE_ERRORS:
+            self._fail(w, "died")
 
-    def _check_alive(self, w: int) -> None:
-        if not self._procs[w].is_alive():
-            self._died(w)
-
-    def _died(self, w: int) -> NoReturn:
+    def _fail(self, w: int, what: str) -> NoReturn:
         proc = self._procs[w]
-        proc.join(timeout=1)
-        code = proc.exitcode
+        proc.join(timeout=1.0 if what == "died" else 0.0)  # reap it, for its exit code
+        pid, code = proc.pid, proc.exitcode
         self.close()
-        raise MetarobotError(f"sampling worker {w} died (exit code {code})")
+        if what == "died" and code == _EXIT_UNGUARDED:
+            raise MetarobotError(f"sampling worker {w} could not start: {_UNGUARDED}") from None
+        if what == "died":
+            detail = f"exit code {code}" if code is None or code >= 0 else f"killed by signal {-code}"
+            raise MetarobotError(f"sampling worker {w} (pid {pid}) died ({detail})") from None
+        raise MetarobotError(f"sampling worker {w} (pid {pid}) {what}") from None
 
     def close(self) -> None:
-        for conn in self._conns:
-            try:
-                conn.send(("close",))
-            except OSError:
-                pass
+        busy = getattr(self, "_busy", False)
+        if not busy:  # idle workers finish cleanly on "close"
+            for conn in self._conns:
+                try:
+                    conn.send(("close",))
+                except _PIPE_ERRORS:
+                    pass
+        deadline = time.monotonic() + (0.0 if busy else 2.0)
         for proc in self._procs:
-            proc.join(timeout=5)
+            # busy workers (Ctrl-C or an error mid-phase) hold nothing worth waiting for
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.kill()
+                proc.join(timeout=2.0)
+        for conn in self._conns:
+            conn.close()
+        self._busy = False
         self._procs.clear()
         self._conns.clear()
         if self._local is not None:
@@ -428,6 +518,15 @@ class LocalSampler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _proc_status(pid: int | None) -> tuple[str, int] | None:
+    """(state letter, CPU ticks used) of a process, from Linux's /proc; None elsewhere."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def cpu_count() -> int:

@@ -195,9 +195,9 @@ def test_meta_train_cli_improves_post_adaptation_return_on_cartpole(tmp_path):
     [
         (["--family", "bogus"], "unknown family 'bogus'"),
         (["--algo", "ppo2"], "'ppo2' is not one of"),
-        (["--iterations", "-3"], "iterations must be a positive integer"),
-        (["--meta-batch", "0"], "meta-batch must be a positive integer"),
-        (["--workers", "-1"], "workers must be a non-negative integer"),
+        (["--iterations", "-3"], "iterations=-3 is out of range [1, 1000000]"),
+        (["--meta-batch", "0"], "meta-batch=0 is out of range [1, 10000]"),
+        (["--workers", "-1"], "workers=-1 is out of range [0, "),
         (["--resume"], "--resume needs --out"),
     ],
 )
