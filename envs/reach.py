@@ -368,12 +368,14 @@ def arm_task_from_urdf(
     origins = [model.pose_in_root(j.child)[0] for j in movable] + [model.pose_in_root(ee_link)[0]]
     for i, j in enumerate(movable):
         axes.append(" ".join(f"{v:g}" for v in j.axis(path)))
-        if j.kind == "continuous" or j.lower is None or j.upper is None or j.upper <= j.lower:
+        unbounded = j.lower is None or j.upper is None or not (math.isfinite(j.lower) and math.isfinite(j.upper))
+        if j.kind == "continuous" or unbounded or j.upper <= j.lower:  # type: ignore[operator]
             if j.kind == "revolute" and j.lower is not None and j.upper is not None and j.upper <= j.lower:
                 raise MetarobotError(f"URDF {path}: joint {j.name!r} has an empty range [{j.lower}, {j.upper}]")
             half, centre = math.pi, 0.0
         else:
-            half, centre = (j.upper - j.lower) / 2, (j.upper + j.lower) / 2
+            half, centre = (j.upper - j.lower) / 2, (j.upper + j.lower) / 2  # type: ignore[operator]
+        centre = max(-math.pi, min(math.pi, centre))
         limits.append(min(round(max(half, 0.05), 4), 6.2831))  # rounded, still within 2 pi
         centres.append(round(centre, 4))
         damping.append(round(min(j.damping, 10.0), 4))
