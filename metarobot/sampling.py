@@ -232,7 +232,7 @@ def _worker_main(conn: Connection, spec: PolicySpec) -> None:
             if msg[0] == "run":
                 busy.set()
                 try:
-                    results = [run_job(pool, spec, job) for job in msg[1]]
+                    results = [run_job(pool, spec, _from_wire(job)) for job in msg[1]]
                     reply: tuple[Any, ...] = ("ok", results)
                 except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
                     reply = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
@@ -263,6 +263,18 @@ def _refuse_import_time_start() -> None:
     reports it in one line (Python's own error is an 85-line traceback per process)."""
     if getattr(mp.current_process(), "_inheriting", False):
         os._exit(_EXIT_UNGUARDED)
+
+
+def _to_wire(job: Job) -> Job:
+    """Parameters as numpy arrays for the pipe: torch would send each tensor's storage as a file
+    descriptor through multiprocessing's resource sharer, whose thread prints a traceback when
+    a worker dies while fetching one (a Ctrl-C kills busy workers)."""
+    arrays: dict[str, Any] = {k: v.detach().cpu().numpy() for k, v in job.params.items()}
+    return dataclasses.replace(job, params=arrays)
+
+
+def _from_wire(job: Job) -> Job:
+    return dataclasses.replace(job, params={k: torch.from_numpy(v) for k, v in job.params.items()})
 
 
 class Sampler:
@@ -303,7 +315,7 @@ class Sampler:
         self._busy = True  # until every reply is in: close() then kills instead of waiting
         for w, (conn, share) in enumerate(zip(self._conns, shares)):
             try:
-                conn.send(("run", [jobs[i] for i in share]))
+                conn.send(("run", [_to_wire(jobs[i]) for i in share]))
             except _PIPE_ERRORS:
                 self._fail(w, "died")  # raises, without the pipe error as context
         results: list[Rollout | None] = [None] * len(jobs)
