@@ -284,7 +284,7 @@ CASES = [
     ("meta-train --family cartpole --out {plainfile}", "plainfile' is a file"),
     ("meta-train --family cartpole --out {run}", "already holds a run"),
     ("meta-train --family cartpole --out {nonempty}", "is not empty"),
-    ("meta-train --family cartpole --resume --out {locked}", "is in use by another metarobot run"),
+    ("meta-train --family cartpole --resume --out {locked} --iterations 5", "is in use by another metarobot run"),
     ("meta-train --family cartpole --resume --out {run} --iterations 1", "already finished 1 iterations"),
     ("meta-train --resume --out {run} --family reach", "family 'reach' contradicts the run"),
     ("meta-train --resume --out {run} --family cartpole --algo fomaml", "algo 'fomaml' contradicts"),

@@ -352,3 +352,14 @@ def test_an_unguarded_script_with_workers_says_what_to_add(tmp_path):
     assert last.startswith("metarobot.errors.MetarobotError: sampling worker")
     assert 'if __name__ == "__main__":' in last and "workers=0" in last
     assert proc.stderr.count("Traceback") == 1  # the script's own exception, none from the workers
+
+
+def test_runs_are_identical_with_and_without_worker_processes(tmp_path, capsys):
+    """Parameters travel to workers as numpy arrays: the numbers must not depend on it."""
+    for workers in ("0", "2"):
+        args = ["meta-train", *TINY, "--workers", workers, "--iterations", "2", "--eval-tasks", "0"]
+        code, err = _cli([*args, "--out", str(tmp_path / workers)], capsys)
+        assert code == 0, err
+    assert _metrics(tmp_path / "0" / "metrics.csv") == _metrics(tmp_path / "2" / "metrics.csv")
+    a, b = _policy(tmp_path / "0" / "meta_policy.pt"), _policy(tmp_path / "2" / "meta_policy.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
