@@ -114,9 +114,9 @@ def _killed_at(module: str, name: str, n: int, when: str, out: Path, workers: st
 
 # stage of an iteration: (module, function, call number, before/after the call)
 STAGES = {
-    "before the first checkpoint (sampling)": ("metarobot.sampling", "Sampler.run", 1, "before"),
-    "in the outer update of iteration 2": ("metarobot.meta", "MetaLearner._outer_update", 2, "before"),
-    "after the outer update, before the checkpoint": ("metarobot.meta", "MetaLearner._outer_update", 2, "after"),
+    "before the first checkpoint (sampling)": ("metarobot.sampling", "LocalSampler.run_chain", 1, "before"),
+    "in the outer update of iteration 2": ("metarobot.algorithms.maml", "MAML.outer_update", 2, "before"),
+    "after the outer update, before the checkpoint": ("metarobot.algorithms.maml", "MAML.outer_update", 2, "after"),
     "while writing the checkpoint": ("torch", "save", 2, "before"),
     "between the checkpoint and its CSV row": ("metarobot.training", "write_csv", 2, "before"),
     "after the CSV row": ("metarobot.training", "write_csv", 2, "after"),
@@ -139,7 +139,7 @@ def test_sigkill_at_any_stage_then_resume_reproduces_the_uninterrupted_run(stage
 def test_killed_main_process_leaves_workers_quiet(tmp_path):
     """SIGKILL of meta-train while its workers sample: they exit without a traceback."""
     out = tmp_path / "run"
-    proc = _killed_at("metarobot.sampling", "Sampler.run", 3, "after", out, workers="2")
+    proc = _killed_at("metarobot.sampling", "LocalSampler.run_chain", 3, "after", out, workers="2")
     # communicate() returned, so every process holding the stderr pipe (the workers too) has ended
     assert proc.returncode == -signal.SIGKILL
     assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
@@ -302,9 +302,9 @@ def test_a_failing_disk_is_one_error_line_and_the_run_resumes(failing, reference
 def test_divergence_is_one_error_line_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
     """Parameters turned NaN by the third outer update (injected): training stops there with one
     line, and the checkpoint of iteration 2 stays as it was, finite."""
-    from metarobot.meta import MetaLearner
+    from metarobot.algorithms.maml import MAML
 
-    real = MetaLearner._outer_update
+    real = MAML.outer_update
     calls = [0]
 
     def poisoned(self, *args, **kwargs):
@@ -315,7 +315,7 @@ def test_divergence_is_one_error_line_and_keeps_the_last_good_checkpoint(tmp_pat
                 next(iter(self.policy.parameters())).fill_(float("nan"))
         return stats
 
-    monkeypatch.setattr(MetaLearner, "_outer_update", poisoned)
+    monkeypatch.setattr(MAML, "outer_update", poisoned)
     out = tmp_path / "run"
     code, err = _cli(["meta-train", *TINY, "--workers", "0", "--iterations", "5", "--out", str(out)], capsys)
     assert code == 2
