@@ -32,8 +32,11 @@ def main(runs: list[str]) -> None:
         summary = json.loads((run / "summary.json").read_text())
         name = cfg["family"] if cfg["algo"] == "maml" else f"{cfg['family']}-{cfg['algo']}"
         shutil.copyfile(run / "meta_policy.pt", dest / f"{name}.pt")
+        command = f"metarobot meta-train --family {cfg['family']} --algo {cfg['algo']}"
+        if cfg.get("init_from"):  # a warm start (rma from its oracle): the budget adds up
+            command += f" --iterations {cfg['iterations']} --init-from {cfg['init_from']}"
         record = {
-            "command": f"metarobot meta-train --family {cfg['family']} --algo {cfg['algo']}",
+            "command": command,
             "seed": cfg["seed"],
             "settings": cfg,
             "env_steps": summary["env_steps"],

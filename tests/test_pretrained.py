@@ -99,3 +99,20 @@ def test_commands_work_on_the_shipped_reach_policy(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert (tmp_path / "v.mp4").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_the_shipped_cartpole_rma_adapts_without_a_gradient_and_beats_its_start():
+    learner = MetaLearner.load(pretrained_path("cartpole", "rma"), workers=0)
+    try:
+        assert learner.name == "rma"
+        tasks = learner.family.heldout_tasks("test", 4)
+        before = {k: v.clone() for k, v in learner.meta_state().items()}
+        results = learner.adapt_many(tasks, steps=1, episodes=5, seed=3)
+        for k, v in learner.meta_state().items():
+            assert np.array_equal(v.numpy(), before[k].numpy())  # adapting touched no parameter
+    finally:
+        learner.close()
+    assert np.mean([r.success[1] for r in results]) > np.mean([r.success[0] for r in results])
+    record = json.loads(pretrained_path("cartpole", "rma").with_suffix(".json").read_text())
+    assert "--init-from" in record["command"] and record["env_steps"] == 320_000
