@@ -33,6 +33,8 @@ def test_wheel_has_one_top_level_package_and_the_data_files(wheel):
         "metarobot/urdf/ground.urdf",
         "metarobot/py.typed",
         "metarobot/cli.py",
+        "metarobot/algorithms/maml.py",
+        "metarobot/policies/pretrained/cartpole-rma.pt",
     ):
         assert required in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
