@@ -3,7 +3,7 @@
     python bench/headroom_by_group.py bench/results/headroom/navigate-v1.json
 
 Groups: reach-v1 by the number of reversed joints, navigate-v1 by the motor wiring (left, right),
-grasp-v1 by the squeeze window (crush force / grip force, in thirds), others not grouped.
+grasp-v1 by the squeeze window (crush force / grip force), cartpole by motor direction.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ def group_of(task: Any) -> str:
     if task.family == "grasp-v1":
         ratio = task.object_crush_force / task.grip_force
         return "crush/grip " + ("< 0.15" if ratio < 0.15 else "0.15-0.4" if ratio < 0.4 else ">= 0.4")
+    if task.family == "cartpole":
+        return f"motor {task.actuator_sign:+d}"
     return "all"
 
 
