@@ -28,7 +28,8 @@ def test_unknown_family_is_a_one_line_error_with_exit_code_2():
     proc = _cli("families", "bogus")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "Error: unknown family 'bogus'; known families: cartpole, grasp, navigate, reach"
+        "Error: unknown family 'bogus'; known families: "
+        "cartpole, grasp, grasp-v1, navigate, navigate-v1, reach, reach-v1"
     ]
     assert "Traceback" not in proc.stderr
 
