@@ -43,12 +43,16 @@ METHODS = ("multitask", "oracle")
 
 
 class TrainLog(BaseCallback):
-    """Prints the success rate of the training episodes every ``every`` env steps."""
+    """Prints the success rate of the training episodes every ``every`` env steps, and at each
+    budget of ``eval_at`` calls ``on_budget(model, env_steps)`` (a held-out evaluation), so
+    that a run stopped early still leaves equal-budget numbers."""
 
-    def __init__(self, method: str, every: int, start: float) -> None:
+    def __init__(self, method: str, every: int, start: float, eval_at: list[int], on_budget: Any = None) -> None:
         super().__init__()
         self.method, self.every, self.start = method, every, start
         self.next_log = every
+        self.eval_at = sorted(eval_at)
+        self.on_budget = on_budget
         self.successes: list[bool] = []
         self.history: list[dict[str, Any]] = []
 
@@ -56,6 +60,10 @@ class TrainLog(BaseCallback):
         for done, info in zip(self.locals["dones"], self.locals["infos"]):
             if done:
                 self.successes.append(bool(info.get("is_success", False)))
+        if self.eval_at and self.num_timesteps >= self.eval_at[0]:
+            self.eval_at.pop(0)
+            if self.on_budget is not None:
+                self.on_budget(self.model, self.num_timesteps)
         if self.num_timesteps >= self.next_log:
             self.next_log += self.every
             row = {
@@ -81,7 +89,7 @@ def make_venv(family: str, privileged: bool, n_envs: int, seed: int, vec: str) -
     return venv
 
 
-def train(args: argparse.Namespace, method: str) -> tuple[PPO, dict[str, Any]]:
+def train(args: argparse.Namespace, method: str, on_budget: Any = None) -> tuple[PPO, dict[str, Any]]:
     venv = make_venv(args.family, method == "oracle", args.n_envs, args.seed, args.vec)
     model = PPO(
         "MlpPolicy",
@@ -102,7 +110,7 @@ def train(args: argparse.Namespace, method: str) -> tuple[PPO, dict[str, Any]]:
         },
     )
     start = time.perf_counter()
-    log = TrainLog(method, args.log_every, start)
+    log = TrainLog(method, args.log_every, start, args.eval_at, on_budget)
     model.learn(args.steps, callback=log)
     wall = time.perf_counter() - start
     venv.close()
@@ -153,6 +161,12 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=20, help="held-out tasks per split")
     ap.add_argument("--eval-seeds", type=int, default=3, help="reset seeds per held-out task")
     ap.add_argument("--log-every", type=int, default=50_000)
+    ap.add_argument(
+        "--eval-at",
+        type=lambda text: [int(v) for v in text.split(",") if v],
+        default=[],
+        help="comma-separated env-step budgets at which to also evaluate on held-out tasks",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/results/headroom"))
     ap.add_argument("--tag", default="", help="suffix of the result file name (FAMILY[-TAG].json)")
     ap.add_argument("--save", action="store_true", help="also write the trained policies (SB3 zips)")
@@ -176,7 +190,20 @@ def main() -> None:
         "methods": {},
     }
     for method in methods:
-        model, info = train(args, method)
+        intermediate: dict[str, Any] = {}
+
+        def on_budget(model: PPO, steps: int, method: str = method, intermediate: dict = intermediate) -> None:
+            row = {}
+            for split in ("test", "ood"):
+                row[split] = evaluate(model, family, method == "oracle", split, args.tasks, args.eval_seeds)["success"]
+            intermediate[str(steps)] = row
+            print(json.dumps({"method": method, "env_steps": steps, "heldout_success": row}), flush=True)
+            result["methods"][method] = {"at_budget": intermediate}
+            (args.out / f"{name}.json").write_text(json.dumps(result, indent=1))
+
+        model, info = train(args, method, on_budget)
+        if intermediate:
+            info["at_budget"] = intermediate
         if args.save:
             model.save(args.out / f"{name}-{method}.zip")
         splits = {}

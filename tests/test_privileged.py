@@ -156,7 +156,8 @@ def test_reach_v1_every_joint_moves_in_its_own_wired_direction():
                 env.step(a)
             dq = env._joint_state()[0][j] - q0
             expected = task.actuator_signs[j] * task.actuator_gains[j] * 0.5 * 4 / 30  # rad: speed * time
-            assert dq == pytest.approx(expected, rel=0.4), j
+            # the wired direction, at a speed the chain's coupled velocity motors reach in 4 steps
+            assert np.sign(dq) == np.sign(expected) and 0.3 < dq / expected < 1.5, (j, dq, expected)
     finally:
         env.close()
 
