@@ -258,7 +258,7 @@ def test_a_killed_local_worker_is_a_one_line_error():
     try:
         sampler = learner.sampler()
         os.kill(sampler._procs[1].pid, signal.SIGKILL)
-        with pytest.raises(MetarobotError, match=r"sampling worker 1 died \(exit code -9\)"):
+        with pytest.raises(MetarobotError, match=r"sampling worker 1 \(pid \d+\) died \(killed by signal 9\)"):
             learner.step()
     finally:
         learner.close()
@@ -315,7 +315,8 @@ def test_a_killed_ray_actor_is_restarted_and_the_run_recovers(local_ray):
         assert isinstance(sampler, RaySampler)
         pid = local_ray.get(sampler.actors[0].pid.remote())
         os.kill(pid, signal.SIGKILL)
-        sampler.timeout_s = 60  # recovered, or an error -- never a hang
+        # recovered, or an error -- never a hang (a restart took over 60 s on this VM under a load of 8)
+        sampler.timeout_s = 180
         row = learner.step()
         assert row["pre_return"] == expected
     finally:
