@@ -107,6 +107,7 @@ def write_video(frames: list[np.ndarray], path: Path, fps: float) -> Path:
         raise MetarobotError("no frames to write")
     frames_out: Any = [_even(f) for f in frames]
     path = Path(path)
+
     def write(tmp: Path) -> None:
         if path.suffix.lower() == ".gif":
             imageio.mimwrite(tmp, frames_out, duration=1000.0 / fps, loop=0)

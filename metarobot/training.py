@@ -82,9 +82,7 @@ class Run:
     atomically, so a crash at any instant leaves a directory that ``--resume`` continues.
     """
 
-    def __init__(
-        self, out: Path, config: MetaConfig, resume: bool = False, given: Iterable[str] | None = None
-    ) -> None:
+    def __init__(self, out: Path, config: MetaConfig, resume: bool = False, given: Iterable[str] | None = None) -> None:
         self.out = Path(out)
         self.config = config
         self.requested = config  # as asked for; on --resume, ``config`` becomes the run's own
@@ -153,8 +151,7 @@ class Run:
                 data["iteration"] == self.config.iterations and (out / "summary.json").exists()
             ):
                 raise MetarobotError(
-                    f"run in {out} already finished {data['iteration']} iterations; "
-                    "raise --iterations to continue it"
+                    f"run in {out} already finished {data['iteration']} iterations; raise --iterations to continue it"
                 )
             self._check_resources()
             if check_only:
@@ -193,9 +190,7 @@ class Run:
         if not (self.out / "config.yaml").exists() or self._lock is None:
             return "interrupted before the run started"
         if self._saved_iteration == 0 and not self.last.exists():
-            return (
-                f"interrupted before the first iteration finished; start it again with --resume --out {self.out}"
-            )
+            return f"interrupted before the first iteration finished; start it again with --resume --out {self.out}"
         return (
             f"interrupted after iteration {self._saved_iteration}; checkpoint {self.last}; "
             f"continue with --resume --out {self.out}"
