@@ -153,7 +153,14 @@ def _start(out: Path, workers: str, iterations: int = 500) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal would give it
+        # a terminal's foreground job gets Ctrl-C; a shell's background job (`pytest ... &`, as
+        # CI may start us) inherits SIGINT ignored, and Python then keeps it ignored
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
