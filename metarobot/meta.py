@@ -303,7 +303,6 @@ class MetaLearner:
         start = state if state is not None else self.meta_state()
         states = [start] * len(tasks)  # what runs at step k
         kept = [start] * len(tasks)  # the last state whose episodes did not return less
-        kept_rollout: list[Rollout | None] = [None] * len(tasks)
         kept_return = [-math.inf] * len(tasks)
         results = [AdaptationResult(t, [], [], 0, start) for t in tasks]
         for k in range(steps + 1):
@@ -318,7 +317,7 @@ class MetaLearner:
                 res.env_steps += ro.env_steps
                 accepted = not safe or k == 0 or ro.mean_return >= kept_return[i]
                 if accepted:
-                    kept[i], kept_rollout[i], kept_return[i] = states[i], ro, ro.mean_return
+                    kept[i], kept_return[i] = states[i], ro.mean_return
                 if k == steps or not update:
                     continue
                 if accepted:

@@ -32,13 +32,13 @@ class ResampleTasks(gym.Wrapper):  # type: ignore[type-arg]
 
 
 class AppendContext(gym.ObservationWrapper):  # type: ignore[type-arg]
-    """The env's observation with ``dim`` context floats appended (zeros unless ``context`` is
-    set): what a context-conditioned policy reads. ``dim=0`` leaves the env as it is."""
+    """The env's observation with ``dim`` zero context floats appended: the spaces a
+    context-conditioned policy is built for. ``dim=0`` leaves the env as it is."""
 
-    def __init__(self, env: gym.Env, dim: int, context: np.ndarray | None = None) -> None:  # type: ignore[type-arg]
+    def __init__(self, env: gym.Env, dim: int) -> None:  # type: ignore[type-arg]
         super().__init__(env)
         self.dim = dim
-        self.context = np.zeros(dim, dtype=np.float32) if context is None else np.asarray(context, np.float32)
+        self.context = np.zeros(dim, dtype=np.float32)
         if dim > 0:
             from metarobot.sampling import widen
 
@@ -48,6 +48,3 @@ class AppendContext(gym.ObservationWrapper):  # type: ignore[type-arg]
         if self.dim == 0:
             return observation
         return np.concatenate([observation, self.context]).astype(observation.dtype)
-
-    def set_task(self, task: Any) -> None:
-        self.env.unwrapped.set_task(task)  # type: ignore[attr-defined]

@@ -33,23 +33,11 @@ class ContextLearner(MetaLearner):
         return PolicySpec(self.config.family, kwargs, context_dim=self.context_dim)
 
     def policy_part(self, state: State) -> State:
+        # jobs sharing one state share its dict: only states without context keys are shared
+        # (the meta-parameters), and those are returned as they are
         if not any(k.startswith("context.") for k in state):
             return state
-        key = id(state)
-        cached = self._policy_parts.get(key)
-        if cached is None or cached[0] is not state:  # one dict per state, so jobs share it
-            cached = (state, {k: v for k, v in state.items() if not k.startswith("context.")})
-            self._policy_parts[key] = cached
-            if len(self._policy_parts) > 4096:
-                self._policy_parts.clear()
-                self._policy_parts[key] = cached
-        return cached[1]
-
-    @property
-    def _policy_parts(self) -> dict[int, tuple[State, State]]:
-        if not hasattr(self, "_parts"):
-            self._parts: dict[int, tuple[State, State]] = {}
-        return self._parts
+        return {k: v for k, v in state.items() if not k.startswith("context.")}
 
     def save_sb3(self, path: Path | str, state: State | None = None) -> Path:
         """An SB3 PPO zip over the env's own observation, the deployed context folded in."""
