@@ -15,7 +15,13 @@ reward and success -- except:
   which for a wheel that rolls without slipping gives the same ground speed; the robot curves
   when commanded straight;
 * **slip**: the floor's friction reaches lower (0.3-1.0, ``navigate``: 0.6-1.0), so wheels
-  spin and drift under hard commands.
+  spin and drift under hard commands;
+* **no obstacles**: the goal is 0.7-1.2 m away on an open floor. With ``navigate``'s 0-3
+  obstacles the privileged oracle (the hidden parameters shown) stalled at about 50% success:
+  1.1M env steps of ``--algo oracle`` reached 89% on maps without obstacles and 25-31% on maps
+  with 1-3 (60 train tasks), so the maps, not the robot differences this family is about, set
+  its ceiling. ``ood`` tasks shift the robot (size, one weak motor), the wheel asymmetry or the
+  floor, never the map.
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ class NavigateV1Space(NavigateSpace):
     right_wheel_scale: Range = Range(0.85, 1.15)
     ood_right_wheel_scale: tuple[Range, Range] = (Range(0.65, 0.8), Range(1.2, 1.35))
     ood_floor_friction: Range = Range(0.15, 0.25)
+    #: an open floor (see the module docstring for why)
+    obstacles: tuple[int, int] = (0, 0)
 
 
 class NavigateV1Family(NavigateFamily):
@@ -90,16 +98,24 @@ class NavigateV1Family(NavigateFamily):
 
     def _sample_ood(self, rng: np.random.Generator) -> NavigateV1Task:
         s = self.space
-        shift = int(rng.integers(5))
-        if shift < 3:  # navigate's shifts: robot size, one weak motor, a denser map
-            return self._v1(super()._sample_ood(rng), s.right_wheel_scale.sample(rng))
         robot = self._robot(rng)
-        if shift == 3:  # wheels more unequal than any in training
+        scale = s.right_wheel_scale.sample(rng)
+        shift = int(rng.integers(4))
+        if shift == 0:  # a robot smaller or bigger than any in training (navigate's shift)
+            length, track, wheel = s.ood_big if rng.random() < 0.5 else s.ood_small
+            robot.update(
+                chassis_length=round_params(length.sample(rng)),
+                track_width=round_params(track.sample(rng)),
+                wheel_radius=round_params(wheel.sample(rng)),
+            )
+        elif shift == 1:  # one motor much weaker than the other (navigate's shift)
+            side = "left_gain" if rng.random() < 0.5 else "right_gain"
+            robot[side] = round_params(s.ood_weak_gain.sample(rng))
+        elif shift == 2:  # wheels more unequal than any in training
             low, high = s.ood_right_wheel_scale
             scale = (high if rng.random() < 0.5 else low).sample(rng)
         else:  # a more slippery floor
             robot["floor_friction"] = round_params(s.ood_floor_friction.sample(rng))
-            scale = s.right_wheel_scale.sample(rng)
         return self._v1(self._with_map(robot, s.obstacles, rng), scale)
 
     def make_env(self, task: Task, render_mode: str | None = None) -> NavigateV1Env:
@@ -119,6 +135,7 @@ class NavigateV1Family(NavigateFamily):
         out["motor_sign"] = f"each motor on its own: -1 (wired reversed) with probability {s.reversed_probability}"
         out["right_wheel_scale"] = f"{s.right_wheel_scale} x the left wheel's radius (ood: {low} or {high})"
         out["friction"] = f"wheel {s.wheel_friction}, floor {s.floor_friction} (ood floor: {s.ood_floor_friction})"
+        out["obstacles"] = "none (an open floor)"
         return out
 
     def task_from_urdf(self, path: Path, **options: Any) -> NavigateTask:
