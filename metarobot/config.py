@@ -62,6 +62,11 @@ class MetaConfig:
         "(training only; 0 turns it off).",
     )
     context_aux_steps: int = setting(20, "proto: extra supervised steps of the hidden-parameter head per iteration.")
+    teacher_fraction: float = setting(
+        0.6,
+        "rma without --init-from: the share of the iterations that trains the privileged teacher (stage 1) "
+        "before the estimator of the hidden parameters is fitted on the student's own episodes (stage 2).",
+    )
     init_from: str | None = setting(
         None,
         "Start the meta-parameters from this checkpoint's policy (e.g. maml warm-started from the multitask "

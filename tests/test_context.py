@@ -164,15 +164,12 @@ def test_the_encoder_input_statistics_merge_like_one_big_batch():
 
 def test_rma_keeps_the_teachers_policy_and_learns_to_estimate_the_hidden_parameters(tmp_path):
     from metarobot.algorithms.rma import RMA
-    from metarobot.errors import MetarobotError
 
     settings = {**TINY, "context_aux_steps": 5}
     with Oracle(**{k: v for k, v in settings.items() if k != "context_aux_steps"}) as teacher:
         teacher.step()
         teacher.save(tmp_path / "oracle.pt")
         taught = teacher.meta_state()
-    with pytest.raises(MetarobotError, match="rma needs --init-from"):
-        RMA(**settings)
     with RMA(init_from=str(tmp_path / "oracle.pt"), **settings) as student:
         for k, v in taught.items():
             assert torch.equal(student.meta_state()[k], v)
@@ -192,5 +189,33 @@ def test_rma_keeps_the_teachers_policy_and_learns_to_estimate_the_hidden_paramet
     try:
         assert type(loaded) is RMA
         np.testing.assert_allclose(loaded.job_context(task, loaded.inner_update(meta, ro)), estimate, rtol=1e-5)
+    finally:
+        loaded.close()
+
+
+def test_rma_without_a_teacher_trains_one_first_then_keeps_it(tmp_path):
+    """Without --init-from, the first teacher_fraction of the iterations are the oracle's (truth
+    in the observation, the policy trained); then the policy stays as it is."""
+    from metarobot.algorithms.rma import RMA
+
+    settings = {**TINY, "context_aux_steps": 2, "iterations": 4, "teacher_fraction": 0.5}
+    with RMA(**settings) as learner:
+        assert learner.teacher_iterations == 2
+        task = learner.family.heldout_tasks("train", 1)[0]
+        np.testing.assert_array_equal(learner.job_context(task, learner.meta_state()), learner.family.hidden_params(task))
+        before = learner.meta_state()
+        rows = [learner.step() for _ in range(2)]
+        assert [r["teacher"] for r in rows] == [1.0, 1.0]
+        taught = learner.meta_state()
+        assert any(not torch.equal(before[k], taught[k]) for k in before)  # stage 1 trains the policy
+        assert np.all(learner.job_context(task, taught) == 0)  # stage 2: estimates, from nothing yet
+        row = learner.step()
+        assert row["teacher"] == 0.0 and np.isfinite(row["aux_loss"])
+        for k, v in taught.items():
+            assert torch.equal(learner.meta_state()[k], v)
+        learner.save(tmp_path / "rma.pt")
+    loaded = MetaLearner.load(tmp_path / "rma.pt")
+    try:
+        assert loaded.iteration == 3 and not loaded.in_teacher_stage
     finally:
         loaded.close()

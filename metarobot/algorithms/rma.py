@@ -7,7 +7,13 @@ per-transition embeddings) and a linear head onto the hidden parameters, fitted 
 the episodes the policy itself produces with its own estimates (so it learns on the data it will
 see when deployed). Adapting: run episodes (the first with an all-zero estimate), estimate the
 parameters from every transition so far, run the oracle policy with the estimate. No gradient at
-test time. Start it from an oracle checkpoint: ``--algo rma --init-from runs/x-oracle/meta_policy.pt``.
+test time.
+
+Without ``--init-from`` one run does both stages: its first ``teacher_fraction`` of the
+iterations train the teacher exactly as ``--algo oracle`` does (true hidden parameters in the
+observation, PPO on the policy), while the estimator is already fitted on the teacher's
+episodes; the rest keep the policy fixed and fit the estimator on the student's own episodes.
+``--init-from runs/x-oracle/meta_policy.pt`` starts from a trained oracle and runs stage 2 only.
 """
 
 from __future__ import annotations
@@ -16,8 +22,12 @@ from typing import Any
 
 import torch
 
+import numpy as np
+
+from metarobot.algorithms.multitask import Multitask
 from metarobot.algorithms.proto import COUNT, SUM, Proto, transitions
 from metarobot.errors import MetarobotError
+from metarobot.family import Task
 from metarobot.sampling import Rollout
 
 State = dict[str, torch.Tensor]
@@ -33,10 +43,21 @@ class RMA(Proto):
         super().__init__(*args, **kwargs)
         if self.aux_head is None:
             raise MetarobotError(f"family {self.family.name!r} declares no hidden parameters to estimate")
-        if not self.config.init_from and not self.restoring:
-            raise MetarobotError("rma needs --init-from ORACLE_CHECKPOINT (train the teacher with --algo oracle)")
-        for p in self.policy.parameters():  # the teacher's policy is kept as it is
-            p.requires_grad_(False)
+        cfg = self.config
+        #: iterations of stage 1 (the teacher); 0 when the teacher comes from --init-from
+        self.teacher_iterations = 0 if cfg.init_from else int(round(cfg.teacher_fraction * cfg.iterations))
+        self._freeze(not self.in_teacher_stage)
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        return Multitask._make_optimizer(self)  # type: ignore[arg-type]  # stage 1 is Multitask's PPO
+
+    @property
+    def in_teacher_stage(self) -> bool:
+        return self.iteration < self.teacher_iterations
+
+    def _freeze(self, frozen: bool) -> None:
+        for p in self.policy.parameters():  # stage 2 keeps the teacher's policy as it is
+            p.requires_grad_(not frozen)
 
     @property
     def context_dim(self) -> int:
@@ -49,9 +70,27 @@ class RMA(Proto):
         with torch.no_grad():
             return self.aux_head(state[SUM] / count)
 
+    def job_context(self, task: Task, state: State) -> np.ndarray:
+        if self.in_teacher_stage:  # the teacher is shown the truth
+            return np.asarray(self.family.hidden_params(task), dtype=np.float32)
+        return super().job_context(task, state)
+
+    def inner_update(self, state: State, rollout: Rollout, seed: int = 0) -> State:
+        if self.in_teacher_stage:
+            return state
+        return super().inner_update(state, rollout, seed)
+
     def outer_update(self, phases: list[list[Rollout]], adapted: list[State], meta: State) -> dict[str, float]:
+        teacher = self.in_teacher_stage
+        self._freeze(not teacher)
+        stats: dict[str, float] = {}
+        if teacher:  # stage 1: the oracle's own update (domain-randomised PPO on [obs; truth])
+            stats = Multitask.outer_update(self, phases, adapted, meta)  # type: ignore[arg-type]
         trans = [[transitions(ph[i], self.obs_dim) for ph in phases] for i in range(len(phases[0]))]
         hidden = [torch.as_tensor(self.family.hidden_params(t), dtype=torch.float32) for t in self.current_tasks]
-        loss = self._fit_hidden(trans, hidden)
+        stats["aux_loss"] = self._fit_hidden(trans, hidden)
         self.encoder.update_statistics(torch.cat([t for task_trans in trans for t in task_trans]))
-        return {"aux_loss": loss}
+        stats["teacher"] = float(teacher)
+        if self.iteration + 1 == self.teacher_iterations:
+            self._freeze(True)
+        return stats
