@@ -909,10 +909,10 @@ def _limit_torch_threads() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning known errors into exit code 2."""
-    _limit_torch_threads()
     try:
+        _limit_torch_threads()  # imports torch: seconds in which a Ctrl-C must not print a traceback
         cli.main(args=argv, prog_name="metarobot", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except SystemExit as exc:

@@ -202,7 +202,9 @@ def test_rma_without_a_teacher_trains_one_first_then_keeps_it(tmp_path):
     with RMA(**settings) as learner:
         assert learner.teacher_iterations == 2
         task = learner.family.heldout_tasks("train", 1)[0]
-        np.testing.assert_array_equal(learner.job_context(task, learner.meta_state()), learner.family.hidden_params(task))
+        np.testing.assert_array_equal(
+            learner.job_context(task, learner.meta_state()), learner.family.hidden_params(task)
+        )
         before = learner.meta_state()
         rows = [learner.step() for _ in range(2)]
         assert [r["teacher"] for r in rows] == [1.0, 1.0]

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 import numpy as np
+import torch
 
 from metarobot.algorithms.multitask import Multitask
 from metarobot.algorithms.proto import COUNT, SUM, Proto, transitions
