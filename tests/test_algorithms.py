@@ -173,12 +173,15 @@ def test_cli_options_come_from_the_config_field_docs():
 
 # -- behaviour unchanged: shipped checkpoints adapt to the same numbers ----------------------
 #: returns at k = 0, 1 of test tasks 0 and 1 (steps=1, episodes=2, seed=3, workers=0), measured
-#: with the code before algorithms became classes (commit d8ced7c)
+#: with the code before algorithms became classes (commit d8ced7c). One number moved since, on
+#: purpose: reach multitask, task 0 at k = 1 was -3.402613 while a process's first PPO inner
+#: update ran seeded by SB3's constructor (the run's seed) instead of its own seed; -3.703025 is
+#: what that code gave too once its inner PPO had been built before (issue 10)
 PINNED = {
     ("cartpole", "maml"): [[30.25, 200.0], [24.266667, 200.0]],
     ("cartpole", "multitask"): [[200.0, 200.0], [20.0, 23.9375]],
     ("reach", "maml"): [[-35.749859, -18.104369], [-12.975504, -20.993646]],
-    ("reach", "multitask"): [[-24.522733, -3.402613], [10.276295, 7.80334]],
+    ("reach", "multitask"): [[-24.522733, -3.703025], [10.276295, 7.80334]],
 }
 
 
