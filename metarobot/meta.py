@@ -21,10 +21,12 @@ uninterrupted one exactly (CPU), whatever the number of workers or the sampler.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import random
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -51,6 +53,19 @@ CHECKPOINT_VERSION = 2
 
 def job_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def global_rng_kept() -> Iterator[None]:
+    """Leave Python's, numpy's and torch's global random generators as they were: for code
+    that reseeds them (SB3's ``set_random_seed``) but must not change what runs after it."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng():
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
 
 
 @dataclasses.dataclass
@@ -228,7 +243,10 @@ class MetaLearner:
     def inner_ppo(self) -> BufferPPO:
         """A second PPO whose policy is a scratch copy for PPO-style inner loops."""
         if self._inner_ppo is None:
-            self._inner_ppo = self._make_ppo(batch_size=self.ppo.batch_size)
+            # built on first use, at a moment the sampler's schedule decides: SB3's constructor
+            # reseeds the global generators, which must not change what runs after it
+            with global_rng_kept():
+                self._inner_ppo = self._make_ppo(batch_size=self.ppo.batch_size)
         return self._inner_ppo
 
     def _jobs(

@@ -403,8 +403,9 @@ class LocalSampler:
                 params.append(job.params)
             ref = ref_of[key]
             # as numpy arrays: pickled by value. Torch tensors would travel through shared memory,
-            # whose receiving cache is keyed by inode: a freed and reused segment gave a worker
-            # stale parameters (seen here: results that depended on the schedule)
+            # whose receiving cache is keyed by inode, so a freed and reused segment could give a
+            # worker stale parameters (suspected once; the schedule-dependent results seen then
+            # came from the inner PPO's seeding, issue 10 in bench/RESULTS.md)
             new = {} if ref in sent[w] else {ref: {k: v.detach().cpu().numpy() for k, v in params[ref].items()}}
             sent[w].add(ref)
             self._send(w, ("run", self._calls, new, [(dataclasses.replace(job, params={}), ref)]))

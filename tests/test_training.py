@@ -82,8 +82,10 @@ def _metrics(path):
     return rows
 
 
-def test_interrupt_and_resume_equals_an_uninterrupted_run(tmp_path):
-    cfg = MetaConfig(iterations=3, **TINY)
+@pytest.mark.parametrize("algo", ["maml", "reptile"])
+def test_interrupt_and_resume_equals_an_uninterrupted_run(algo, tmp_path):
+    # reptile: a resumed process builds its inner PPO afresh, which once reseeded its first update
+    cfg = MetaConfig(iterations=3, algo=algo, **TINY)
     Run(tmp_path / "straight", cfg).train(progress=False)
     Run(tmp_path / "resumed", cfg.replace(iterations=1)).train(progress=False)
     Run(tmp_path / "resumed", cfg, resume=True).train(progress=False)

@@ -19,13 +19,17 @@ State = dict[str, torch.Tensor]
 
 def ppo_adapt(learner: MetaLearner, state: State, rollout: Rollout, seed: int) -> State:
     """SB3 PPO's update of ``state`` on one task's ``rollout`` (a fresh optimiser; seeded so
-    the minibatch order depends on the job only)."""
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    the minibatch order depends on ``seed`` only, never on what ran before in this process)."""
     ppo = learner.inner_ppo()
     ppo.policy.load_state_dict(state)
     cfg = learner.config
-    ppo.train_on(ad.make_buffer(rollout, ppo.policy, cfg.gamma, cfg.gae_lambda, cfg.device), fresh_optimizer=True)
+    buffer = ad.make_buffer(rollout, ppo.policy, cfg.gamma, cfg.gae_lambda, cfg.device)
+    # seeded last, just before the update draws its minibatches: anything in between that
+    # touches the global generators (building the PPO once did: SB3 reseeds them with the
+    # run's seed) would make the result depend on which task's update came first
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    ppo.train_on(buffer, fresh_optimizer=True)
     return {k: v.detach().clone().cpu() for k, v in ppo.policy.state_dict().items()}
 
 
