@@ -344,16 +344,18 @@ class NavigateFamily(TaskFamily):
     def _with_map(self, robot: dict[str, Any], n_range: tuple[int, int], rng: np.random.Generator) -> NavigateTask:
         """Draw goal, start heading and obstacles until the map is free at start and goal and
         has a path (after 50 failed draws, the map has no obstacles)."""
-        goal_distance, obstacle_size = self.param("goal_distance"), self.param("obstacle_sizes")
+        goal_distance: Range = self.param("goal_distance").train  # type: ignore[attr-defined]
+        obstacle_size: Range = self.param("obstacle_sizes").train  # type: ignore[attr-defined]
+        obstacle_yaw: Range = self.param("obstacle_yaws").train  # type: ignore[attr-defined]
         for attempt in range(51):
-            d, bearing = goal_distance.train.sample(rng), rng.uniform(-math.pi, math.pi)  # type: ignore[attr-defined]
+            d, bearing = goal_distance.sample(rng), rng.uniform(-math.pi, math.pi)
             gx, gy = d * math.cos(bearing), d * math.sin(bearing)
             n = int(rng.integers(n_range[0], n_range[1] + 1)) if attempt < 50 else 0
             kinds, xy, sizes, yaws = [], [], [], []
             radius = footprint_radius(robot["chassis_length"], robot["track_width"])
             for _ in range(n):
                 for _ in range(100):
-                    size = obstacle_size.train.sample(rng)  # type: ignore[attr-defined]
+                    size = obstacle_size.sample(rng)
                     if rng.random() < 0.7:  # in the way: near the straight line from start to goal
                         t, off = rng.uniform(0.3, 0.7), rng.uniform(-0.3, 0.3)
                         ox, oy = t * gx - off * math.sin(bearing), t * gy + off * math.cos(bearing)
@@ -367,7 +369,7 @@ class NavigateFamily(TaskFamily):
                 kinds.append(int(rng.integers(2)))
                 xy += [ox, oy]
                 sizes.append(size)
-                yaws.append(self.param("obstacle_yaws").train.sample(rng))  # type: ignore[attr-defined]
+                yaws.append(obstacle_yaw.sample(rng))
             task = NavigateTask(
                 **robot,
                 start_yaw=self.param("start_yaw").sample(rng),

@@ -168,7 +168,7 @@ def _range_text(r: Range, unit: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Param:
+class Param(ABC):
     """One parameter of a family's tasks, declared once: its meaning, unit, what a task may hold
     and how the family draws it. Subclasses say what kind of value it is.
 
@@ -184,6 +184,7 @@ class Param:
     vector: bool = False
     #: how the family's sampler draws it, where "uniform over the training range" does not say it
     sampling: str = ""
+    #: a task field (checked by ``Task.validate``); False: drawn by the sampler, held by no field
     field: bool = True
 
     def check(self, family: str, value: Any, from_file: bool = False) -> None:
@@ -197,8 +198,9 @@ class Param:
         for i, v in enumerate(value):
             self.check_value(f"{family} task {self.name}[{i}]", v, from_file)
 
+    @abstractmethod
     def check_value(self, label: str, value: Any, from_file: bool) -> None:
-        """One value (``label`` names it in the message)."""
+        """``MetarobotError`` starting with ``label`` unless one value is allowed."""
 
     @property
     def drawn(self) -> bool:
