@@ -205,7 +205,9 @@ class GraspFamily(TaskFamily):
         return object_task_from_mesh(path, **options)
 
 
-DEFAULT_OBJECT_FRICTION = 0.75  # an object file that states no friction gets the training range's middle
+_FRICTION = GraspTask.param("object_friction", FloatParam)
+#: an object file that states no friction gets the training range's middle (0.75)
+DEFAULT_OBJECT_FRICTION = (_FRICTION.train.low + _FRICTION.train.high) / 2  # type: ignore[union-attr]
 
 
 def _with_object(gripper_from: GraspTask | None, extents: np.ndarray | None = None, **fields: Any) -> GraspTask:
@@ -219,14 +221,17 @@ def _with_object(gripper_from: GraspTask | None, extents: np.ndarray | None = No
         env.close()
     if extents is not None:  # a mesh's own extents (m): exact, where PyBullet's box adds its margin
         size, height = min(extents[0], extents[1]) / 2, extents[2]
-    if size > 0.15 or height > 0.3:
+    (min_size, max_size), (min_height, max_height) = (
+        GraspTask.param(name, FloatParam).bounds or (0.0, math.inf) for name in ("object_size", "object_height")
+    )
+    if size > max_size or height > max_height:
         raise MetarobotError(
             f"object {fields.get('object_urdf') or fields.get('object_mesh')} is {2 * size:.3g} m wide and "
-            f"{height:.3g} m tall; a grasp object must be at most 0.3 m wide and tall"
+            f"{height:.3g} m tall; a grasp object must be at most {2 * max_size:g} m wide and {max_height:g} m tall"
             + (" (give --object-scale: its units may not be metres)" if "object_mesh" in fields else "")
         )
     return dataclasses.replace(
-        task, object_size=round(max(size, 0.005), 4), object_height=round(max(height, 0.005), 4),
+        task, object_size=round(max(size, min_size), 4), object_height=round(max(height, min_height), 4),
         object_mass=round(mass, 4),
     )  # fmt: skip
 
@@ -244,7 +249,8 @@ def object_task_from_urdf(path: Path | str, gripper_from: GraspTask | None = Non
         )
     robot = read_urdf(path)
     frictions = [float(e.get("value", "nan")) for e in robot.findall("link/contact/lateral_friction")]
-    friction = frictions[0] if frictions and 0.05 <= frictions[0] <= 3.0 else DEFAULT_OBJECT_FRICTION
+    low, high = _FRICTION.bounds or (0.0, math.inf)
+    friction = frictions[0] if frictions and low <= frictions[0] <= high else DEFAULT_OBJECT_FRICTION
     return _with_object(gripper_from, object_urdf=str(path), object_shape="urdf", object_friction=friction)
 
 
@@ -273,8 +279,9 @@ def object_task_from_mesh(
             raise MetarobotError(f"mesh {path} encloses no volume (open surface?): give --object-mass instead")
         mass = density * volume
     assert mass is not None
-    if not 0.005 <= mass <= 20.0:
-        raise MetarobotError(f"object mass {mass:.4g} kg is out of range [0.005, 20] (grasp objects)")
+    low, high = GraspTask.param("object_mass", FloatParam).bounds or (0.0, math.inf)
+    if not low <= mass <= high:
+        raise MetarobotError(f"object mass {mass:.4g} kg is out of range [{low:g}, {high:g}] (grasp objects)")
     return _with_object(
         gripper_from,
         np.ptp(vertices, axis=0) * scale,

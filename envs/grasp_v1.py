@@ -93,7 +93,7 @@ class GraspV1Family(GraspFamily):
         return GraspV1Task(**fields, object_crush_force=round_params(max(crush, 0.1)))
 
     def _sample_in_range(self, rng: np.random.Generator) -> GraspV1Task:
-        margin = self.param("crush_margin").train  # type: ignore[attr-defined]
+        margin = self.param("crush_margin", FloatParam).train
         for _ in range(1000):
             task = self._with_crush(super()._sample_in_range(rng), margin, rng)
             if task is not None:
@@ -103,12 +103,12 @@ class GraspV1Family(GraspFamily):
     def _sample_ood(self, rng: np.random.Generator) -> GraspV1Task:
         for _ in range(1000):
             base = super()._sample_in_range(rng)
-            margin = self.param("crush_margin").train  # type: ignore[attr-defined]
+            margin = self.param("crush_margin", FloatParam).train
             shift = int(rng.integers(5))
             if shift == 0:  # heavier than any training object
                 base = dataclasses.replace(base, object_mass=self.param("object_mass").sample_ood(rng))
             elif shift == 1:  # more fragile for its weight
-                margin = self.param("crush_margin").ood[0]  # type: ignore[attr-defined]
+                margin = self.param("crush_margin", FloatParam).ood[0]
             elif shift == 2:  # grasp's shifts: larger or more slippery objects, shorter fingers
                 base = dataclasses.replace(base, object_size=self.param("object_size").sample_ood(rng))
             elif shift == 3:

@@ -344,9 +344,9 @@ class NavigateFamily(TaskFamily):
     def _with_map(self, robot: dict[str, Any], n_range: tuple[int, int], rng: np.random.Generator) -> NavigateTask:
         """Draw goal, start heading and obstacles until the map is free at start and goal and
         has a path (after 50 failed draws, the map has no obstacles)."""
-        goal_distance: Range = self.param("goal_distance").train  # type: ignore[attr-defined]
-        obstacle_size: Range = self.param("obstacle_sizes").train  # type: ignore[attr-defined]
-        obstacle_yaw: Range = self.param("obstacle_yaws").train  # type: ignore[attr-defined]
+        goal_distance = self.param("goal_distance", FloatParam).train
+        obstacle_size = self.param("obstacle_sizes", FloatParam).train
+        obstacle_yaw = self.param("obstacle_yaws", FloatParam).train
         for attempt in range(51):
             d, bearing = goal_distance.sample(rng), rng.uniform(-math.pi, math.pi)
             gx, gy = d * math.cos(bearing), d * math.sin(bearing)
@@ -386,7 +386,8 @@ class NavigateFamily(TaskFamily):
 
     def _obstacle_counts(self, ood: bool = False) -> tuple[int, int]:
         """Fewest and most obstacles of a map (training, or ``ood``: denser)."""
-        counts = self.param("obstacles").ood if ood else self.param("obstacles").train  # type: ignore[attr-defined]
+        obstacles = self.param("obstacles", IntParam)
+        counts = obstacles.ood if ood else obstacles.train
         return min(counts), max(counts)
 
     def _sample_in_range(self, rng: np.random.Generator) -> NavigateTask:
@@ -399,7 +400,7 @@ class NavigateFamily(TaskFamily):
         if shift == 0:  # a robot smaller or bigger than any in training: the same ood range of each
             bigger = rng.random() < 0.5
             for name in ("chassis_length", "track_width", "wheel_radius"):
-                r = self.param(name).ood[1 if bigger else 0]  # type: ignore[attr-defined]
+                r = self.param(name, FloatParam).ood[1 if bigger else 0]
                 robot[name] = round_params(r.sample(rng))
         elif shift == 1:  # one motor much weaker than the other
             side = "left_gain" if rng.random() < 0.5 else "right_gain"
@@ -554,7 +555,11 @@ def wheeled_task_from_urdf(
         env.close()
     radii = measured["wheel_radii"]
     mean_radius = float(np.mean(radii))
-    speed = max_wheel_speed if max_wheel_speed is not None else min(max(REFERENCE_SPEED / mean_radius, 0.5), 100.0)
+
+    def clamp(name: str, value: float) -> float:  # a file's value kept within what a task may hold
+        return NavigateTask.param(name, FloatParam).clamp(value, from_file=True)
+
+    speed = max_wheel_speed if max_wheel_speed is not None else clamp("max_wheel_speed", REFERENCE_SPEED / mean_radius)
     mass = sum(model.masses.values())
     # the wheels' friction as the file states it (<contact><lateral_friction>), else the training middle
     stated = [
@@ -565,15 +570,15 @@ def wheeled_task_from_urdf(
     friction = float(np.mean(stated)) if stated else 1.0
     torque = REFERENCE_FORCE_PER_KG * max(mass, 0.1) * mean_radius / len(radii)
     robot = {
-        "chassis_length": round(min(max(measured["length"], 0.08), 3.0), 4),
-        "track_width": round(min(max(measured["track_width"], 0.05), 3.0), 4),
-        "chassis_mass": round(min(max(mass, 0.1), 500.0), 4),
+        "chassis_length": round(clamp("chassis_length", measured["length"]), 4),
+        "track_width": round(clamp("track_width", measured["track_width"]), 4),
+        "chassis_mass": round(clamp("chassis_mass", mass), 4),
         "wheel_radius": round(mean_radius, 4),
         "wheel_radii": tuple(round(r, 4) for r in radii),
         "wheel_torque": round(torque, 4),
         "max_wheel_speed": round(speed, 4),
         "heading_offset": round(measured["heading_offset"], 4),
-        "wheel_friction": round(min(max(friction, 0.05), 3.0), 4),
+        "wheel_friction": round(clamp("wheel_friction", friction), 4),
     }
     for candidate in maps:  # the first map whose path is wide enough for this robot
         task = dataclasses.replace(task, **_map_fields(candidate), **robot)  # type: ignore[arg-type]

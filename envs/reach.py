@@ -190,7 +190,7 @@ class ReachFamily(TaskFamily):
         self, rng: np.random.Generator, n: int, lengths: Any = None, masses: Any = None, gains: Any = None
     ) -> ReachTask:
         axes = ("z",) + tuple(str(rng.choice(["y", "x"], p=[0.7, 0.3])) for _ in range(n - 1))
-        p_reversed = self.param("actuator_signs").reversed_probability  # type: ignore[attr-defined]
+        p_reversed = self.param("actuator_signs", SignParam).reversed_probability
         reversed_joint = int(rng.integers(n)) if rng.random() < p_reversed else -1
         signs = tuple(-1 if i == reversed_joint else 1 for i in range(n))
         return ReachTask(
@@ -346,6 +346,10 @@ def arm_task_from_urdf(
     movable = [j for j in chain if j.revolute]
     n = len(movable)
     axes, limits, centres, damping, efforts, masses, lengths = [], [], [], [], [], [], []
+
+    def clamp(name: str, value: float) -> float:  # a file's value kept within what a task may hold
+        return ReachTask.param(name, FloatParam).clamp(value, from_file=True)
+
     origins = [model.pose_in_root(j.child)[0] for j in movable] + [model.pose_in_root(ee_link)[0]]
     for i, j in enumerate(movable):
         axes.append(" ".join(f"{v:g}" for v in j.axis(path)))
@@ -359,14 +363,14 @@ def arm_task_from_urdf(
         centre = max(-math.pi, min(math.pi, centre))
         limits.append(min(round(max(half, 0.05), 4), 6.2831))  # rounded, still within 2 pi
         centres.append(round(centre, 4))
-        damping.append(round(min(j.damping, 10.0), 4))
+        damping.append(round(clamp("joint_damping", j.damping), 4))
         efforts.append(round(j.effort if j.effort and j.effort > 0 else MAX_EFFORT, 4))
         # the mass this joint moves before the next chain joint: its child's rigid part and branches
         below = set(model.subtree(j.child))
         if i + 1 < n:
             below -= set(model.subtree(movable[i + 1].child))
-        masses.append(round(min(sum(model.masses[lk] for lk in below), 50.0), 4))
-        lengths.append(round(min(float(np.linalg.norm(origins[i + 1] - origins[i])), 2.0), 4))
+        masses.append(round(clamp("link_masses", sum(model.masses[lk] for lk in below)), 4))
+        lengths.append(round(clamp("link_lengths", float(np.linalg.norm(origins[i + 1] - origins[i]))), 4))
     gains = (float(actuator_gains),) * n if isinstance(actuator_gains, int | float) else tuple(actuator_gains)
     task = ReachTask(
         n_joints=n,

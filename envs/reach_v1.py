@@ -134,7 +134,7 @@ class ReachV1Family(ReachFamily):
             return self._build(rng, base.n_joints, base.link_lengths, base.link_masses, base.actuator_gains)
         n = self.param("n_joints").sample(rng)
         if shift == 4:  # a worse calibration than any in training: a magnitude, then each joint's sign
-            magnitude = self.param("joint_offsets").ood[-1]  # type: ignore[attr-defined]
+            magnitude = self.param("joint_offsets", FloatParam).ood[-1]
             offsets = magnitude.sample(rng, n) * rng.choice([-1.0, 1.0], size=n)
             return self._build(rng, n, offsets=offsets)
         return self._build(rng, n, payload=self.param("payload_mass").sample_ood(rng))

@@ -21,7 +21,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 import numpy as np
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from metarobot.privileged import PrivilegedEnv
 
 Split = Literal["train", "test", "ood"]
+P = TypeVar("P", bound="Param")
 SPLITS: tuple[str, ...] = ("train", "test", "ood")
 
 #: one task in ``_TEST_BUCKETS`` of ``_N_BUCKETS`` hash buckets is held out as ``test``.
@@ -75,6 +76,20 @@ class Task:
         for param in self.params:
             if param.field:
                 param.check(self.family, getattr(self, param.name), from_file)
+
+    @overload
+    @classmethod
+    def param(cls, name: str) -> Param: ...
+    @overload
+    @classmethod
+    def param(cls, name: str, kind: type[P]) -> P: ...
+    @classmethod
+    def param(cls, name: str, kind: type[Param] | None = None) -> Param:
+        """The declared parameter ``name`` (``TypeError`` unless it is a ``kind``: a typed look-up)."""
+        found = find_param(cls.params, name)
+        if kind is not None and not isinstance(found, kind):
+            raise TypeError(f"{cls.family} parameter {name!r} is a {type(found).__name__}, not a {kind.__name__}")
+        return found
 
     @property
     def from_file(self) -> bool:
@@ -257,6 +272,12 @@ class FloatParam(Param):
         if bounds is None and not np.isfinite(value):
             raise MetarobotError(f"{label}={value!r} must be finite")
 
+    def clamp(self, value: float, from_file: bool = False) -> float:
+        """``value`` moved into the bounds (``file_bounds`` for a file's robot), where a value
+        read from a file is kept valid rather than refused."""
+        bounds = self.file_bounds if from_file and self.file_bounds is not None else self.bounds
+        return value if bounds is None else min(max(value, bounds[0]), bounds[1])
+
     @property
     def drawn(self) -> bool:
         return self.train is not None
@@ -388,12 +409,17 @@ class ChoiceParam(Param):
         return ", ".join(self.choices) + (f": {self.sampling}" if self.sampling else "")
 
 
-def replace_param(params: tuple[Param, ...], name: str, **changes: Any) -> Param:
-    """The parameter ``name`` of ``params`` with ``changes`` (``dataclasses.replace``)."""
+def find_param(params: tuple[Param, ...], name: str) -> Param:
+    """The parameter called ``name`` in ``params`` (``KeyError`` if none is)."""
     for p in params:
         if p.name == name:
-            return dataclasses.replace(p, **changes)
-    raise KeyError(name)
+            return p
+    raise KeyError(f"no parameter {name!r} is declared")
+
+
+def replace_param(params: tuple[Param, ...], name: str, **changes: Any) -> Param:
+    """The parameter ``name`` of ``params`` with ``changes`` (``dataclasses.replace``)."""
+    return dataclasses.replace(find_param(params, name), **changes)
 
 
 def revise(params: tuple[Param, ...], *changed: Param) -> tuple[Param, ...]:
@@ -435,12 +461,14 @@ class TaskFamily(ABC):
         """The family's parameter spec (declared once, on its task type)."""
         return self.task_type.params
 
-    def param(self, name: str) -> Param:
-        """The declared parameter ``name``."""
-        for p in self.task_type.params:
-            if p.name == name:
-                return p
-        raise MetarobotError(f"family {self.name!r} declares no parameter {name!r}")
+    @overload
+    def param(self, name: str) -> Param: ...
+    @overload
+    def param(self, name: str, kind: type[P]) -> P: ...
+    def param(self, name: str, kind: type[Param] | None = None) -> Param:
+        """The declared parameter ``name`` of the family's spec (``TypeError`` unless it is a
+        ``kind``, where one is given: a typed look-up)."""
+        return self.task_type.param(name) if kind is None else self.task_type.param(name, kind)
 
     def _sample_in_range(self, rng: np.random.Generator) -> Task:
         """One task with every parameter inside the training ranges. By default every field the

@@ -328,3 +328,15 @@ def test_a_family_needs_nothing_but_its_spec_to_sample_list_and_normalise():
     np.testing.assert_array_equal(fam.hidden_params(task), np.array([1.0, -1.0, -1.0], dtype=np.float32))
     with pytest.raises(MetarobotError, match=r"spring task mass=20\.0 is out of range \[0\.01, 10\]"):
         _SpringTask(stiffness=100.0, mass=20.0, direction=1, surface="ice")
+
+
+def test_typed_lookup_and_clamp():
+    reach = metarobot.get_family("reach")
+    assert reach.param("n_joints", IntParam).train == (3, 4, 5)
+    with pytest.raises(TypeError, match="is a IntParam, not a FloatParam"):
+        reach.param("n_joints", FloatParam)
+    with pytest.raises(KeyError):
+        reach.param("wingspan")
+    lengths = reach.param("link_lengths", FloatParam)
+    assert lengths.clamp(5.0) == 2.0 and lengths.clamp(0.0) == 0.01  # what a generated arm may hold
+    assert lengths.clamp(0.0, from_file=True) == 0.0  # a file's arm: coincident joint origins
