@@ -55,6 +55,8 @@ MAX_EFFORT = 60.0  # N*m per joint
 ERROR_SCALE = 0.1  # m: goal - tip is observed in units of 10 cm, so small errors still show
 SUCCESS_BONUS = 0.5  # reward per step spent within the success distance
 OBS_BOUND = 20.0  # |observation| never exceeds this (positions in m, scaled velocities)
+#: a generated arm's first joint turns about z; each later one about y or x with these odds
+LATER_AXES: dict[str, float] = {"y": 0.7, "x": 0.3}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +82,7 @@ class ReachTask(Task):
         ),
         ChoiceParam(
             name="joint_axes", doc="axis of each joint", vector=True, choices=tuple(AXES),
-            sampling="first z, then y (70%) or x (30%)",
+            sampling="first z, then " + " or ".join(f"{axis} ({odds:.0%})" for axis, odds in LATER_AXES.items()),
         ),
         FloatParam(
             name="link_masses", unit="kg", doc="mass of each link", vector=True, bounds=(0.0, 50.0),
@@ -189,7 +191,8 @@ class ReachFamily(TaskFamily):
     def _build(
         self, rng: np.random.Generator, n: int, lengths: Any = None, masses: Any = None, gains: Any = None
     ) -> ReachTask:
-        axes = ("z",) + tuple(str(rng.choice(["y", "x"], p=[0.7, 0.3])) for _ in range(n - 1))
+        later, odds = list(LATER_AXES), list(LATER_AXES.values())
+        axes = ("z",) + tuple(str(rng.choice(later, p=odds)) for _ in range(n - 1))
         p_reversed = self.param("actuator_signs", SignParam).reversed_probability
         reversed_joint = int(rng.integers(n)) if rng.random() < p_reversed else -1
         signs = tuple(-1 if i == reversed_joint else 1 for i in range(n))
