@@ -80,6 +80,7 @@ ARENA = 2.8  # m: obstacles and goals stay within +/- this (the floor is 6 m x 6
 GRID = 0.04  # m: cell of the path check's occupancy grid
 BOX, CYLINDER = 0, 1
 OBSTACLE_KINDS = ("box", "cylinder")
+IN_THE_WAY = 0.7  # share of generated obstacles placed near the straight line from start to goal
 
 
 def footprint_radius(chassis_length: float, track_width: float) -> float:
@@ -164,7 +165,7 @@ class NavigateTask(Task):
         ),
         FloatParam(
             name="obstacle_xy", unit="m", doc="obstacle centres (x0, y0, x1, y1, ...)", vector=True,
-            bounds=(-ARENA, ARENA), sampling="70% near the line from start to goal, clear of both",
+            bounds=(-ARENA, ARENA), sampling=f"{IN_THE_WAY:.0%} near the line from start to goal, clear of both",
         ),
         FloatParam(
             name="obstacle_sizes", unit="m", doc="box half side or cylinder radius", vector=True,
@@ -356,7 +357,7 @@ class NavigateFamily(TaskFamily):
             for _ in range(n):
                 for _ in range(100):
                     size = obstacle_size.sample(rng)
-                    if rng.random() < 0.7:  # in the way: near the straight line from start to goal
+                    if rng.random() < IN_THE_WAY:  # near the straight line from start to goal
                         t, off = rng.uniform(0.3, 0.7), rng.uniform(-0.3, 0.3)
                         ox, oy = t * gx - off * math.sin(bearing), t * gy + off * math.cos(bearing)
                     else:
