@@ -73,7 +73,7 @@ def busiest_navigate_task() -> nv.NavigateTask:
     """A training-range robot in a map with the most obstacles training has (3)."""
     fam = metarobot.get_family("navigate")
     for task in fam.sample_tasks(200, "train", np.random.default_rng(0)):
-        if len(task.obstacle_kinds) == fam.space.obstacles[1]:
+        if len(task.obstacle_kinds) == max(fam.param("obstacles").train):  # type: ignore[attr-defined]
             return task  # type: ignore[return-value]
     raise RuntimeError("no map with the most obstacles sampled")
 

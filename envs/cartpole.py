@@ -24,8 +24,7 @@ from metarobot.envs.base import MetaRobotEnv
 from metarobot.envs.sim import shared_urdf
 from metarobot.envs.urdf_builder import cartpole_urdf
 
-from metarobot.errors import MetarobotError
-from metarobot.family import Range, Task, TaskFamily, round_params
+from metarobot.family import FloatParam, Param, Range, SignParam, Task, TaskFamily
 
 CONTROL_SUBSTEPS = 5
 EPISODE_STEPS = 200
@@ -40,6 +39,25 @@ class CartPoleTask(Task):
     """One cart-pole. Pole length in m (full length), masses in kg, force scale in N."""
 
     family: ClassVar[str] = "cartpole"
+    params: ClassVar[tuple[Param, ...]] = (
+        FloatParam(
+            name="pole_length", unit="m", doc="full length of the pole", bounds=(0.1, 5.0),
+            train=Range(0.6, 1.4), ood=(Range(0.35, 0.5), Range(1.6, 2.2)),
+        ),
+        FloatParam(
+            name="pole_mass", unit="kg", doc="mass of the pole", bounds=(0.01, 5.0),
+            train=Range(0.05, 0.4), ood=(Range(0.5, 0.8),),
+        ),
+        FloatParam(
+            name="cart_mass", unit="kg", doc="mass of the cart", bounds=(0.1, 20.0),
+            train=Range(0.6, 1.6), ood=(Range(1.9, 2.6),),
+        ),
+        FloatParam(
+            name="force_scale", unit="N", doc="force on the cart at action +1", bounds=(1.0, 100.0),
+            train=Range(8.0, 14.0), ood=(Range(5.0, 7.0), Range(16.0, 20.0)),
+        ),
+        SignParam(name="actuator_sign", doc="motor direction (-1: wired reversed)", reversed_probability=0.5),
+    )  # fmt: skip
 
     pole_length: float
     pole_mass: float
@@ -47,116 +65,30 @@ class CartPoleTask(Task):
     force_scale: float
     actuator_sign: int = 1
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        checks = (
-            ("pole_length", 0.1, 5.0),
-            ("pole_mass", 0.01, 5.0),
-            ("cart_mass", 0.1, 20.0),
-            ("force_scale", 1.0, 100.0),
-        )
-        for name, low, high in checks:
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and low <= v <= high):
-                raise MetarobotError(f"cartpole task {name}={v!r} is out of range [{low}, {high}]")
-        if self.actuator_sign not in (1, -1):
-            raise MetarobotError(f"cartpole task actuator_sign={self.actuator_sign!r} must be +1 or -1")
-
     def body_key(self) -> tuple[float, float, float]:
         return (self.pole_length, self.pole_mass, self.cart_mass)
 
 
-@dataclasses.dataclass(frozen=True)
-class CartPoleSpace:
-    """Training ranges of the ``cartpole`` family (and the ``ood`` ranges outside them)."""
-
-    pole_length: Range = Range(0.6, 1.4, "m")
-    pole_mass: Range = Range(0.05, 0.4, "kg")
-    cart_mass: Range = Range(0.6, 1.6, "kg")
-    force_scale: Range = Range(8.0, 14.0, "N")
-    reversed_probability: float = 0.5
-    ood_pole_length_short: Range = Range(0.35, 0.5, "m")
-    ood_pole_length_long: Range = Range(1.6, 2.2, "m")
-    ood_pole_mass: Range = Range(0.5, 0.8, "kg")
-    ood_cart_mass: Range = Range(1.9, 2.6, "kg")
-    ood_force_scale_low: Range = Range(5.0, 7.0, "N")
-    ood_force_scale_high: Range = Range(16.0, 20.0, "N")
-
-
 class CartPoleFamily(TaskFamily):
+    """Every parameter drawn from its spec (``CartPoleTask.params``); an ``ood`` task moves one
+    of pole length, pole mass, cart mass and force scale outside its training range."""
+
     name = "cartpole"
     env_id = "metarobot/CartPole-v0"
     task_type = CartPoleTask
     summary = "procedural cart-poles (pole length/mass, cart mass, motor strength and direction)"
+    success = "pole within 12 degrees and cart within 2.4 m for all 200 steps (4.2 s)"
     episode_steps = EPISODE_STEPS
     control_hz = 48.0
     # episodes are 200 steps (reach: 60), so fewer per update and fewer iterations keep the
     # default run a few minutes long
     meta_defaults: ClassVar[dict[str, Any]] = {"iterations": 40, "meta_batch": 10, "episodes_per_update": 5}
-
-    def __init__(self, space: CartPoleSpace | None = None) -> None:
-        self.space = space or CartPoleSpace()
-
-    def _sign(self, rng: np.random.Generator) -> int:
-        return -1 if rng.random() < self.space.reversed_probability else 1
-
-    def _sample_in_range(self, rng: np.random.Generator) -> CartPoleTask:
-        s = self.space
-        return CartPoleTask(
-            pole_length=round_params(s.pole_length.sample(rng)),
-            pole_mass=round_params(s.pole_mass.sample(rng)),
-            cart_mass=round_params(s.cart_mass.sample(rng)),
-            force_scale=round_params(s.force_scale.sample(rng)),
-            actuator_sign=self._sign(rng),
-        )
-
-    def _sample_ood(self, rng: np.random.Generator) -> CartPoleTask:
-        s = self.space
-        base = self._sample_in_range(rng)
-        shift = int(rng.integers(4))
-        if shift == 0:
-            r = s.ood_pole_length_long if rng.random() < 0.5 else s.ood_pole_length_short
-            return dataclasses.replace(base, pole_length=round_params(r.sample(rng)))
-        if shift == 1:
-            return dataclasses.replace(base, pole_mass=round_params(s.ood_pole_mass.sample(rng)))
-        if shift == 2:
-            return dataclasses.replace(base, cart_mass=round_params(s.ood_cart_mass.sample(rng)))
-        r = s.ood_force_scale_high if rng.random() < 0.5 else s.ood_force_scale_low
-        return dataclasses.replace(base, force_scale=round_params(r.sample(rng)))
+    #: pole length, pole mass, cart mass, force scale (each mapped from its training range to
+    #: [-1, 1]) and the actuator sign (+1/-1)
+    hidden = ("pole_length", "pole_mass", "cart_mass", "force_scale", "actuator_sign")
 
     def make_env(self, task: Task, render_mode: str | None = None) -> CartPoleEnv:
         return CartPoleEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
-
-    hidden_dim = 5
-
-    def hidden_params(self, task: Task) -> np.ndarray:
-        """Pole length, pole mass, cart mass, force scale (each mapped from its training range
-        to [-1, 1]) and the actuator sign (+1/-1)."""
-        assert isinstance(task, CartPoleTask)
-        s = self.space
-        return np.array(
-            [
-                s.pole_length.normalise(task.pole_length),
-                s.pole_mass.normalise(task.pole_mass),
-                s.cart_mass.normalise(task.cart_mass),
-                s.force_scale.normalise(task.force_scale),
-                task.actuator_sign,
-            ],
-            dtype=np.float32,
-        )
-
-    def ranges(self) -> dict[str, str]:
-        s = self.space
-        return {
-            "pole_length": f"{s.pole_length} (ood: {s.ood_pole_length_short} or {s.ood_pole_length_long})",
-            "pole_mass": f"{s.pole_mass} (ood: {s.ood_pole_mass})",
-            "cart_mass": f"{s.cart_mass} (ood: {s.ood_cart_mass})",
-            "force_scale": f"{s.force_scale} (ood: {s.ood_force_scale_low} or {s.ood_force_scale_high})",
-            "actuator_sign": f"-1 with probability {s.reversed_probability}, else +1",
-            "success": "pole within 12 degrees and cart within 2.4 m for all 200 steps (4.2 s)",
-        }
 
 
 class CartPoleEnv(MetaRobotEnv):

@@ -58,7 +58,7 @@ from metarobot.envs.urdf_builder import (
 )
 
 from metarobot.errors import MetarobotError
-from metarobot.family import FILE_ONLY, Range, Task, TaskFamily, round_params
+from metarobot.family import FILE_ONLY, ChoiceParam, FloatParam, Param, Range, Task, TaskFamily
 
 CONTROL_SUBSTEPS = 12  # 240 Hz physics / 12 = 20 Hz control
 EPISODE_STEPS = 100
@@ -86,6 +86,50 @@ class GraspTask(Task):
     """
 
     family: ClassVar[str] = "grasp"
+    params: ClassVar[tuple[Param, ...]] = (
+        ChoiceParam(name="object_shape", doc="the object's shape", choices=SHAPES),
+        FloatParam(
+            name="finger_length", unit="m", doc="finger length", bounds=(0.02, 0.2), train=Range(0.05, 0.08),
+            ood=(Range(0.035, 0.045),),
+        ),
+        FloatParam(
+            name="finger_width", unit="m", doc="pad size along x", bounds=(0.005, 0.1), train=Range(0.02, 0.035)
+        ),
+        FloatParam(
+            name="max_opening", unit="m", doc="widest finger opening", bounds=(0.02, 0.3), train=Range(0.085, 0.12)
+        ),
+        FloatParam(
+            name="grip_force", unit="N", doc="most the finger motors push with", bounds=(0.5, 500.0),
+            train=Range(15.0, 40.0),
+        ),
+        FloatParam(name="pad_friction", doc="friction of the finger pads", bounds=(0.05, 3.0), train=Range(0.8, 1.2)),
+        FloatParam(
+            name="object_size", unit="m", doc="half-width the fingers close on", bounds=(0.005, 0.15),
+            train=Range(0.015, 0.03), ood=(Range(0.033, 0.038),),
+        ),
+        FloatParam(
+            name="object_height", unit="m", doc="box/cylinder height, capsule length between caps",
+            bounds=(0.005, 0.3), train=Range(0.03, 0.07),
+        ),
+        FloatParam(
+            name="object_mass", unit="kg", doc="object mass", bounds=(0.005, 20.0), train=Range(0.05, 0.4),
+            ood=(Range(0.6, 1.0),),
+        ),
+        FloatParam(
+            name="object_friction", doc="friction of the object", bounds=(0.05, 3.0), train=Range(0.5, 1.0),
+            ood=(Range(0.25, 0.4),),
+        ),
+        FloatParam(
+            name="object_x", unit="m", doc="object position from the gripper's start", bounds=(-0.15, 0.15),
+            train=Range(-0.03, 0.03),
+        ),
+        FloatParam(
+            name="object_y", unit="m", doc="object position from the gripper's start", bounds=(-0.15, 0.15),
+            train=Range(-0.03, 0.03),
+        ),
+        FloatParam(name="object_yaw", unit="rad", doc="object heading", bounds=(-4.0, 4.0), train=Range(0.0, math.pi)),
+        FloatParam(name="object_scale", doc="metres per unit of a user's mesh", bounds=(1e-6, 1e3)),
+    )  # fmt: skip
 
     finger_length: float
     finger_width: float
@@ -105,104 +149,47 @@ class GraspTask(Task):
     object_mesh: str | None = dataclasses.field(default=None, metadata=FILE_ONLY)
     object_scale: float = dataclasses.field(default=1.0, metadata=FILE_ONLY)
 
-    def __post_init__(self) -> None:
-        self.validate()
+    @property
+    def from_file(self) -> bool:
+        """Whether the object comes from a user's file (URDF or mesh)."""
+        return self.object_urdf is not None or self.object_mesh is not None
 
     def validate(self) -> None:
-        checks = (
-            ("finger_length", 0.02, 0.2),
-            ("finger_width", 0.005, 0.1),
-            ("max_opening", 0.02, 0.3),
-            ("grip_force", 0.5, 500.0),
-            ("pad_friction", 0.05, 3.0),
-            ("object_size", 0.005, 0.15),
-            ("object_height", 0.005, 0.3),
-            ("object_mass", 0.005, 20.0),
-            ("object_friction", 0.05, 3.0),
-            ("object_x", -0.15, 0.15),
-            ("object_y", -0.15, 0.15),
-            ("object_yaw", -4.0, 4.0),
-        )
-        for name, low, high in checks:
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high):
-                raise MetarobotError(f"grasp task {name}={v!r} is out of range [{low}, {high}]")
+        """The spec's bounds (``Task.validate``); an object from a file has the shape ``"urdf"``
+        or ``"mesh"`` (one file, not both)."""
+        super().validate()
         if self.object_urdf is not None and self.object_mesh is not None:
             raise MetarobotError("a grasp task takes object_urdf or object_mesh, not both")
         file_shape = "urdf" if self.object_urdf is not None else "mesh" if self.object_mesh is not None else None
-        if self.object_shape not in SHAPES and self.object_shape != file_shape:
-            raise MetarobotError(f"grasp task object_shape={self.object_shape!r} is not one of {', '.join(SHAPES)}")
-        if not 1e-6 <= self.object_scale <= 1e3:
-            raise MetarobotError(f"grasp task object_scale={self.object_scale!r} is out of range [1e-6, 1e3]")
+        if self.from_file and self.object_shape not in (*SHAPES, file_shape):
+            raise MetarobotError(
+                f"grasp task object_shape={self.object_shape!r} is not one of {', '.join(SHAPES)}, {file_shape}"
+            )
 
     def gripper_key(self) -> tuple[float, float, float]:
         return (self.finger_length, self.finger_width, self.max_opening)
 
 
-@dataclasses.dataclass(frozen=True)
-class GraspSpace:
-    """Training ranges of the ``grasp`` family (and the ``ood`` ranges outside them)."""
-
-    finger_length: Range = Range(0.05, 0.08, "m")
-    finger_width: Range = Range(0.02, 0.035, "m")
-    max_opening: Range = Range(0.085, 0.12, "m")
-    grip_force: Range = Range(15.0, 40.0, "N")
-    pad_friction: Range = Range(0.8, 1.2)
-    object_size: Range = Range(0.015, 0.03, "m")
-    object_height: Range = Range(0.03, 0.07, "m")
-    object_mass: Range = Range(0.05, 0.4, "kg")
-    object_friction: Range = Range(0.5, 1.0)
-    object_offset: float = 0.03  # m: the object lies within +/- this of the gripper's start
-    # ood: heavier, larger, more slippery objects, shorter fingers
-    ood_object_mass: Range = Range(0.6, 1.0, "kg")
-    ood_object_size: Range = Range(0.033, 0.038, "m")
-    ood_object_friction: Range = Range(0.25, 0.4)
-    ood_finger_length: Range = Range(0.035, 0.045, "m")
-
-
 class GraspFamily(TaskFamily):
+    """Every parameter drawn from the spec (``GraspTask.params``, the shape first); an ``ood``
+    task has a heavier, larger or more slippery object or shorter fingers."""
+
     name = "grasp"
     env_id = "metarobot/Grasp-v0"
     task_type = GraspTask
     summary = "procedural parallel-jaw grippers (fingers, opening, force, friction) and objects to lift"
+    success = f"object held {LIFT_HEIGHT * 100:g} cm above the table for {HOLD_STEPS} steps (0.5 s)"
     episode_steps = EPISODE_STEPS
     control_hz = 20.0
     meta_defaults: ClassVar[dict[str, Any]] = {"iterations": 120, "meta_batch": 10, "episodes_per_update": 5}
-
-    def __init__(self, space: GraspSpace | None = None) -> None:
-        self.space = space or GraspSpace()
-
-    def _sample_in_range(self, rng: np.random.Generator) -> GraspTask:
-        s = self.space
-        shape = SHAPES[int(rng.integers(len(SHAPES)))]
-        off = s.object_offset
-        return GraspTask(
-            finger_length=round_params(s.finger_length.sample(rng)),
-            finger_width=round_params(s.finger_width.sample(rng)),
-            max_opening=round_params(s.max_opening.sample(rng)),
-            grip_force=round_params(s.grip_force.sample(rng)),
-            pad_friction=round_params(s.pad_friction.sample(rng)),
-            object_shape=shape,
-            object_size=round_params(s.object_size.sample(rng)),
-            object_height=round_params(s.object_height.sample(rng)),
-            object_mass=round_params(s.object_mass.sample(rng)),
-            object_friction=round_params(s.object_friction.sample(rng)),
-            object_x=round_params(rng.uniform(-off, off)),
-            object_y=round_params(rng.uniform(-off, off)),
-            object_yaw=round_params(rng.uniform(0.0, math.pi)),
-        )
-
-    def _sample_ood(self, rng: np.random.Generator) -> GraspTask:
-        s = self.space
-        base = self._sample_in_range(rng)
-        shift = int(rng.integers(4))
-        if shift == 0:
-            return dataclasses.replace(base, object_mass=round_params(s.ood_object_mass.sample(rng)))
-        if shift == 1:
-            return dataclasses.replace(base, object_size=round_params(s.ood_object_size.sample(rng)))
-        if shift == 2:
-            return dataclasses.replace(base, object_friction=round_params(s.ood_object_friction.sample(rng)))
-        return dataclasses.replace(base, finger_length=round_params(s.ood_finger_length.sample(rng)))
+    ood_shifts = ("object_mass", "object_size", "object_friction", "finger_length")
+    #: what the module docstring lists as hidden: finger length, finger width, maximum opening,
+    #: grip force, pad friction, object mass and object friction (each mapped from its training
+    #: range to [-1, 1])
+    hidden = (
+        "finger_length", "finger_width", "max_opening", "grip_force", "pad_friction", "object_mass",
+        "object_friction",
+    )  # fmt: skip
 
     def describe(self, task: Task) -> dict[str, Any]:
         """What was read from the user's file behind ``task`` (``metarobot inspect``)."""
@@ -211,44 +198,6 @@ class GraspFamily(TaskFamily):
     def make_env(self, task: Task, render_mode: str | None = None) -> GraspEnv:
         return GraspEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
-    hidden_dim = 7
-
-    def hidden_params(self, task: Task) -> np.ndarray:
-        """What the module docstring lists as hidden: finger length, finger width, maximum
-        opening, grip force, pad friction, object mass and object friction (each mapped from
-        its training range to [-1, 1])."""
-        assert isinstance(task, GraspTask)
-        s = self.space
-        return np.array(
-            [
-                s.finger_length.normalise(task.finger_length),
-                s.finger_width.normalise(task.finger_width),
-                s.max_opening.normalise(task.max_opening),
-                s.grip_force.normalise(task.grip_force),
-                s.pad_friction.normalise(task.pad_friction),
-                s.object_mass.normalise(task.object_mass),
-                s.object_friction.normalise(task.object_friction),
-            ],
-            dtype=np.float32,
-        )
-
-    def ranges(self) -> dict[str, str]:
-        s = self.space
-        return {
-            "finger_length": f"{s.finger_length} (ood: {s.ood_finger_length})",
-            "finger_width": f"{s.finger_width}",
-            "max_opening": f"{s.max_opening}",
-            "grip_force": f"{s.grip_force}",
-            "pad_friction": f"{s.pad_friction}",
-            "object_shape": ", ".join(SHAPES),
-            "object_size": f"{s.object_size} half-width (ood: {s.ood_object_size})",
-            "object_height": f"{s.object_height}",
-            "object_mass": f"{s.object_mass} (ood: {s.ood_object_mass})",
-            "object_friction": f"{s.object_friction} (ood: {s.ood_object_friction})",
-            "object_position": f"within +/-{s.object_offset} m of the gripper's start, any yaw",
-            "success": f"object held {LIFT_HEIGHT * 100:g} cm above the table for {HOLD_STEPS} steps (0.5 s)",
-        }
-
     def task_from_object_urdf(self, path: Path) -> GraspTask:
         return object_task_from_urdf(path)
 
@@ -256,7 +205,9 @@ class GraspFamily(TaskFamily):
         return object_task_from_mesh(path, **options)
 
 
-DEFAULT_OBJECT_FRICTION = 0.75  # an object file that states no friction gets the training range's middle
+_FRICTION = GraspTask.param("object_friction", FloatParam)
+#: an object file that states no friction gets the training range's middle (0.75)
+DEFAULT_OBJECT_FRICTION = (_FRICTION.train.low + _FRICTION.train.high) / 2  # type: ignore[union-attr]
 
 
 def _with_object(gripper_from: GraspTask | None, extents: np.ndarray | None = None, **fields: Any) -> GraspTask:
@@ -270,14 +221,17 @@ def _with_object(gripper_from: GraspTask | None, extents: np.ndarray | None = No
         env.close()
     if extents is not None:  # a mesh's own extents (m): exact, where PyBullet's box adds its margin
         size, height = min(extents[0], extents[1]) / 2, extents[2]
-    if size > 0.15 or height > 0.3:
+    (min_size, max_size), (min_height, max_height) = (
+        GraspTask.param(name, FloatParam).bounds or (0.0, math.inf) for name in ("object_size", "object_height")
+    )
+    if size > max_size or height > max_height:
         raise MetarobotError(
             f"object {fields.get('object_urdf') or fields.get('object_mesh')} is {2 * size:.3g} m wide and "
-            f"{height:.3g} m tall; a grasp object must be at most 0.3 m wide and tall"
+            f"{height:.3g} m tall; a grasp object must be at most {2 * max_size:g} m wide and {max_height:g} m tall"
             + (" (give --object-scale: its units may not be metres)" if "object_mesh" in fields else "")
         )
     return dataclasses.replace(
-        task, object_size=round(max(size, 0.005), 4), object_height=round(max(height, 0.005), 4),
+        task, object_size=round(max(size, min_size), 4), object_height=round(max(height, min_height), 4),
         object_mass=round(mass, 4),
     )  # fmt: skip
 
@@ -295,7 +249,8 @@ def object_task_from_urdf(path: Path | str, gripper_from: GraspTask | None = Non
         )
     robot = read_urdf(path)
     frictions = [float(e.get("value", "nan")) for e in robot.findall("link/contact/lateral_friction")]
-    friction = frictions[0] if frictions and 0.05 <= frictions[0] <= 3.0 else DEFAULT_OBJECT_FRICTION
+    low, high = _FRICTION.bounds or (0.0, math.inf)
+    friction = frictions[0] if frictions and low <= frictions[0] <= high else DEFAULT_OBJECT_FRICTION
     return _with_object(gripper_from, object_urdf=str(path), object_shape="urdf", object_friction=friction)
 
 
@@ -324,8 +279,9 @@ def object_task_from_mesh(
             raise MetarobotError(f"mesh {path} encloses no volume (open surface?): give --object-mass instead")
         mass = density * volume
     assert mass is not None
-    if not 0.005 <= mass <= 20.0:
-        raise MetarobotError(f"object mass {mass:.4g} kg is out of range [0.005, 20] (grasp objects)")
+    low, high = GraspTask.param("object_mass", FloatParam).bounds or (0.0, math.inf)
+    if not low <= mass <= high:
+        raise MetarobotError(f"object mass {mass:.4g} kg is out of range [{low:g}, {high:g}] (grasp objects)")
     return _with_object(
         gripper_from,
         np.ptp(vertices, axis=0) * scale,

@@ -25,15 +25,14 @@ slips or breaks, and a slip or a break is too late to act on.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from metarobot.envs.grasp import HOLD_STEPS, LIFT_HEIGHT, GraspEnv, GraspFamily, GraspSpace, GraspTask
+from metarobot.envs.grasp import HOLD_STEPS, LIFT_HEIGHT, GraspEnv, GraspFamily, GraspTask
 
 from metarobot.errors import MetarobotError
-from metarobot.family import Range, Task, round_params
+from metarobot.family import FloatParam, Param, Range, Task, replace_param, revise, round_params
 
 GRAVITY = 9.81  # m/s^2
 CRUSH_PENALTY = 5.0
@@ -50,6 +49,22 @@ class GraspV1Task(GraspTask):
     """A ``grasp`` gripper and object plus the squeeze (N per finger) that crushes the object."""
 
     family: ClassVar[str] = "grasp-v1"
+    #: ``grasp``'s spec with heavier objects, a wider pad friction and fragile objects
+    params: ClassVar[tuple[Param, ...]] = revise(
+        GraspTask.params,
+        replace_param(GraspTask.params, "object_mass", train=Range(0.05, 1.0), ood=(Range(1.1, 1.5),)),
+        replace_param(GraspTask.params, "pad_friction", train=Range(0.5, 1.2)),
+        FloatParam(
+            name="crush_margin", doc="crush force as a multiple of the force that holds the object",
+            field=False, train=Range(1.8, 2.8), ood=(Range(1.4, 1.7),),
+        ),
+        FloatParam(
+            name="object_crush_force", unit="N", doc="squeeze per finger that breaks the object",
+            bounds=(0.1, 1000.0), sampling="crush_margin x m g / (2 mu_pad mu_object), at most grip_force",
+            # the oracle sees it on a log scale over this range
+            hidden_range=Range(0.5, 40.0), log_scale=True,
+        ),
+    )  # fmt: skip
 
     object_crush_force: float = 1000.0
 
@@ -57,38 +72,18 @@ class GraspV1Task(GraspTask):
         super().validate()
         if self.object_urdf is not None:
             raise MetarobotError("grasp-v1 tasks are procedural objects (no object_urdf); use grasp for URDF objects")
-        v = self.object_crush_force
-        if not (isinstance(v, int | float) and not isinstance(v, bool) and 0.1 <= v <= 1000.0):
-            raise MetarobotError(f"grasp-v1 task object_crush_force={v!r} is out of range [0.1, 1000]")
-
-
-@dataclasses.dataclass(frozen=True)
-class GraspV1Space(GraspSpace):
-    """Training ranges of ``grasp-v1`` (``grasp``'s, with heavier objects, a wider pad friction
-    and fragile objects)."""
-
-    object_mass: Range = Range(0.05, 1.0, "kg")
-    pad_friction: Range = Range(0.5, 1.2)
-    grip_force: Range = Range(15.0, 40.0, "N")
-    #: crush force as a multiple of the force that holds the object
-    crush_margin: Range = Range(1.8, 2.8)
-    #: the privileged observation shows the crush force on a log scale over this range (N)
-    crush_force_scale: Range = Range(math.log(0.5), math.log(40.0), "log N")
-    # ood: heavier objects, tighter windows (more fragile for their weight)
-    ood_object_mass: Range = Range(1.1, 1.5, "kg")
-    ood_crush_margin: Range = Range(1.4, 1.7)
 
 
 class GraspV1Family(GraspFamily):
+    """``grasp``'s draws plus a crush force from the crush margin, redrawn until the motors can
+    reach it; ``ood`` adds heavier and more fragile objects to ``grasp``'s shifts."""
+
     name = "grasp-v1"
     env_id = "metarobot/Grasp-v1"
     task_type = GraspV1Task
     summary = "grasp with a squeeze command: heavy objects slip from a light squeeze, fragile ones break"
-    #: ``grasp``'s 7 values, then the crush force (log scale)
-    hidden_dim = 8
-
-    def __init__(self, space: GraspV1Space | None = None) -> None:
-        self.space: GraspV1Space = space or GraspV1Space()
+    #: ``grasp``'s 7 values, then the crush force (log scale: 0.5-40 N maps to [-1, 1])
+    hidden = (*GraspFamily.hidden, "object_crush_force")
 
     def _with_crush(self, base: GraspTask, margin: Range, rng: np.random.Generator) -> GraspV1Task | None:
         fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(GraspTask)}
@@ -98,28 +93,28 @@ class GraspV1Family(GraspFamily):
         return GraspV1Task(**fields, object_crush_force=round_params(max(crush, 0.1)))
 
     def _sample_in_range(self, rng: np.random.Generator) -> GraspV1Task:
+        margin = self.param("crush_margin", FloatParam).train
         for _ in range(1000):
-            task = self._with_crush(super()._sample_in_range(rng), self.space.crush_margin, rng)
+            task = self._with_crush(super()._sample_in_range(rng), margin, rng)
             if task is not None:
                 return task
         raise MetarobotError("grasp-v1 ranges leave no task whose crush force the motors can reach")
 
     def _sample_ood(self, rng: np.random.Generator) -> GraspV1Task:
-        s = self.space
         for _ in range(1000):
             base = super()._sample_in_range(rng)
-            margin = s.crush_margin
+            margin = self.param("crush_margin", FloatParam).train
             shift = int(rng.integers(5))
             if shift == 0:  # heavier than any training object
-                base = dataclasses.replace(base, object_mass=round_params(s.ood_object_mass.sample(rng)))
+                base = dataclasses.replace(base, object_mass=self.param("object_mass").sample_ood(rng))
             elif shift == 1:  # more fragile for its weight
-                margin = s.ood_crush_margin
+                margin = self.param("crush_margin", FloatParam).ood[0]
             elif shift == 2:  # grasp's shifts: larger or more slippery objects, shorter fingers
-                base = dataclasses.replace(base, object_size=round_params(s.ood_object_size.sample(rng)))
+                base = dataclasses.replace(base, object_size=self.param("object_size").sample_ood(rng))
             elif shift == 3:
-                base = dataclasses.replace(base, object_friction=round_params(s.ood_object_friction.sample(rng)))
+                base = dataclasses.replace(base, object_friction=self.param("object_friction").sample_ood(rng))
             else:
-                base = dataclasses.replace(base, finger_length=round_params(s.ood_finger_length.sample(rng)))
+                base = dataclasses.replace(base, finger_length=self.param("finger_length").sample_ood(rng))
             task = self._with_crush(base, margin, rng)
             if task is not None:
                 return task
@@ -127,22 +122,6 @@ class GraspV1Family(GraspFamily):
 
     def make_env(self, task: Task, render_mode: str | None = None) -> GraspV1Env:
         return GraspV1Env(task=task, render_mode=render_mode)  # type: ignore[arg-type]
-
-    def hidden_params(self, task: Task) -> np.ndarray:
-        """``grasp``'s 7 values, then the crush force on a log scale (0.5-40 N maps to [-1, 1])."""
-        assert isinstance(task, GraspV1Task)
-        crush = self.space.crush_force_scale.normalise(math.log(task.object_crush_force))
-        return np.concatenate([super().hidden_params(task), [crush]]).astype(np.float32)
-
-    def ranges(self) -> dict[str, str]:
-        s = self.space
-        out = super().ranges()
-        out["object_mass"] = f"{s.object_mass} (ood: {s.ood_object_mass})"
-        out["pad_friction"] = str(s.pad_friction)
-        out["object_crush_force"] = (
-            f"{s.crush_margin} x m g / (2 mu_pad mu_object), at most grip_force (ood: {s.ood_crush_margin} x)"
-        )
-        return out
 
     def task_from_object_urdf(self, path: Path) -> GraspTask:
         raise MetarobotError("grasp-v1 takes procedural objects only; use --family grasp for a URDF object")

@@ -51,7 +51,17 @@ from metarobot.envs.sim import give_inertia_to_empty_links, shared_urdf
 from metarobot.envs.urdf_builder import WHEEL_WIDTH, UrdfModel, diff_drive_urdf
 
 from metarobot.errors import MetarobotError
-from metarobot.family import FILE_ONLY, Range, Task, TaskFamily, round_params
+from metarobot.family import (
+    FILE_ONLY,
+    FloatParam,
+    IntParam,
+    Param,
+    Range,
+    SignParam,
+    Task,
+    TaskFamily,
+    round_params,
+)
 
 TIMESTEP = 1.0 / 120.0
 CONTROL_SUBSTEPS = 6  # 120 Hz physics / 6 = 20 Hz control
@@ -70,6 +80,7 @@ ARENA = 2.8  # m: obstacles and goals stay within +/- this (the floor is 6 m x 6
 GRID = 0.04  # m: cell of the path check's occupancy grid
 BOX, CYLINDER = 0, 1
 OBSTACLE_KINDS = ("box", "cylinder")
+IN_THE_WAY = 0.7  # share of generated obstacles placed near the straight line from start to goal
 
 
 def footprint_radius(chassis_length: float, track_width: float) -> float:
@@ -89,6 +100,91 @@ class NavigateTask(Task):
     """
 
     family: ClassVar[str] = "navigate"
+    params: ClassVar[tuple[Param, ...]] = (
+        # a file's robot may be bigger than any generated one (``file_bounds``)
+        FloatParam(
+            name="chassis_length", unit="m", doc="chassis length", bounds=(0.08, 1.0), file_bounds=(0.08, 3.0),
+            train=Range(0.18, 0.30), ood=(Range(0.12, 0.16), Range(0.34, 0.42)),
+            sampling="(ood together with track width and wheel radius: a smaller or a bigger robot)",
+        ),
+        FloatParam(
+            name="track_width", unit="m", doc="wheel centre to wheel centre", bounds=(0.08, 1.0),
+            file_bounds=(0.05, 3.0), train=Range(0.18, 0.30), ood=(Range(0.12, 0.16), Range(0.34, 0.42)),
+        ),
+        FloatParam(
+            name="chassis_mass", unit="kg", doc="chassis mass", bounds=(0.1, 50.0), file_bounds=(0.1, 500.0),
+            train=Range(1.0, 3.0),
+        ),
+        FloatParam(
+            name="wheel_radius", unit="m", doc="wheel radius", bounds=(0.01, 0.3), file_bounds=(0.005, 0.5),
+            train=Range(0.035, 0.05), ood=(Range(0.025, 0.032), Range(0.055, 0.07)),
+        ),
+        FloatParam(
+            name="max_wheel_speed", unit="rad/s", doc="wheel speed at command +1", bounds=(0.5, 100.0),
+            train=Range(15.0, 22.0),
+        ),
+        FloatParam(
+            name="left_gain", doc="fraction of the commanded speed the left motor delivers", bounds=(0.05, 2.0),
+            train=Range(0.7, 1.0), ood=(Range(0.4, 0.6),), sampling="(ood for one motor at a time)",
+        ),
+        FloatParam(
+            name="right_gain", doc="fraction of the commanded speed the right motor delivers", bounds=(0.05, 2.0),
+            train=Range(0.7, 1.0), ood=(Range(0.4, 0.6),), sampling="(ood for one motor at a time)",
+        ),
+        SignParam(
+            name="left_sign", doc="left motor's direction (-1: wired reversed)", reversed_probability=0.5,
+            sampling="for both motors together (the robot drives mirrored)",
+        ),
+        SignParam(
+            name="right_sign", doc="right motor's direction (-1: wired reversed)", reversed_probability=0.5,
+            sampling="for both motors together (the robot drives mirrored)",
+        ),
+        FloatParam(name="wheel_friction", doc="wheels' friction", bounds=(0.05, 3.0), train=Range(0.8, 1.2)),
+        FloatParam(name="floor_friction", doc="floor's friction", bounds=(0.05, 3.0), train=Range(0.6, 1.0)),
+        FloatParam(
+            name="goal_distance", unit="m", doc="start to goal", field=False, train=Range(0.7, 1.2),
+            sampling="at a uniform bearing",
+        ),
+        FloatParam(
+            name="start_yaw", unit="rad", doc="the robot's heading at the start", bounds=(-4.0, 4.0),
+            train=Range(-math.pi, math.pi),
+        ),
+        FloatParam(
+            name="goal_x", unit="m", doc="goal position", bounds=(-ARENA, ARENA), sampling="from goal_distance"
+        ),
+        FloatParam(
+            name="goal_y", unit="m", doc="goal position", bounds=(-ARENA, ARENA), sampling="from goal_distance"
+        ),
+        IntParam(
+            name="obstacles", doc="boxes and cylinders, 0.3 m tall", field=False, train=(0, 1, 2, 3), ood=(5, 6, 7),
+            sampling="mostly between start and goal, always leaving a path",
+        ),
+        IntParam(
+            name="obstacle_kinds", doc="0 box, 1 cylinder", vector=True, bounds=(BOX, CYLINDER),
+            sampling="either, with probability 1/2",
+        ),
+        FloatParam(
+            name="obstacle_xy", unit="m", doc="obstacle centres (x0, y0, x1, y1, ...)", vector=True,
+            bounds=(-ARENA, ARENA), sampling=f"{IN_THE_WAY:.0%} near the line from start to goal, clear of both",
+        ),
+        FloatParam(
+            name="obstacle_sizes", unit="m", doc="box half side or cylinder radius", vector=True,
+            bounds=(0.02, 1.0), train=Range(0.06, 0.15),
+        ),
+        FloatParam(
+            name="obstacle_yaws", unit="rad", doc="obstacle headings", vector=True, train=Range(0.0, math.pi / 2)
+        ),
+        FloatParam(
+            name="success_distance", unit="m", doc="success: the robot's centre this close to the goal",
+            bounds=(0.02, 1.0),
+        ),
+        FloatParam(name="wheel_radii", unit="m", doc="each wheel's radius", vector=True, bounds=(0.005, 0.5)),
+        FloatParam(name="wheel_torque", unit="N*m", doc="the motors' torque limit", bounds=(0.0, 1e4)),
+        FloatParam(
+            name="heading_offset", unit="rad", doc="the robot's forward from its root frame's x axis",
+            bounds=(-4.0, 4.0),
+        ),
+    )  # fmt: skip
 
     chassis_length: float
     track_width: float
@@ -119,54 +215,19 @@ class NavigateTask(Task):
     wheel_torque: float = dataclasses.field(default=0.0, metadata=FILE_ONLY)
     heading_offset: float = dataclasses.field(default=0.0, metadata=FILE_ONLY)
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     def validate(self) -> None:
-        big = 3.0 if self.urdf_path else 1.0  # a file's robot may be bigger than any generated one
-        checks = (
-            ("chassis_length", 0.08, big),
-            ("track_width", 0.05 if self.urdf_path else 0.08, big),
-            ("chassis_mass", 0.1, 500.0 if self.urdf_path else 50.0),
-            ("wheel_radius", 0.005, 0.5) if self.urdf_path else ("wheel_radius", 0.01, 0.3),
-            ("wheel_torque", 0.0, 1e4),
-            ("heading_offset", -4.0, 4.0),
-            ("max_wheel_speed", 0.5, 100.0),
-            ("left_gain", 0.05, 2.0),
-            ("right_gain", 0.05, 2.0),
-            ("wheel_friction", 0.05, 3.0),
-            ("floor_friction", 0.05, 3.0),
-            ("start_yaw", -4.0, 4.0),
-            ("goal_x", -ARENA, ARENA),
-            ("goal_y", -ARENA, ARENA),
-            ("success_distance", 0.02, 1.0),
-        )
-        for name, low, high in checks:
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high):
-                raise MetarobotError(f"navigate task {name}={v!r} is out of range [{low}, {high}]")
-        for name in ("left_sign", "right_sign"):
-            if getattr(self, name) not in (1, -1):
-                raise MetarobotError(f"navigate task {name}={getattr(self, name)!r} must be +1 or -1")
+        """The spec's bounds (``Task.validate``), then what they cannot say: as many sizes, yaws
+        and coordinate pairs as obstacles, a radius per wheel of a file's robot, room for a
+        generated chassis between its wheels."""
+        super().validate()
         n = len(self.obstacle_kinds)
-        if any(k not in (BOX, CYLINDER) for k in self.obstacle_kinds):
-            raise MetarobotError(f"navigate task obstacle_kinds must be 0 (box) or 1 (cylinder): {self.obstacle_kinds}")
         if len(self.obstacle_xy) != 2 * n or len(self.obstacle_sizes) != n or len(self.obstacle_yaws) != n:
             raise MetarobotError(
                 f"navigate task has {n} obstacle kinds but {len(self.obstacle_xy)} coordinates, "
                 f"{len(self.obstacle_sizes)} sizes and {len(self.obstacle_yaws)} yaws (want {2 * n}, {n}, {n})"
             )
-        if any(not (0.02 <= s <= 1.0) for s in self.obstacle_sizes):
-            raise MetarobotError(f"navigate task obstacle sizes must be in [0.02, 1.0] m: {self.obstacle_sizes}")
-        if any(abs(v) > ARENA for v in self.obstacle_xy):
-            raise MetarobotError(f"navigate task obstacles must lie within +/-{ARENA} m")
-        if self.wheel_radii and (
-            len(self.wheel_radii) != len(self.left_wheels) + len(self.right_wheels)
-            or not all(0.005 <= r <= 0.5 for r in self.wheel_radii)
-        ):
-            raise MetarobotError(
-                f"navigate task wheel_radii {self.wheel_radii} must give one radius in [0.005, 0.5] m per wheel"
-            )
+        if self.wheel_radii and len(self.wheel_radii) != len(self.left_wheels) + len(self.right_wheels):
+            raise MetarobotError(f"navigate task wheel_radii {self.wheel_radii} must give one radius per wheel")
         if self.urdf_path is None and self.track_width <= WHEEL_WIDTH + 0.04:
             raise MetarobotError(f"navigate task track_width={self.track_width} leaves no room for the chassis")
         if self.urdf_path is not None and not (self.left_wheels and self.right_wheels):
@@ -251,75 +312,52 @@ def path_exists(task: NavigateTask, inflate: float | None = None) -> bool:
     return False
 
 
-@dataclasses.dataclass(frozen=True)
-class NavigateSpace:
-    """Training ranges of the ``navigate`` family (and the ``ood`` ranges outside them)."""
-
-    chassis_length: Range = Range(0.18, 0.30, "m")
-    track_width: Range = Range(0.18, 0.30, "m")
-    chassis_mass: Range = Range(1.0, 3.0, "kg")
-    wheel_radius: Range = Range(0.035, 0.05, "m")
-    max_wheel_speed: Range = Range(15.0, 22.0, "rad/s")
-    motor_gain: Range = Range(0.7, 1.0)
-    reversed_probability: float = 0.5  # both motors wired reversed (the robot drives mirrored)
-    wheel_friction: Range = Range(0.8, 1.2)
-    floor_friction: Range = Range(0.6, 1.0)
-    goal_distance: Range = Range(0.7, 1.2, "m")
-    obstacles: tuple[int, int] = (0, 3)
-    obstacle_size: Range = Range(0.06, 0.15, "m")
-    # ood: bigger or smaller robots, stronger motor asymmetry, denser maps
-    ood_small: tuple[Range, Range, Range] = (Range(0.12, 0.16, "m"), Range(0.12, 0.16, "m"), Range(0.025, 0.032, "m"))
-    ood_big: tuple[Range, Range, Range] = (Range(0.34, 0.42, "m"), Range(0.34, 0.42, "m"), Range(0.055, 0.07, "m"))
-    ood_weak_gain: Range = Range(0.4, 0.6)
-    ood_obstacles: tuple[int, int] = (5, 7)
-
-
 class NavigateFamily(TaskFamily):
+    """Robots drawn from the spec (``NavigateTask.params``), then a map; an ``ood`` task has a
+    smaller or bigger robot, one much weaker motor or a denser map."""
+
     name = "navigate"
     env_id = "metarobot/Navigate-v0"
     task_type = NavigateTask
     summary = "procedural differential-drive robots (size, wheels, motor gains and wiring) in procedural maps"
+    success = "robot centre within 0.15 m of the goal within 100 steps (5 s)"
     episode_steps = EPISODE_STEPS
     control_hz = 20.0
     meta_defaults: ClassVar[dict[str, Any]] = {"iterations": 120, "meta_batch": 10, "episodes_per_update": 5}
-
-    def __init__(self, space: NavigateSpace | None = None) -> None:
-        self.space = space or NavigateSpace()
-
-    def _sign(self, rng: np.random.Generator) -> int:
-        return -1 if rng.random() < self.space.reversed_probability else 1
+    #: the robot's parameters (the map is sensed): chassis length, track width, chassis mass,
+    #: wheel radius, maximum wheel speed, left and right motor gain, wheel and floor friction
+    #: (each mapped from its training range to [-1, 1]), left and right motor sign
+    hidden = (
+        "chassis_length", "track_width", "chassis_mass", "wheel_radius", "max_wheel_speed", "left_gain",
+        "right_gain", "wheel_friction", "floor_friction", "left_sign", "right_sign",
+    )  # fmt: skip
 
     def _robot(self, rng: np.random.Generator) -> dict[str, Any]:
-        s = self.space
-        sign = self._sign(rng)
-        return {
-            "chassis_length": round_params(s.chassis_length.sample(rng)),
-            "track_width": round_params(s.track_width.sample(rng)),
-            "chassis_mass": round_params(s.chassis_mass.sample(rng)),
-            "wheel_radius": round_params(s.wheel_radius.sample(rng)),
-            "max_wheel_speed": round_params(s.max_wheel_speed.sample(rng)),
-            "left_gain": round_params(s.motor_gain.sample(rng)),
-            "right_gain": round_params(s.motor_gain.sample(rng)),
-            "left_sign": sign,
-            "right_sign": sign,
-            "wheel_friction": round_params(s.wheel_friction.sample(rng)),
-            "floor_friction": round_params(s.floor_friction.sample(rng)),
-        }
+        sign = self.param("left_sign").sample(rng)  # both motors together
+        robot: dict[str, Any] = {"left_sign": sign, "right_sign": sign}
+        for name in (
+            "chassis_length", "track_width", "chassis_mass", "wheel_radius", "max_wheel_speed", "left_gain",
+            "right_gain", "wheel_friction", "floor_friction",
+        ):  # fmt: skip
+            robot[name] = self.param(name).sample(rng)
+        return robot
 
     def _with_map(self, robot: dict[str, Any], n_range: tuple[int, int], rng: np.random.Generator) -> NavigateTask:
         """Draw goal, start heading and obstacles until the map is free at start and goal and
         has a path (after 50 failed draws, the map has no obstacles)."""
-        s = self.space
+        goal_distance = self.param("goal_distance", FloatParam).train
+        obstacle_size = self.param("obstacle_sizes", FloatParam).train
+        obstacle_yaw = self.param("obstacle_yaws", FloatParam).train
         for attempt in range(51):
-            d, bearing = s.goal_distance.sample(rng), rng.uniform(-math.pi, math.pi)
+            d, bearing = goal_distance.sample(rng), rng.uniform(-math.pi, math.pi)
             gx, gy = d * math.cos(bearing), d * math.sin(bearing)
             n = int(rng.integers(n_range[0], n_range[1] + 1)) if attempt < 50 else 0
             kinds, xy, sizes, yaws = [], [], [], []
             radius = footprint_radius(robot["chassis_length"], robot["track_width"])
             for _ in range(n):
                 for _ in range(100):
-                    size = s.obstacle_size.sample(rng)
-                    if rng.random() < 0.7:  # in the way: near the straight line from start to goal
+                    size = obstacle_size.sample(rng)
+                    if rng.random() < IN_THE_WAY:  # near the straight line from start to goal
                         t, off = rng.uniform(0.3, 0.7), rng.uniform(-0.3, 0.3)
                         ox, oy = t * gx - off * math.sin(bearing), t * gy + off * math.cos(bearing)
                     else:
@@ -332,10 +370,10 @@ class NavigateFamily(TaskFamily):
                 kinds.append(int(rng.integers(2)))
                 xy += [ox, oy]
                 sizes.append(size)
-                yaws.append(rng.uniform(0.0, math.pi / 2))
+                yaws.append(obstacle_yaw.sample(rng))
             task = NavigateTask(
                 **robot,
-                start_yaw=round_params(rng.uniform(-math.pi, math.pi)),
+                start_yaw=self.param("start_yaw").sample(rng),
                 goal_x=round_params(gx),
                 goal_y=round_params(gy),
                 obstacle_kinds=tuple(kinds),
@@ -347,26 +385,29 @@ class NavigateFamily(TaskFamily):
                 return task
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _obstacle_counts(self, ood: bool = False) -> tuple[int, int]:
+        """Fewest and most obstacles of a map (training, or ``ood``: denser)."""
+        obstacles = self.param("obstacles", IntParam)
+        counts = obstacles.ood if ood else obstacles.train
+        return min(counts), max(counts)
+
     def _sample_in_range(self, rng: np.random.Generator) -> NavigateTask:
-        return self._with_map(self._robot(rng), self.space.obstacles, rng)
+        return self._with_map(self._robot(rng), self._obstacle_counts(), rng)
 
     def _sample_ood(self, rng: np.random.Generator) -> NavigateTask:
-        s = self.space
         robot = self._robot(rng)
-        n_range = s.obstacles
+        n_range = self._obstacle_counts()
         shift = int(rng.integers(3))
-        if shift == 0:  # a robot smaller or bigger than any in training
-            length, track, wheel = s.ood_big if rng.random() < 0.5 else s.ood_small
-            robot.update(
-                chassis_length=round_params(length.sample(rng)),
-                track_width=round_params(track.sample(rng)),
-                wheel_radius=round_params(wheel.sample(rng)),
-            )
+        if shift == 0:  # a robot smaller or bigger than any in training: the same ood range of each
+            bigger = rng.random() < 0.5
+            for name in ("chassis_length", "track_width", "wheel_radius"):
+                r = self.param(name, FloatParam).ood[1 if bigger else 0]
+                robot[name] = round_params(r.sample(rng))
         elif shift == 1:  # one motor much weaker than the other
             side = "left_gain" if rng.random() < 0.5 else "right_gain"
-            robot[side] = round_params(s.ood_weak_gain.sample(rng))
+            robot[side] = self.param(side).sample_ood(rng)
         else:  # a denser map
-            n_range = s.ood_obstacles
+            n_range = self._obstacle_counts(ood=True)
         return self._with_map(robot, n_range, rng)
 
     def describe(self, task: Task) -> dict[str, Any]:
@@ -375,49 +416,6 @@ class NavigateFamily(TaskFamily):
 
     def make_env(self, task: Task, render_mode: str | None = None) -> NavigateEnv:
         return NavigateEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
-
-    hidden_dim = 11
-
-    def hidden_params(self, task: Task) -> np.ndarray:
-        """The robot's parameters (the map is sensed): chassis length, track width, chassis
-        mass, wheel radius, maximum wheel speed, left and right motor gain, wheel and floor
-        friction (each mapped from its training range to [-1, 1]), left and right motor sign."""
-        assert isinstance(task, NavigateTask)
-        s = self.space
-        return np.array(
-            [
-                s.chassis_length.normalise(task.chassis_length),
-                s.track_width.normalise(task.track_width),
-                s.chassis_mass.normalise(task.chassis_mass),
-                s.wheel_radius.normalise(task.wheel_radius),
-                s.max_wheel_speed.normalise(task.max_wheel_speed),
-                s.motor_gain.normalise(task.left_gain),
-                s.motor_gain.normalise(task.right_gain),
-                s.wheel_friction.normalise(task.wheel_friction),
-                s.floor_friction.normalise(task.floor_friction),
-                task.left_sign,
-                task.right_sign,
-            ],
-            dtype=np.float32,
-        )
-
-    def ranges(self) -> dict[str, str]:
-        s = self.space
-        small, big = s.ood_small, s.ood_big
-        return {
-            "chassis_length": f"{s.chassis_length} (ood: {small[0]} or {big[0]})",
-            "track_width": f"{s.track_width} (ood: {small[1]} or {big[1]})",
-            "wheel_radius": f"{s.wheel_radius} (ood: {small[2]} or {big[2]})",
-            "chassis_mass": f"{s.chassis_mass}",
-            "max_wheel_speed": f"{s.max_wheel_speed}",
-            "motor_gain": f"{s.motor_gain} per wheel (ood: one wheel {s.ood_weak_gain})",
-            "motor_sign": f"both -1 (wired reversed) with probability {s.reversed_probability}, else both +1",
-            "friction": f"wheel {s.wheel_friction}, floor {s.floor_friction}",
-            "goal_distance": f"{s.goal_distance}, any bearing; start heading uniform",
-            "obstacles": f"{s.obstacles[0]}-{s.obstacles[1]} boxes/cylinders, size {s.obstacle_size} "
-            f"(ood: {s.ood_obstacles[0]}-{s.ood_obstacles[1]})",
-            "success": "robot centre within 0.15 m of the goal within 100 steps (5 s)",
-        }
 
     def task_from_urdf(
         self,
@@ -558,7 +556,11 @@ def wheeled_task_from_urdf(
         env.close()
     radii = measured["wheel_radii"]
     mean_radius = float(np.mean(radii))
-    speed = max_wheel_speed if max_wheel_speed is not None else min(max(REFERENCE_SPEED / mean_radius, 0.5), 100.0)
+
+    def clamp(name: str, value: float) -> float:  # a file's value kept within what a task may hold
+        return NavigateTask.param(name, FloatParam).clamp(value, from_file=True)
+
+    speed = max_wheel_speed if max_wheel_speed is not None else clamp("max_wheel_speed", REFERENCE_SPEED / mean_radius)
     mass = sum(model.masses.values())
     # the wheels' friction as the file states it (<contact><lateral_friction>), else the training middle
     stated = [
@@ -569,15 +571,15 @@ def wheeled_task_from_urdf(
     friction = float(np.mean(stated)) if stated else 1.0
     torque = REFERENCE_FORCE_PER_KG * max(mass, 0.1) * mean_radius / len(radii)
     robot = {
-        "chassis_length": round(min(max(measured["length"], 0.08), 3.0), 4),
-        "track_width": round(min(max(measured["track_width"], 0.05), 3.0), 4),
-        "chassis_mass": round(min(max(mass, 0.1), 500.0), 4),
+        "chassis_length": round(clamp("chassis_length", measured["length"]), 4),
+        "track_width": round(clamp("track_width", measured["track_width"]), 4),
+        "chassis_mass": round(clamp("chassis_mass", mass), 4),
         "wheel_radius": round(mean_radius, 4),
         "wheel_radii": tuple(round(r, 4) for r in radii),
         "wheel_torque": round(torque, 4),
         "max_wheel_speed": round(speed, 4),
         "heading_offset": round(measured["heading_offset"], 4),
-        "wheel_friction": round(min(max(friction, 0.05), 3.0), 4),
+        "wheel_friction": round(clamp("wheel_friction", friction), 4),
     }
     for candidate in maps:  # the first map whose path is wide enough for this robot
         task = dataclasses.replace(task, **_map_fields(candidate), **robot)  # type: ignore[arg-type]

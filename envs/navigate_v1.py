@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from metarobot.envs.navigate import NavigateEnv, NavigateFamily, NavigateSpace, NavigateTask
+from metarobot.envs.navigate import NavigateEnv, NavigateFamily, NavigateTask
 
 from metarobot.errors import MetarobotError
-from metarobot.family import Range, Task, round_params
+from metarobot.family import FloatParam, Param, Range, Task, replace_param, revise, round_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +43,19 @@ class NavigateV1Task(NavigateTask):
     Any pair of motor signs is allowed."""
 
     family: ClassVar[str] = "navigate-v1"
+    #: ``navigate``'s spec with each motor's wiring on its own, a more slippery floor, the right
+    #: wheel's scale, and an open floor (see the module docstring for why)
+    params: ClassVar[tuple[Param, ...]] = revise(
+        NavigateTask.params,
+        replace_param(NavigateTask.params, "obstacles", train=(0,), ood=(), sampling="none: an open floor"),
+        replace_param(NavigateTask.params, "left_sign", sampling="for each motor on its own"),
+        replace_param(NavigateTask.params, "right_sign", sampling="for each motor on its own"),
+        replace_param(NavigateTask.params, "floor_friction", train=Range(0.3, 1.0), ood=(Range(0.15, 0.25),)),
+        FloatParam(
+            name="right_wheel_scale", doc="the right wheel's radius as a multiple of the left's", bounds=(0.3, 3.0),
+            train=Range(0.85, 1.15), ood=(Range(0.65, 0.8), Range(1.2, 1.35)),
+        ),
+    )  # fmt: skip
 
     right_wheel_scale: float = 1.0
 
@@ -50,41 +63,25 @@ class NavigateV1Task(NavigateTask):
         super().validate()
         if self.urdf_path is not None:
             raise MetarobotError("navigate-v1 tasks are procedural robots (no urdf_path); use navigate for URDFs")
-        v = self.right_wheel_scale
-        if not (isinstance(v, int | float) and not isinstance(v, bool) and 0.3 <= v <= 3.0):
-            raise MetarobotError(f"navigate-v1 task right_wheel_scale={v!r} is out of range [0.3, 3.0]")
-
-
-@dataclasses.dataclass(frozen=True)
-class NavigateV1Space(NavigateSpace):
-    """Training ranges of ``navigate-v1`` (``navigate``'s, with independent wiring, wheel
-    asymmetry and a more slippery floor)."""
-
-    #: probability that each motor, on its own, is wired reversed
-    reversed_probability: float = 0.5
-    floor_friction: Range = Range(0.3, 1.0)
-    right_wheel_scale: Range = Range(0.85, 1.15)
-    ood_right_wheel_scale: tuple[Range, Range] = (Range(0.65, 0.8), Range(1.2, 1.35))
-    ood_floor_friction: Range = Range(0.15, 0.25)
-    #: an open floor (see the module docstring for why)
-    obstacles: tuple[int, int] = (0, 0)
 
 
 class NavigateV1Family(NavigateFamily):
+    """``navigate``'s sampler with each motor's direction drawn on its own, a right wheel scale
+    and an open floor; ``ood`` shifts the robot as ``navigate`` does, or the wheels or floor
+    beyond training."""
+
     name = "navigate-v1"
     env_id = "metarobot/Navigate-v1"
     task_type = NavigateV1Task
     summary = "navigate robots whose each motor's wiring, wheel radii and floor slip differ per robot"
-    #: ``navigate``'s 11 robot values, then the right wheel's scale
-    hidden_dim = 12
-
-    def __init__(self, space: NavigateV1Space | None = None) -> None:
-        self.space: NavigateV1Space = space or NavigateV1Space()
+    #: ``navigate``'s 11 robot values (signs: each motor's own), then the right wheel's scale
+    #: (the training range maps to [-1, 1])
+    hidden = (*NavigateFamily.hidden, "right_wheel_scale")
 
     def _robot(self, rng: np.random.Generator) -> dict[str, Any]:
         robot = super()._robot(rng)
-        robot["left_sign"] = self._sign(rng)
-        robot["right_sign"] = self._sign(rng)
+        robot["left_sign"] = self.param("left_sign").sample(rng)
+        robot["right_sign"] = self.param("right_sign").sample(rng)
         return robot
 
     def _v1(self, base: NavigateTask, scale: float) -> NavigateV1Task:
@@ -92,51 +89,29 @@ class NavigateV1Family(NavigateFamily):
         return NavigateV1Task(**fields, right_wheel_scale=round_params(scale))
 
     def _sample_in_range(self, rng: np.random.Generator) -> NavigateV1Task:
-        s = self.space
-        scale = s.right_wheel_scale.sample(rng)
-        return self._v1(self._with_map(self._robot(rng), s.obstacles, rng), scale)
+        scale = self.param("right_wheel_scale").sample(rng)
+        return self._v1(self._with_map(self._robot(rng), self._obstacle_counts(), rng), scale)
 
     def _sample_ood(self, rng: np.random.Generator) -> NavigateV1Task:
-        s = self.space
         robot = self._robot(rng)
-        scale = s.right_wheel_scale.sample(rng)
+        scale_param = self.param("right_wheel_scale")
+        scale = scale_param.sample(rng)
         shift = int(rng.integers(4))
         if shift == 0:  # a robot smaller or bigger than any in training (navigate's shift)
-            length, track, wheel = s.ood_big if rng.random() < 0.5 else s.ood_small
-            robot.update(
-                chassis_length=round_params(length.sample(rng)),
-                track_width=round_params(track.sample(rng)),
-                wheel_radius=round_params(wheel.sample(rng)),
-            )
+            bigger = rng.random() < 0.5
+            for name in ("chassis_length", "track_width", "wheel_radius"):
+                robot[name] = round_params(self.param(name, FloatParam).ood[1 if bigger else 0].sample(rng))
         elif shift == 1:  # one motor much weaker than the other (navigate's shift)
             side = "left_gain" if rng.random() < 0.5 else "right_gain"
-            robot[side] = round_params(s.ood_weak_gain.sample(rng))
+            robot[side] = self.param(side).sample_ood(rng)
         elif shift == 2:  # wheels more unequal than any in training
-            low, high = s.ood_right_wheel_scale
-            scale = (high if rng.random() < 0.5 else low).sample(rng)
+            scale = scale_param.sample_ood(rng)
         else:  # a more slippery floor
-            robot["floor_friction"] = round_params(s.ood_floor_friction.sample(rng))
-        return self._v1(self._with_map(robot, s.obstacles, rng), scale)
+            robot["floor_friction"] = self.param("floor_friction").sample_ood(rng)
+        return self._v1(self._with_map(robot, self._obstacle_counts(), rng), scale)
 
     def make_env(self, task: Task, render_mode: str | None = None) -> NavigateV1Env:
         return NavigateV1Env(task=task, render_mode=render_mode)  # type: ignore[arg-type]
-
-    def hidden_params(self, task: Task) -> np.ndarray:
-        """``navigate``'s 11 robot values (signs: each motor's own), then the right wheel's
-        scale (the training range maps to [-1, 1])."""
-        assert isinstance(task, NavigateV1Task)
-        scale = self.space.right_wheel_scale.normalise(task.right_wheel_scale)
-        return np.concatenate([super().hidden_params(task), [scale]]).astype(np.float32)
-
-    def ranges(self) -> dict[str, str]:
-        s = self.space
-        low, high = s.ood_right_wheel_scale
-        out = super().ranges()
-        out["motor_sign"] = f"each motor on its own: -1 (wired reversed) with probability {s.reversed_probability}"
-        out["right_wheel_scale"] = f"{s.right_wheel_scale} x the left wheel's radius (ood: {low} or {high})"
-        out["friction"] = f"wheel {s.wheel_friction}, floor {s.floor_friction} (ood floor: {s.ood_floor_friction})"
-        out["obstacles"] = "none (an open floor)"
-        return out
 
     def task_from_urdf(self, path: Path, **options: Any) -> NavigateTask:
         raise MetarobotError("navigate-v1 takes procedural robots only; use --family navigate for a URDF robot")

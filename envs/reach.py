@@ -32,7 +32,18 @@ from metarobot.envs.sim import give_inertia_to_empty_links, shared_urdf
 from metarobot.envs.urdf_builder import AXES, UrdfModel, serial_arm_urdf
 
 from metarobot.errors import MetarobotError
-from metarobot.family import FILE_ONLY, Range, Task, TaskFamily, round_params
+from metarobot.family import (
+    FILE_ONLY,
+    ChoiceParam,
+    FloatParam,
+    IntParam,
+    Param,
+    Range,
+    SignParam,
+    Task,
+    TaskFamily,
+    round_params,
+)
 
 MAX_JOINTS = 7
 CONTROL_SUBSTEPS = 8  # 240 Hz physics / 8 = 30 Hz control
@@ -44,6 +55,8 @@ MAX_EFFORT = 60.0  # N*m per joint
 ERROR_SCALE = 0.1  # m: goal - tip is observed in units of 10 cm, so small errors still show
 SUCCESS_BONUS = 0.5  # reward per step spent within the success distance
 OBS_BOUND = 20.0  # |observation| never exceeds this (positions in m, scaled velocities)
+#: a generated arm's first joint turns about z; each later one about y or x with these odds
+LATER_AXES: dict[str, float] = {"y": 0.7, "x": 0.3}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +70,52 @@ class ReachTask(Task):
     """
 
     family: ClassVar[str] = "reach"
+    params: ClassVar[tuple[Param, ...]] = (
+        IntParam(
+            name="n_joints", doc="revolute joints of the arm", bounds=(1, MAX_JOINTS), train=(3, 4, 5),
+            ood=(2, 6, 7),
+        ),
+        FloatParam(
+            name="link_lengths", unit="m", doc="length of each link", vector=True, bounds=(0.01, 2.0),
+            # a file's arm may have coincident joint origins (a spherical wrist): length 0
+            file_bounds=(0.0, 2.0), train=Range(0.12, 0.25), ood=(Range(0.07, 0.11), Range(0.27, 0.35)),
+        ),
+        ChoiceParam(
+            name="joint_axes", doc="axis of each joint", vector=True, choices=tuple(AXES),
+            sampling="first z, then " + " or ".join(f"{axis} ({odds:.0%})" for axis, odds in LATER_AXES.items()),
+        ),
+        FloatParam(
+            name="link_masses", unit="kg", doc="mass of each link", vector=True, bounds=(0.0, 50.0),
+            train=Range(0.2, 1.0), ood=(Range(1.2, 2.0),),
+        ),
+        FloatParam(
+            name="joint_damping", unit="N*m*s/rad", doc="damping of each joint", vector=True, bounds=(0.0, 10.0),
+            train=Range(0.05, 0.3),
+        ),
+        FloatParam(
+            name="joint_limits", unit="rad", doc="each joint's range is +/- this", vector=True,
+            bounds=(0.05, 2 * math.pi), train=Range(2.0, 2.8),
+        ),
+        FloatParam(
+            name="actuator_gains", unit="rad/s", doc="joint speed at command +1, per joint", vector=True,
+            bounds=(0.05, 20.0), train=Range(1.0, 2.0), ood=(Range(0.5, 0.9), Range(2.2, 3.0)),
+        ),
+        SignParam(
+            name="actuator_signs", doc="direction of each joint's motor (-1: wired reversed)", vector=True,
+            reversed_probability=0.5, sampling="for one joint chosen uniformly, else all +1",
+        ),
+        FloatParam(name="goal_spread", doc="goals lie within this fraction of each joint's range", bounds=(0.05, 1.0)),
+        FloatParam(
+            name="success_distance", unit="m", doc="success: the tip this close to the goal", bounds=(0.005, 0.5)
+        ),
+        FloatParam(
+            name="joint_centres", unit="rad", doc="centre of each joint's range", vector=True,
+            bounds=(-2 * math.pi, 2 * math.pi),
+        ),
+        FloatParam(
+            name="joint_efforts", unit="N*m", doc="effort limit of each joint", vector=True, bounds=(0.01, 1e5)
+        ),
+    )  # fmt: skip
 
     n_joints: int
     link_lengths: tuple[float, ...]
@@ -76,53 +135,19 @@ class ReachTask(Task):
     joint_centres: tuple[float, ...] = dataclasses.field(default=(), metadata=FILE_ONLY)
     joint_efforts: tuple[float, ...] = dataclasses.field(default=(), metadata=FILE_ONLY)
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     def validate(self) -> None:
+        """The spec's bounds (``Task.validate``), then one entry per joint in every per-joint
+        field; the fields only a file's arm has need ``urdf_path``."""
+        super().validate()
         n = self.n_joints
-        if not isinstance(n, int) or not 1 <= n <= MAX_JOINTS:
-            raise MetarobotError(f"reach task n_joints={n!r} is out of range (1..{MAX_JOINTS})")
-        for name in (
-            "link_lengths",
-            "joint_axes",
-            "link_masses",
-            "joint_damping",
-            "joint_limits",
-            "actuator_gains",
-            "actuator_signs",
-        ):
+        file_only = {f.name for f in dataclasses.fields(self) if f.metadata.get("omit_default")}
+        for name in [param.name for param in self.params if param.vector] + ["joint_names"]:
             values = getattr(self, name)
-            if not isinstance(values, tuple) or len(values) != n:
-                raise MetarobotError(f"reach task {name} must have {n} entries, got {values!r}")
-        for name in ("joint_names", "joint_centres", "joint_efforts"):
-            values = getattr(self, name)
-            if values and (self.urdf_path is None or not isinstance(values, tuple) or len(values) != n):
-                raise MetarobotError(f"reach task {name} needs urdf_path and {n} entries, got {values!r}")
-        checks = (
-            # a file's arm may have coincident joint origins (a spherical wrist): length 0
-            ("link_lengths", 0.0 if self.urdf_path else 0.01, 2.0),
-            ("link_masses", 0.0, 50.0),
-            ("joint_damping", 0.0, 10.0),
-            ("joint_limits", 0.05, 2 * math.pi),
-            ("actuator_gains", 0.05, 20.0),
-            ("joint_centres", -2 * math.pi, 2 * math.pi),
-            ("joint_efforts", 0.01, 1e5),
-        )
-        for name, low, high in checks:
-            for v in getattr(self, name):
-                if not (isinstance(v, int | float) and low <= v <= high):
-                    raise MetarobotError(f"reach task {name} value {v!r} is out of range [{low}, {high}]")
-        for a in self.joint_axes:
-            if a not in AXES and self.urdf_path is None:
-                raise MetarobotError(f"reach task joint axis {a!r} is not one of x, y, z")
-        for s in self.actuator_signs:
-            if s not in (1, -1):
-                raise MetarobotError(f"reach task actuator sign {s!r} must be +1 or -1")
-        if not 0.05 <= self.goal_spread <= 1.0:
-            raise MetarobotError(f"reach task goal_spread {self.goal_spread!r} is out of range [0.05, 1]")
-        if not 0.005 <= self.success_distance <= 0.5:
-            raise MetarobotError(f"reach task success_distance {self.success_distance!r} is out of range [0.005, 0.5]")
+            if name in file_only:
+                if values and (self.urdf_path is None or not isinstance(values, tuple) or len(values) != n):
+                    raise MetarobotError(f"{self.family} task {name} needs urdf_path and {n} entries, got {values!r}")
+            elif not isinstance(values, tuple) or len(values) != n:
+                raise MetarobotError(f"{self.family} task {name} must have {n} entries, got {values!r}")
 
     def body_key(self) -> tuple[Any, ...]:
         """What the robot's body depends on (a change of anything else needs no rebuild)."""
@@ -143,71 +168,58 @@ class ReachTask(Task):
         return float(sum(self.link_lengths))
 
 
-@dataclasses.dataclass(frozen=True)
-class ReachSpace:
-    """Training ranges of the ``reach`` family (and the ``ood`` shifts outside them)."""
-
-    n_joints: tuple[int, ...] = (3, 4, 5)
-    link_length: Range = Range(0.12, 0.25, "m")
-    link_mass: Range = Range(0.2, 1.0, "kg")
-    joint_damping: Range = Range(0.05, 0.3, "N*m*s/rad")
-    joint_limit: Range = Range(2.0, 2.8, "rad")
-    actuator_gain: Range = Range(1.0, 2.0, "rad/s")
-    #: probability that one joint (chosen uniformly) is wired reversed
-    reversed_probability: float = 0.5
-    # ood: joint counts never seen in training, and values outside the ranges above
-    ood_n_joints: tuple[int, ...] = (2, 6, 7)
-    ood_link_length_short: Range = Range(0.07, 0.11, "m")
-    ood_link_length_long: Range = Range(0.27, 0.35, "m")
-    ood_link_mass: Range = Range(1.2, 2.0, "kg")
-    ood_actuator_gain_low: Range = Range(0.5, 0.9, "rad/s")
-    ood_actuator_gain_high: Range = Range(2.2, 3.0, "rad/s")
-
-
 class ReachFamily(TaskFamily):
+    """Arms drawn from the spec (``ReachTask.params``): a joint count, then per joint its values;
+    an ``ood`` arm has a joint count, link lengths, gains or masses outside the training ones."""
+
     name = "reach"
     env_id = "metarobot/Reach-v0"
     task_type = ReachTask
     summary = "procedural serial arms (2-7 revolute joints) reaching goals in their workspace"
+    success = "tip within 0.05 m of the goal at the end of a 60-step (2 s) episode"
     episode_steps = EPISODE_STEPS
     action_mask_slice = (3 * MAX_JOINTS, 4 * MAX_JOINTS)
-
-    def __init__(self, space: ReachSpace | None = None) -> None:
-        self.space = space or ReachSpace()
+    #: per joint (padded to 7), in blocks of 7: link length, axis code (x -1, y +1, z 0), link
+    #: mass, damping, limit and actuator gain (each mapped from its training range to [-1, 1])
+    #: and the actuator sign (+1/-1)
+    hidden = (
+        "link_lengths", "joint_axes", "link_masses", "joint_damping", "joint_limits", "actuator_gains",
+        "actuator_signs",
+    )  # fmt: skip
+    max_joints = MAX_JOINTS
 
     def _build(
         self, rng: np.random.Generator, n: int, lengths: Any = None, masses: Any = None, gains: Any = None
     ) -> ReachTask:
-        s = self.space
-        axes = ("z",) + tuple(str(rng.choice(["y", "x"], p=[0.7, 0.3])) for _ in range(n - 1))
-        reversed_joint = int(rng.integers(n)) if rng.random() < s.reversed_probability else -1
+        later, odds = list(LATER_AXES), list(LATER_AXES.values())
+        axes = ("z",) + tuple(str(rng.choice(later, p=odds)) for _ in range(n - 1))
+        p_reversed = self.param("actuator_signs", SignParam).reversed_probability
+        reversed_joint = int(rng.integers(n)) if rng.random() < p_reversed else -1
         signs = tuple(-1 if i == reversed_joint else 1 for i in range(n))
         return ReachTask(
             n_joints=n,
-            link_lengths=round_params(lengths if lengths is not None else s.link_length.sample(rng, n)),
+            link_lengths=round_params(lengths) if lengths is not None else self.param("link_lengths").sample(rng, n),
             joint_axes=axes,
-            link_masses=round_params(masses if masses is not None else s.link_mass.sample(rng, n)),
-            joint_damping=round_params(s.joint_damping.sample(rng, n)),
-            joint_limits=round_params(s.joint_limit.sample(rng, n)),
-            actuator_gains=round_params(gains if gains is not None else s.actuator_gain.sample(rng, n)),
+            link_masses=round_params(masses) if masses is not None else self.param("link_masses").sample(rng, n),
+            joint_damping=self.param("joint_damping").sample(rng, n),
+            joint_limits=self.param("joint_limits").sample(rng, n),
+            actuator_gains=round_params(gains) if gains is not None else self.param("actuator_gains").sample(rng, n),
             actuator_signs=signs,
         )
 
     def _sample_in_range(self, rng: np.random.Generator) -> ReachTask:
-        n = int(rng.choice(self.space.n_joints))
-        return self._build(rng, n)
+        return self._build(rng, self.param("n_joints").sample(rng))
 
     def _sample_ood(self, rng: np.random.Generator) -> ReachTask:
-        s = self.space
         shift = int(rng.integers(4))
-        n = int(rng.choice(s.ood_n_joints)) if shift == 0 else int(rng.choice(s.n_joints))
+        n = self.param("n_joints").sample_ood(rng) if shift == 0 else self.param("n_joints").sample(rng)
         lengths = masses = gains = None
         if shift == 1:
-            lengths = (s.ood_link_length_long if rng.random() < 0.5 else s.ood_link_length_short).sample(rng, n)
+            lengths = self.param("link_lengths").sample_ood(rng, n)
         elif shift == 2:
-            gains = (s.ood_actuator_gain_high if rng.random() < 0.5 else s.ood_actuator_gain_low).sample(rng, n)
+            gains = self.param("actuator_gains").sample_ood(rng, n)
         elif shift == 3:
-            masses = s.ood_link_mass.sample(rng, n)
+            masses = self.param("link_masses").sample_ood(rng, n)
         return self._build(rng, n, lengths, masses, gains)
 
     def describe(self, task: Task) -> dict[str, Any]:
@@ -217,38 +229,10 @@ class ReachFamily(TaskFamily):
     def make_env(self, task: Task, render_mode: str | None = None) -> ReachEnv:
         return ReachEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
-    #: per joint (padded to 7): link length, axis, link mass, damping, limit, gain, sign
-    hidden_dim = 7 * MAX_JOINTS
-
-    def hidden_params(self, task: Task) -> np.ndarray:
-        """Per joint, in blocks of 7 (zeros past ``n_joints``): link length, axis code (x -1,
-        y +1, z 0), link mass, damping, limit and actuator gain (each mapped from its training
-        range to [-1, 1]) and the actuator sign (+1/-1)."""
-        assert isinstance(task, ReachTask)
-        s, n = self.space, task.n_joints
-        out = np.zeros((7, MAX_JOINTS), dtype=np.float32)
-        out[0, :n] = s.link_length.normalise(task.link_lengths)
-        out[1, :n] = [axis_code(a) for a in task.joint_axes]
-        out[2, :n] = s.link_mass.normalise(task.link_masses)
-        out[3, :n] = s.joint_damping.normalise(task.joint_damping)
-        out[4, :n] = s.joint_limit.normalise(task.joint_limits)
-        out[5, :n] = s.actuator_gain.normalise(task.actuator_gains)
-        out[6, :n] = task.actuator_signs
-        return out.reshape(-1)
-
-    def ranges(self) -> dict[str, str]:
-        s = self.space
-        return {
-            "n_joints": f"{list(s.n_joints)} (ood: {list(s.ood_n_joints)})",
-            "link_length": f"{s.link_length} (ood: {s.ood_link_length_short} or {s.ood_link_length_long})",
-            "joint_axes": "first z, then y (70%) or x (30%)",
-            "link_mass": f"{s.link_mass} (ood: {s.ood_link_mass})",
-            "joint_damping": str(s.joint_damping),
-            "joint_limit": f"+/- {s.joint_limit}",
-            "actuator_gain": f"{s.actuator_gain} (ood: {s.ood_actuator_gain_low} or {s.ood_actuator_gain_high})",
-            "actuator_sign": f"one joint wired reversed (-1) with probability {s.reversed_probability}, else all +1",
-            "success": "tip within 0.05 m of the goal at the end of a 60-step (2 s) episode",
-        }
+    def _hidden_value(self, param: Param, task: Task) -> Any:
+        if param.name == "joint_axes":
+            return [axis_code(a) for a in task.joint_axes]  # type: ignore[attr-defined]
+        return super()._hidden_value(param, task)
 
     def task_from_urdf(self, path: Path, ee_link: str | None = None, **options: Any) -> ReachTask:
         return arm_task_from_urdf(path, ee_link=ee_link, **options)
@@ -365,6 +349,10 @@ def arm_task_from_urdf(
     movable = [j for j in chain if j.revolute]
     n = len(movable)
     axes, limits, centres, damping, efforts, masses, lengths = [], [], [], [], [], [], []
+
+    def clamp(name: str, value: float) -> float:  # a file's value kept within what a task may hold
+        return ReachTask.param(name, FloatParam).clamp(value, from_file=True)
+
     origins = [model.pose_in_root(j.child)[0] for j in movable] + [model.pose_in_root(ee_link)[0]]
     for i, j in enumerate(movable):
         axes.append(" ".join(f"{v:g}" for v in j.axis(path)))
@@ -378,14 +366,14 @@ def arm_task_from_urdf(
         centre = max(-math.pi, min(math.pi, centre))
         limits.append(min(round(max(half, 0.05), 4), 6.2831))  # rounded, still within 2 pi
         centres.append(round(centre, 4))
-        damping.append(round(min(j.damping, 10.0), 4))
+        damping.append(round(clamp("joint_damping", j.damping), 4))
         efforts.append(round(j.effort if j.effort and j.effort > 0 else MAX_EFFORT, 4))
         # the mass this joint moves before the next chain joint: its child's rigid part and branches
         below = set(model.subtree(j.child))
         if i + 1 < n:
             below -= set(model.subtree(movable[i + 1].child))
-        masses.append(round(min(sum(model.masses[lk] for lk in below), 50.0), 4))
-        lengths.append(round(min(float(np.linalg.norm(origins[i + 1] - origins[i])), 2.0), 4))
+        masses.append(round(clamp("link_masses", sum(model.masses[lk] for lk in below)), 4))
+        lengths.append(round(clamp("link_lengths", float(np.linalg.norm(origins[i + 1] - origins[i]))), 4))
     gains = (float(actuator_gains),) * n if isinstance(actuator_gains, int | float) else tuple(actuator_gains)
     task = ReachTask(
         n_joints=n,

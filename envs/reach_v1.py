@@ -43,17 +43,15 @@ import pybullet as p
 from metarobot.envs.reach import (
     BASE_HEIGHT,
     ERROR_SCALE,
-    MAX_JOINTS,
     OBS_BOUND,
     VEL_SCALE,
     ReachEnv,
     ReachFamily,
-    ReachSpace,
     ReachTask,
 )
 
 from metarobot.errors import MetarobotError
-from metarobot.family import Range, Task, round_params
+from metarobot.family import FloatParam, Param, Range, Task, replace_param, revise, round_params
 
 MAX_OFFSET = 0.3  # rad: a calibration error beyond this is a broken robot, not a task
 MAX_PAYLOAD = 5.0  # kg
@@ -65,6 +63,24 @@ class ReachV1Task(ReachTask):
     angle) and a payload at the tip (kg). Any ``actuator_signs`` pattern is allowed."""
 
     family: ClassVar[str] = "reach-v1"
+    #: ``reach``'s spec for arms of one kind (four joints, similar links), every joint's
+    #: direction on its own, plus the zero offsets and the payload
+    params: ClassVar[tuple[Param, ...]] = revise(
+        ReachTask.params,
+        replace_param(ReachTask.params, "n_joints", train=(4,), ood=(3, 5, 6)),
+        replace_param(ReachTask.params, "link_lengths", train=Range(0.16, 0.22)),
+        replace_param(ReachTask.params, "joint_axes", sampling="first z (base yaw), then y (pitch)"),
+        replace_param(ReachTask.params, "actuator_signs", sampling="for each joint on its own"),
+        FloatParam(
+            name="joint_offsets", unit="rad", doc="zero offset of each joint's encoder (reads q + offset)",
+            vector=True, bounds=(-MAX_OFFSET, MAX_OFFSET), train=Range(-0.03, 0.03),
+            ood=(Range(-0.06, -0.035), Range(0.035, 0.06)),
+        ),
+        FloatParam(
+            name="payload_mass", unit="kg", doc="payload at the tip", bounds=(0.0, MAX_PAYLOAD),
+            train=Range(0.0, 0.5), ood=(Range(0.7, 1.2),),
+        ),
+    )  # fmt: skip
 
     joint_offsets: tuple[float, ...] = ()
     payload_mass: float = 0.0
@@ -73,45 +89,20 @@ class ReachV1Task(ReachTask):
         super().validate()
         if self.urdf_path is not None:
             raise MetarobotError("reach-v1 tasks are procedural arms (no urdf_path); use the reach family for URDFs")
-        offsets = self.joint_offsets
-        if not isinstance(offsets, tuple) or len(offsets) != self.n_joints:
-            raise MetarobotError(f"reach-v1 task joint_offsets must have {self.n_joints} entries, got {offsets!r}")
-        for v in offsets:
-            if not (isinstance(v, int | float) and -MAX_OFFSET <= v <= MAX_OFFSET):
-                raise MetarobotError(
-                    f"reach-v1 task joint_offsets value {v!r} is out of range [{-MAX_OFFSET}, {MAX_OFFSET}]"
-                )
-        m = self.payload_mass
-        if not (isinstance(m, int | float) and not isinstance(m, bool) and 0.0 <= m <= MAX_PAYLOAD):
-            raise MetarobotError(f"reach-v1 task payload_mass={m!r} is out of range [0, {MAX_PAYLOAD}]")
-
-
-@dataclasses.dataclass(frozen=True)
-class ReachV1Space(ReachSpace):
-    """Training ranges of ``reach-v1``: arms of one kind (four joints, similar links), plus
-    directions, offsets and payload; ``ood`` arms have other joint counts or link lengths."""
-
-    n_joints: tuple[int, ...] = (4,)
-    link_length: Range = Range(0.16, 0.22, "m")
-    ood_n_joints: tuple[int, ...] = (3, 5, 6)
-    #: probability that each joint, on its own, is wired reversed
-    joint_reversed_probability: float = 0.5
-    joint_offset: Range = Range(-0.03, 0.03, "rad")
-    payload_mass: Range = Range(0.0, 0.5, "kg")
-    ood_joint_offset: Range = Range(0.035, 0.06, "rad")  # either sign
-    ood_payload_mass: Range = Range(0.7, 1.2, "kg")
 
 
 class ReachV1Family(ReachFamily):
+    """``reach``'s sampler with axes z, y, y, ..., every joint's direction drawn on its own, and
+    offsets and payload from the spec; ``ood`` adds worse calibrations and heavier payloads to
+    ``reach``'s shifts."""
+
     name = "reach-v1"
     env_id = "metarobot/Reach-v1"
     task_type = ReachV1Task
     summary = "reach arms whose every joint direction, gain, zero offset and tip payload differ per robot"
-    #: ``reach``'s 49 per-joint values, then the 7 (padded) zero offsets and the payload
-    hidden_dim = 7 * MAX_JOINTS + MAX_JOINTS + 1
-
-    def __init__(self, space: ReachV1Space | None = None) -> None:
-        self.space: ReachV1Space = space or ReachV1Space()
+    #: ``reach``'s 49 per-joint values, then the 7 (padded) zero offsets (the training range maps
+    #: to [-1, 1]) and the payload
+    hidden = (*ReachFamily.hidden, "joint_offsets", "payload_mass")
 
     def _build(
         self,
@@ -123,51 +114,33 @@ class ReachV1Family(ReachFamily):
         offsets: Any = None,
         payload: float | None = None,
     ) -> ReachV1Task:
-        s = self.space
+        # reach's draws (its one-reversed-joint draw included, though its signs are replaced:
+        # dropping it would move every task the shipped policies were trained and measured on)
         base = super()._build(rng, n, lengths, masses, gains)
-        signs = tuple(-1 if rng.random() < s.joint_reversed_probability else 1 for _ in range(n))
+        signs = self.param("actuator_signs").sample(rng, n)
         fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(ReachTask)}
         fields["actuator_signs"] = signs
         fields["joint_axes"] = ("z",) + ("y",) * (n - 1)  # arms of one kind: base yaw, then pitch joints
         return ReachV1Task(
             **fields,
-            joint_offsets=round_params(offsets if offsets is not None else s.joint_offset.sample(rng, n)),
-            payload_mass=round_params(payload if payload is not None else s.payload_mass.sample(rng)),
+            joint_offsets=round_params(offsets) if offsets is not None else self.param("joint_offsets").sample(rng, n),
+            payload_mass=round_params(payload) if payload is not None else self.param("payload_mass").sample(rng),
         )
 
     def _sample_ood(self, rng: np.random.Generator) -> ReachV1Task:
-        s = self.space
         shift = int(rng.integers(6))
         if shift < 4:  # reach's shifts: joint count, link lengths, gains, masses
             base = super()._sample_ood(rng)
             return self._build(rng, base.n_joints, base.link_lengths, base.link_masses, base.actuator_gains)
-        n = int(rng.choice(s.n_joints))
-        if shift == 4:  # a worse calibration than any in training
-            offsets = s.ood_joint_offset.sample(rng, n) * rng.choice([-1.0, 1.0], size=n)
+        n = self.param("n_joints").sample(rng)
+        if shift == 4:  # a worse calibration than any in training: a magnitude, then each joint's sign
+            magnitude = self.param("joint_offsets", FloatParam).ood[-1]
+            offsets = magnitude.sample(rng, n) * rng.choice([-1.0, 1.0], size=n)
             return self._build(rng, n, offsets=offsets)
-        return self._build(rng, n, payload=float(s.ood_payload_mass.sample(rng)))
+        return self._build(rng, n, payload=self.param("payload_mass").sample_ood(rng))
 
     def make_env(self, task: Task, render_mode: str | None = None) -> ReachV1Env:
         return ReachV1Env(task=task, render_mode=render_mode)  # type: ignore[arg-type]
-
-    def hidden_params(self, task: Task) -> np.ndarray:
-        """``reach``'s 49 per-joint values (sign: each joint's own direction), then the zero
-        offsets (7, padded; the training range maps to [-1, 1]) and the payload."""
-        assert isinstance(task, ReachV1Task)
-        s, n = self.space, task.n_joints
-        offsets = np.zeros(MAX_JOINTS, dtype=np.float32)
-        offsets[:n] = s.joint_offset.normalise(task.joint_offsets)
-        payload = s.payload_mass.normalise(task.payload_mass)
-        return np.concatenate([super().hidden_params(task), offsets, [payload]]).astype(np.float32)
-
-    def ranges(self) -> dict[str, str]:
-        s = self.space
-        out = super().ranges()
-        out["joint_axes"] = "first z (base yaw), then y (pitch)"
-        out["actuator_sign"] = f"each joint on its own: -1 (reversed) with probability {s.joint_reversed_probability}"
-        out["joint_offset"] = f"{s.joint_offset} per joint (ood: +/- {s.ood_joint_offset})"
-        out["payload_mass"] = f"{s.payload_mass} at the tip (ood: {s.ood_payload_mass})"
-        return out
 
     def task_from_urdf(self, path: Path, ee_link: str | None = None, **options: Any) -> ReachTask:
         raise MetarobotError("reach-v1 takes procedural arms only; use --family reach for a URDF arm")

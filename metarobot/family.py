@@ -17,10 +17,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 import numpy as np
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from metarobot.privileged import PrivilegedEnv
 
 Split = Literal["train", "test", "ood"]
+P = TypeVar("P", bound="Param")
 SPLITS: tuple[str, ...] = ("train", "test", "ood")
 
 #: one task in ``_TEST_BUCKETS`` of ``_N_BUCKETS`` hash buckets is held out as ``test``.
@@ -58,6 +60,42 @@ class Task:
     """Base class of every family's task dataclass (plain data, no behaviour beyond I/O)."""
 
     family: ClassVar[str] = ""
+    #: the task's parameter spec (its family's): what each field may hold, what training draws,
+    #: what ``ood`` draws, unit and meaning; validation, sampling, ``metarobot families`` and the
+    #: oracle's normalised parameters all derive from it
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Every declared parameter within its hard bounds: ``MetarobotError`` naming the field,
+        the value and the bounds otherwise. Subclasses add what a spec cannot say (lengths that
+        must agree, fields that need a file) after calling this."""
+        from_file = self.from_file
+        for param in self.params:
+            if param.field:
+                param.check(self.family, getattr(self, param.name), from_file)
+
+    @overload
+    @classmethod
+    def param(cls, name: str) -> Param: ...
+    @overload
+    @classmethod
+    def param(cls, name: str, kind: type[P]) -> P: ...
+    @classmethod
+    def param(cls, name: str, kind: type[Param] | None = None) -> Param:
+        """The declared parameter ``name`` (``TypeError`` unless it is a ``kind``: a typed look-up)."""
+        found = find_param(cls.params, name)
+        if kind is not None and not isinstance(found, kind):
+            raise TypeError(f"{cls.family} parameter {name!r} is a {type(found).__name__}, not a {kind.__name__}")
+        return found
+
+    @property
+    def from_file(self) -> bool:
+        """Whether the robot comes from a user's file (``urdf_path``): its values may lie outside
+        what generated tasks hold (a parameter's ``file_bounds``)."""
+        return getattr(self, "urdf_path", None) is not None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"family": self.family}
@@ -87,9 +125,7 @@ class Task:
         check_task_values(cls, data)  # types and finiteness, before the task's own range checks
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         task = cls(**kwargs)
-        validate = getattr(task, "validate", None)
-        if validate is not None:
-            validate()
+        task.validate()  # again: a third-party task's own ``__post_init__`` may not call it
         return task
 
     def digest(self) -> str:
@@ -136,6 +172,264 @@ def round_params(values: Any, digits: int = 4) -> Any:
     return round(float(values), digits)
 
 
+def _num(x: float) -> str:
+    """``x`` short (``%g``) where that is exact, else in full: a bound must not print rounded."""
+    short = f"{x:g}"
+    return short if float(short) == x else repr(float(x))
+
+
+def _range_text(r: Range, unit: str) -> str:
+    return f"[{r.low:g}, {r.high:g}]" + (f" {unit}" if unit else "")  # for reading: pi shows as 3.14159
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Param(ABC):
+    """One parameter of a family's tasks, declared once: its meaning, unit, what a task may hold
+    and how the family draws it. Subclasses say what kind of value it is.
+
+    ``name`` is the task field it describes; with ``field=False`` it is a quantity the family's
+    sampler draws that no field holds on its own (a goal's distance, the number of obstacles).
+    """
+
+    name: str
+    #: what it is, a few words (``metarobot families`` shows it)
+    doc: str
+    unit: str = ""
+    #: the field is a tuple of such values (one per joint, per obstacle, per wheel)
+    vector: bool = False
+    #: how the family's sampler draws it, where "uniform over the training range" does not say it
+    sampling: str = ""
+    #: a task field (checked by ``Task.validate``); False: drawn by the sampler, held by no field
+    field: bool = True
+
+    def check(self, family: str, value: Any, from_file: bool = False) -> None:
+        """``MetarobotError`` naming the family, field, value and what is allowed unless ``value``
+        is allowed (``from_file``: the task's robot comes from a user's file)."""
+        if not self.vector:
+            self.check_value(f"{family} task {self.name}", value, from_file)
+            return
+        if not isinstance(value, tuple):
+            raise MetarobotError(f"{family} task {self.name} must be a list of values, got {value!r}")
+        for i, v in enumerate(value):
+            self.check_value(f"{family} task {self.name}[{i}]", v, from_file)
+
+    @abstractmethod
+    def check_value(self, label: str, value: Any, from_file: bool) -> None:
+        """``MetarobotError`` starting with ``label`` unless one value is allowed."""
+
+    @property
+    def drawn(self) -> bool:
+        """Whether the family draws it from the spec alone (``sample``)."""
+        return False
+
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
+        """One training value (``size`` of them as a tuple), as tasks hold it."""
+        raise MetarobotError(f"parameter {self.name!r} has no training distribution of its own")
+
+    def sample_ood(self, rng: np.random.Generator, size: int | None = None) -> Any:
+        """One value outside the training range (``size`` of them as a tuple)."""
+        raise MetarobotError(f"parameter {self.name!r} has no ood range")
+
+    def normalise(self, value: Any) -> np.ndarray:
+        """``value`` as the privileged observation shows it (float32)."""
+        return np.asarray(value, dtype=np.float32)
+
+    def ranges_text(self) -> str:
+        """Training (and ood) values with the unit, for ``metarobot families``."""
+        return self.sampling
+
+    def describe(self, fixed: Any = dataclasses.MISSING) -> str:
+        """The line ``metarobot families`` shows: the ranges, then what it is; a parameter the
+        family does not vary shows ``fixed``, the value its generated tasks hold."""
+        text = self.ranges_text()
+        if not text and fixed is not dataclasses.MISSING:
+            text = f"{_num(fixed) if isinstance(fixed, float) else fixed}" + (f" {self.unit}" if self.unit else "")
+            text += " (not varied)"
+        return f"{text} -- {self.doc}" if text else self.doc
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FloatParam(Param):
+    """A real-valued parameter: hard ``bounds`` (what validation accepts; ``None``: any finite
+    value), ``file_bounds`` for a robot from a user's file (default: ``bounds``), the ``train``
+    range and the ``ood`` ranges (outside it; a draw picks one of them first when there are
+    several). The oracle sees it mapped linearly from ``hidden_range`` (default: ``train``) to
+    [-1, 1], on a log scale with ``log_scale``."""
+
+    bounds: tuple[float, float] | None = None
+    file_bounds: tuple[float, float] | None = None
+    train: Range | None = None
+    ood: tuple[Range, ...] = ()
+    hidden_range: Range | None = None
+    log_scale: bool = False
+
+    def check_value(self, label: str, value: Any, from_file: bool) -> None:
+        bounds = self.file_bounds if from_file and self.file_bounds is not None else self.bounds
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise MetarobotError(f"{label}={value!r} must be a number")
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            raise MetarobotError(f"{label}={value!r} is out of range [{_num(bounds[0])}, {_num(bounds[1])}]")
+        if bounds is None and not np.isfinite(value):
+            raise MetarobotError(f"{label}={value!r} must be finite")
+
+    def clamp(self, value: float, from_file: bool = False) -> float:
+        """``value`` moved into the bounds (``file_bounds`` for a file's robot), where a value
+        read from a file is kept valid rather than refused."""
+        bounds = self.file_bounds if from_file and self.file_bounds is not None else self.bounds
+        return value if bounds is None else min(max(value, bounds[0]), bounds[1])
+
+    @property
+    def drawn(self) -> bool:
+        return self.train is not None
+
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
+        if self.train is None:
+            return super().sample(rng, size)
+        return round_params(self.train.sample(rng, size))
+
+    def pick_ood(self, rng: np.random.Generator) -> Range:
+        """One of the ``ood`` ranges: with two, the upper with probability 1/2 (one ``rng.random()``
+        draw); with one, that one (no draw)."""
+        if not self.ood:
+            raise MetarobotError(f"parameter {self.name!r} has no ood range")
+        if len(self.ood) == 1:
+            return self.ood[0]
+        choices = self.ood[::-1]  # the upper range first: u < 1/2 picks it, as every sampler always did
+        return choices[int(rng.random() * len(choices))]
+
+    def sample_ood(self, rng: np.random.Generator, size: int | None = None) -> Any:
+        return round_params(self.pick_ood(rng).sample(rng, size))
+
+    def normalise(self, value: Any) -> np.ndarray:
+        r = self.hidden_range or self.train
+        if r is None:
+            raise MetarobotError(f"parameter {self.name!r} has no range to normalise over")
+        if self.log_scale:
+            log = math.log(value) if isinstance(value, int | float) else np.log(np.asarray(value, dtype=np.float64))
+            return Range(math.log(r.low), math.log(r.high)).normalise(log)  # type: ignore[no-any-return]
+        return r.normalise(value)  # type: ignore[no-any-return]
+
+    def ranges_text(self) -> str:
+        parts = []
+        if self.train is not None:
+            parts.append(_range_text(self.train, self.unit))
+        if self.ood:
+            parts.append(f"(ood: {' or '.join(_range_text(r, self.unit) for r in self.ood)})")
+        if self.sampling:
+            parts.append(self.sampling)
+        return " ".join(parts)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IntParam(Param):
+    """An integer parameter: hard ``bounds``, the values training draws from (``train``, one
+    uniformly) and those ``ood`` draws from."""
+
+    bounds: tuple[int, int] | None = None
+    train: tuple[int, ...] = ()
+    ood: tuple[int, ...] = ()
+
+    def check_value(self, label: str, value: Any, from_file: bool) -> None:
+        if not isinstance(value, int | np.integer) or isinstance(value, bool):
+            raise MetarobotError(f"{label}={value!r} must be an integer")
+        if self.bounds is not None and not self.bounds[0] <= value <= self.bounds[1]:
+            raise MetarobotError(f"{label}={value!r} is out of range [{self.bounds[0]}, {self.bounds[1]}]")
+
+    @property
+    def drawn(self) -> bool:
+        return bool(self.train)
+
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
+        if not self.train:
+            return super().sample(rng, size)
+        return int(rng.choice(self.train)) if size is None else tuple(int(v) for v in rng.choice(self.train, size))
+
+    def sample_ood(self, rng: np.random.Generator, size: int | None = None) -> Any:
+        if not self.ood:
+            return super().sample_ood(rng, size)
+        return int(rng.choice(self.ood)) if size is None else tuple(int(v) for v in rng.choice(self.ood, size))
+
+    def ranges_text(self) -> str:
+        parts = []
+        if self.train:
+            parts.append(", ".join(map(str, self.train)) + (f" {self.unit}" if self.unit else ""))
+        if self.ood:
+            parts.append(f"(ood: {', '.join(map(str, self.ood))})")
+        if self.sampling:
+            parts.append(self.sampling)
+        return " ".join(parts)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SignParam(Param):
+    """A direction, +1 or -1 (a motor wired reversed, an encoder counting the other way); the
+    family draws -1 with ``reversed_probability`` (``sampling`` says for which joints or motors).
+    The oracle sees it as it is."""
+
+    reversed_probability: float = 0.5
+
+    def check_value(self, label: str, value: Any, from_file: bool) -> None:
+        if isinstance(value, bool) or value not in (1, -1):
+            raise MetarobotError(f"{label}={value!r} must be +1 or -1")
+
+    @property
+    def drawn(self) -> bool:
+        return True
+
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
+        if size is None:
+            return -1 if rng.random() < self.reversed_probability else 1
+        return tuple(-1 if rng.random() < self.reversed_probability else 1 for _ in range(size))
+
+    def ranges_text(self) -> str:
+        return " ".join(filter(None, [f"-1 with probability {self.reversed_probability:g}", self.sampling]))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ChoiceParam(Param):
+    """One of a few named values (``choices``), drawn uniformly unless ``sampling`` says
+    otherwise. A robot from a user's file may state its own (an axis vector, ``"urdf"``)."""
+
+    choices: tuple[str, ...]
+
+    def check_value(self, label: str, value: Any, from_file: bool) -> None:
+        if value not in self.choices and not from_file:
+            raise MetarobotError(f"{label}={value!r} is not one of {', '.join(self.choices)}")
+
+    @property
+    def drawn(self) -> bool:
+        return True
+
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
+        if size is None:
+            return self.choices[int(rng.integers(len(self.choices)))]
+        return tuple(self.choices[int(i)] for i in rng.integers(len(self.choices), size=size))
+
+    def ranges_text(self) -> str:
+        return ", ".join(self.choices) + (f": {self.sampling}" if self.sampling else "")
+
+
+def find_param(params: tuple[Param, ...], name: str) -> Param:
+    """The parameter called ``name`` in ``params`` (``KeyError`` if none is)."""
+    for p in params:
+        if p.name == name:
+            return p
+    raise KeyError(f"no parameter {name!r} is declared")
+
+
+def replace_param(params: tuple[Param, ...], name: str, **changes: Any) -> Param:
+    """The parameter ``name`` of ``params`` with ``changes`` (``dataclasses.replace``)."""
+    return dataclasses.replace(find_param(params, name), **changes)
+
+
+def revise(params: tuple[Param, ...], *changed: Param) -> tuple[Param, ...]:
+    """``params`` with each of ``changed`` in place of the one of the same name, or appended
+    where there is none (a ``-v1`` family's spec from its ``-v0``'s)."""
+    by_name = {p.name: p for p in changed}
+    out = tuple(by_name.pop(p.name, p) for p in params)
+    return out + tuple(by_name.values())
+
+
 class TaskFamily(ABC):
     """A distribution over tasks. Subclasses set the class attributes and the samplers."""
 
@@ -152,31 +446,92 @@ class TaskFamily(ABC):
     meta_defaults: ClassVar[dict[str, Any]] = {}
     #: ``(start, stop)`` of the 0/1 action mask inside the observation, if actions are padded
     action_mask_slice: ClassVar[tuple[int, int] | None] = None
-    #: length of ``hidden_params(task)`` (0: the family declares no hidden parameters)
-    hidden_dim: ClassVar[int] = 0
+    #: what success means, one line (``metarobot families``)
+    success: ClassVar[str] = ""
+    #: the parameters a privileged ``oracle`` sees (``hidden_params``), in order
+    hidden: ClassVar[tuple[str, ...]] = ()
+    #: per-joint parameters in ``hidden`` are padded with zeros to this many values
+    max_joints: ClassVar[int] = 0
+    #: the parameters the default ``_sample_ood`` moves out of range, one per task (the draw
+    #: ``rng.integers(len(ood_shifts))`` picks which); default: those with ``ood`` ranges, in order
+    ood_shifts: ClassVar[tuple[str, ...]] = ()
 
-    @abstractmethod
+    @property
+    def params(self) -> tuple[Param, ...]:
+        """The family's parameter spec (declared once, on its task type)."""
+        return self.task_type.params
+
+    @overload
+    def param(self, name: str) -> Param: ...
+    @overload
+    def param(self, name: str, kind: type[P]) -> P: ...
+    def param(self, name: str, kind: type[Param] | None = None) -> Param:
+        """The declared parameter ``name`` of the family's spec (``TypeError`` unless it is a
+        ``kind``, where one is given: a typed look-up)."""
+        return self.task_type.param(name) if kind is None else self.task_type.param(name, kind)
+
     def _sample_in_range(self, rng: np.random.Generator) -> Task:
-        """One task with every parameter inside the training ranges."""
+        """One task with every parameter inside the training ranges. By default every field the
+        spec can draw (``Param.drawn``) is drawn, in declaration order; families whose tasks have
+        structure (joint counts, maps, derived values) override this."""
+        return self.task_type(**{p.name: p.sample(rng) for p in self.params if p.field and p.drawn})
 
-    @abstractmethod
     def _sample_ood(self, rng: np.random.Generator) -> Task:
-        """One task with at least one parameter outside the training ranges."""
+        """One task with at least one parameter outside the training ranges. By default a
+        training task with one of ``ood_shifts`` (the draw picks which) drawn from its ood ranges."""
+        shifts = self.ood_shifts or tuple(p.name for p in self.params if getattr(p, "ood", ()))
+        base = self._sample_in_range(rng)
+        name = shifts[int(rng.integers(len(shifts)))]
+        return dataclasses.replace(base, **{name: self.param(name).sample_ood(rng)})
 
     @abstractmethod
     def make_env(self, task: Task, render_mode: str | None = None) -> MetaRobotEnv:
         """A Gymnasium env for ``task``; ``env.set_task`` switches it to another task."""
 
-    @abstractmethod
     def ranges(self) -> dict[str, str]:
-        """Human-readable training (and ood) ranges, for ``metarobot families``."""
+        """Each parameter's training (and ood) values with its unit and meaning, and what
+        success means, for ``metarobot families`` (read off the spec). Fields only a user's file
+        sets are left out; one the family does not vary shows the value its tasks hold."""
+        fields = {f.name: f for f in dataclasses.fields(self.task_type)}
+        out: dict[str, str] = {}
+        for p in self.params:
+            f = fields.get(p.name)
+            if f is not None and f.metadata.get("omit_default"):
+                continue
+            out[p.name] = p.describe(f.default if f is not None else dataclasses.MISSING)
+        if self.success:
+            out["success"] = self.success
+        return out
+
+    @property
+    def hidden_dim(self) -> int:
+        """Length of ``hidden_params(task)`` (0: the family declares no hidden parameters)."""
+        return sum(self.max_joints if self.param(name).vector else 1 for name in self.hidden)
 
     def hidden_params(self, task: Task) -> np.ndarray:
         """The task parameters the observation does not reveal, as ``hidden_dim`` float32 values
         normalised to about [-1, 1] (the training range maps to [-1, 1]; ``ood`` values may lie
         outside), padded with zeros where the robot has fewer joints than the family's maximum.
-        What a privileged ``oracle`` policy sees on top of the normal observation."""
-        raise MetarobotError(f"family {self.name!r} declares no hidden parameters")
+        What a privileged ``oracle`` policy sees on top of the normal observation: the
+        parameters named in ``hidden``, in order, each as its spec normalises it."""
+        if not self.hidden:
+            raise MetarobotError(f"family {self.name!r} declares no hidden parameters")
+        parts = []
+        for name in self.hidden:
+            param = self.param(name)
+            value = self._hidden_value(param, task)
+            if param.vector:
+                block = np.zeros(self.max_joints, dtype=np.float32)
+                block[: len(value)] = value
+                parts.append(block)
+            else:
+                parts.append(np.asarray(value, dtype=np.float32).reshape(1))
+        return np.concatenate(parts)
+
+    def _hidden_value(self, param: Param, task: Task) -> Any:
+        """``param``'s value in ``task`` as the oracle sees it (a family overrides this for a value
+        its spec cannot normalise, like a joint axis)."""
+        return param.normalise(getattr(task, param.name))
 
     def make_privileged_env(self, task: Task, render_mode: str | None = None) -> PrivilegedEnv:
         """``make_env(task)`` whose observation is the normal one followed by

@@ -14,10 +14,6 @@ from metarobot.errors import MetarobotError
 from metarobot.family import in_test_bucket
 
 
-def _ranges_of(family):
-    return family.space
-
-
 @pytest.mark.parametrize("split", ["train", "test", "ood"])
 def test_every_sampled_task_builds(family, split, rng):
     tasks = family.sample_tasks(12, split, rng)
@@ -53,17 +49,19 @@ def test_splits_are_disjoint_for_large_n(family):
 
 def test_ood_is_outside_training_ranges():
     fam = metarobot.get_family("reach")
-    s = fam.space
+    joints, length, mass, gain = (
+        fam.param(name).train for name in ("n_joints", "link_lengths", "link_masses", "actuator_gains")
+    )
     for t in fam.sample_tasks(200, "ood", np.random.default_rng(3)):
         outside = (
-            t.n_joints not in s.n_joints
-            or not all(s.link_length.contains(v) for v in t.link_lengths)
-            or not all(s.link_mass.contains(v) for v in t.link_masses)
-            or not all(s.actuator_gain.contains(v) for v in t.actuator_gains)
+            t.n_joints not in joints
+            or not all(length.contains(v) for v in t.link_lengths)
+            or not all(mass.contains(v) for v in t.link_masses)
+            or not all(gain.contains(v) for v in t.actuator_gains)
         )
         assert outside, t
     for t in fam.sample_tasks(200, "train", np.random.default_rng(3)):
-        assert t.n_joints in s.n_joints and all(s.link_length.contains(v) for v in t.link_lengths)
+        assert t.n_joints in joints and all(length.contains(v) for v in t.link_lengths)
 
 
 def test_json_round_trip_is_exact(family, rng):

@@ -276,35 +276,35 @@ def test_grasp_v1_needs_a_squeeze_inside_the_window():
 
 def test_v1_ood_tasks_are_outside_the_training_ranges():
     reach = metarobot.get_family("reach-v1")
-    s = reach.space
+    rs = {p.name: p for p in reach.params}
     for t in reach.sample_tasks(100, "ood", np.random.default_rng(3)):
         assert (
-            t.n_joints not in s.n_joints
-            or not all(s.link_length.contains(v) for v in t.link_lengths)
-            or not all(s.link_mass.contains(v) for v in t.link_masses)
-            or not all(s.actuator_gain.contains(v) for v in t.actuator_gains)
-            or not all(s.joint_offset.contains(v) for v in t.joint_offsets)
-            or not s.payload_mass.contains(t.payload_mass)
+            t.n_joints not in rs["n_joints"].train
+            or not all(rs["link_lengths"].train.contains(v) for v in t.link_lengths)
+            or not all(rs["link_masses"].train.contains(v) for v in t.link_masses)
+            or not all(rs["actuator_gains"].train.contains(v) for v in t.actuator_gains)
+            or not all(rs["joint_offsets"].train.contains(v) for v in t.joint_offsets)
+            or not rs["payload_mass"].train.contains(t.payload_mass)
         ), t
     nav = metarobot.get_family("navigate-v1")
-    ns = nav.space
+    ns = {p.name: p for p in nav.params}
     for t in nav.sample_tasks(60, "ood", np.random.default_rng(3)):
         assert (
-            not ns.chassis_length.contains(t.chassis_length)
-            or not ns.motor_gain.contains(t.left_gain)
-            or not ns.motor_gain.contains(t.right_gain)
-            or len(t.obstacle_kinds) > ns.obstacles[1]
-            or not ns.right_wheel_scale.contains(t.right_wheel_scale)
-            or not ns.floor_friction.contains(t.floor_friction)
+            not ns["chassis_length"].train.contains(t.chassis_length)
+            or not ns["left_gain"].train.contains(t.left_gain)
+            or not ns["right_gain"].train.contains(t.right_gain)
+            or len(t.obstacle_kinds) > max(ns["obstacles"].train)
+            or not ns["right_wheel_scale"].train.contains(t.right_wheel_scale)
+            or not ns["floor_friction"].train.contains(t.floor_friction)
         ), t
     grasp = metarobot.get_family("grasp-v1")
-    gs = grasp.space
+    gs = {p.name: p for p in grasp.params}
     for t in grasp.sample_tasks(100, "ood", np.random.default_rng(3)):
         margin = t.object_crush_force / holding_force(t)
         assert (
-            not gs.object_mass.contains(t.object_mass)
-            or margin < gs.crush_margin.low - 0.01
-            or not gs.object_size.contains(t.object_size)
-            or not gs.object_friction.contains(t.object_friction)
-            or not gs.finger_length.contains(t.finger_length)
+            not gs["object_mass"].train.contains(t.object_mass)
+            or margin < gs["crush_margin"].train.low - 0.01
+            or not gs["object_size"].train.contains(t.object_size)
+            or not gs["object_friction"].train.contains(t.object_friction)
+            or not gs["finger_length"].train.contains(t.finger_length)
         ), t
