@@ -399,10 +399,6 @@ def test_an_actor_that_keeps_dying_is_a_clear_error_not_a_hang(local_ray):
     sampler.close()
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-q"]))
-
-
 def test_maml_warm_started_from_a_multitask_policy(tmp_path):
     with MetaLearner(algo="multitask", **TINY) as mt:
         mt.step()
@@ -416,3 +412,7 @@ def test_maml_warm_started_from_a_multitask_policy(tmp_path):
     MetaLearner.load(tmp_path / "warm.pt").close()
     with pytest.raises(MetarobotError, match="holds a policy of another shape"):
         MetaLearner(algo="maml", init_from=str(tmp_path / "warm.pt"), **{**TINY, "hidden_sizes": (16,)})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
