@@ -899,7 +899,7 @@ class NavigateEnv(MetaRobotEnv):
         reward += SUCCESS_BONUS * success
         self._dist = d
         terminated = success or flipped
-        truncated = not terminated and self._steps >= EPISODE_STEPS
+        truncated = not terminated and self._steps >= self.max_episode_steps
         info = {"is_success": success, "collision": collision, "flipped": flipped, "distance": d}
         return obs, reward, terminated, truncated, info
 

@@ -62,6 +62,11 @@ class MetaConfig:
         "(training only; 0 turns it off).",
     )
     context_aux_steps: int = setting(20, "proto: extra supervised steps of the hidden-parameter head per iteration.")
+    context_dropout: float = setting(
+        0.0,
+        "oracle, and rma's teacher: the probability that a training job runs with an all-zero context, so "
+        "the policy also learns what to do before anything is known (rma runs it so until its first estimate).",
+    )
     teacher_fraction: float = setting(
         0.6,
         "rma without --init-from: the share of the iterations that trains the privileged teacher (stage 1) "

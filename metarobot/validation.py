@@ -177,6 +177,7 @@ FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "log_std_init": (-20.0, 2.0, False, False),
     "context_aux_coef": (0.0, 1000.0, False, False),
     "teacher_fraction": (0.0, 1.0, False, True),
+    "context_dropout": (0.0, 1.0, False, True),
 }
 HIDDEN_MAX_LAYERS = 8
 HIDDEN_MAX_UNITS = 4096

@@ -221,3 +221,17 @@ def test_rma_without_a_teacher_trains_one_first_then_keeps_it(tmp_path):
         assert loaded.iteration == 3 and not loaded.in_teacher_stage
     finally:
         loaded.close()
+
+
+def test_context_dropout_zeroes_a_share_of_training_contexts_decided_by_each_jobs_seed():
+    from metarobot.algorithms.context import drop_contexts
+    from metarobot.sampling import Job
+
+    task = metarobot.get_family("cartpole").heldout_tasks("train", 1)[0]
+    jobs = [Job(task, {}, 1, 5, seed, 0.9, context=np.ones(3, np.float32)) for seed in range(400)]
+    dropped = drop_contexts(jobs, 0.25)
+    zeroed = [not j.context.any() for j in dropped]
+    assert 0.18 < np.mean(zeroed) < 0.32
+    assert zeroed == [not j.context.any() for j in drop_contexts(list(reversed(jobs)), 0.25)][::-1]
+    assert all(j.context.all() for j in drop_contexts(jobs, 0.0))
+    assert all(d.seed == j.seed and d.task == j.task for d, j in zip(dropped, jobs))

@@ -9,13 +9,16 @@ value networks (``W [o; c] + b = W_o o + (W_c c + b)``).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from metarobot.meta import MetaLearner
-from metarobot.sampling import PolicySpec
+from metarobot.sampling import Job, PolicySpec
 
 State = dict[str, torch.Tensor]
 #: where an adaptation state keeps the context it deploys with (exported policies fold it in)
@@ -81,4 +84,17 @@ def fold_context(state: State, policy: torch.nn.Module, context: torch.Tensor) -
         w, b = out[f"{net}.weight"], out[f"{net}.bias"]
         out[f"{net}.bias"] = b + w[:, -n_ctx:] @ context.to(w.dtype)
         out[f"{net}.weight"] = w[:, :-n_ctx].contiguous()
+    return out
+
+
+def drop_contexts(jobs: Sequence[Job], probability: float) -> list[Job]:
+    """``jobs`` with each one's context replaced by zeros with ``probability`` (drawn from the
+    job's own seed, so which jobs lose it does not depend on the sampler or worker count)."""
+    if probability <= 0:
+        return list(jobs)
+    out = []
+    for job in jobs:
+        if job.context is not None and np.random.default_rng([job.seed, 7_919]).random() < probability:
+            job = dataclasses.replace(job, context=np.zeros_like(job.context))
+        out.append(job)
     return out
