@@ -201,6 +201,7 @@ def test_rma_without_a_teacher_trains_one_first_then_keeps_it(tmp_path):
     settings = {**TINY, "context_aux_steps": 2, "iterations": 4, "teacher_fraction": 0.5}
     with RMA(**settings) as learner:
         assert learner.teacher_iterations == 2
+        assert learner.training_context_dropout == 0.2  # rma's default: the teacher learns the unknown case too
         task = learner.family.heldout_tasks("train", 1)[0]
         np.testing.assert_array_equal(
             learner.job_context(task, learner.meta_state()), learner.family.hidden_params(task)
@@ -211,6 +212,9 @@ def test_rma_without_a_teacher_trains_one_first_then_keeps_it(tmp_path):
         taught = learner.meta_state()
         assert any(not torch.equal(before[k], taught[k]) for k in before)  # stage 1 trains the policy
         assert np.all(learner.job_context(task, taught) == 0)  # stage 2: estimates, from nothing yet
+        assert learner.training_context_dropout == 0.0  # stage 2 runs on its own estimates
+        jobs = learner._jobs([task] * 8, [taught] * 8, 0, 1)
+        assert all(not j.context.any() for j in jobs)  # nothing estimated yet: all zero, none dropped
         row = learner.step()
         assert row["teacher"] == 0.0 and np.isfinite(row["aux_loss"])
         for k, v in taught.items():

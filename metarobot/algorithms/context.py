@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from metarobot.family import Task
 from metarobot.meta import MetaLearner
 from metarobot.sampling import Job, PolicySpec
 
@@ -34,6 +35,23 @@ class ContextLearner(MetaLearner):
         kwargs = self.config.policy_kwargs(self.family.action_mask_slice)
         kwargs["context_slice"] = (obs_dim, obs_dim + self.context_dim)
         return PolicySpec(self.config.family, kwargs, context_dim=self.context_dim)
+
+    @property
+    def training_context_dropout(self) -> float:
+        """The probability that a training job runs with an all-zero context."""
+        return float(self.config.context_dropout)
+
+    def _jobs(
+        self,
+        tasks: Sequence[Task],
+        states: Sequence[State],
+        phase: int,
+        n_episodes: int,
+        salt: int = 0,
+        index: int = 0,
+    ) -> list[Job]:
+        jobs = super()._jobs(tasks, states, phase, n_episodes, salt, index)
+        return drop_contexts(jobs, self.training_context_dropout)
 
     def policy_part(self, state: State) -> State:
         # jobs sharing one state share its dict: only states without context keys are shared

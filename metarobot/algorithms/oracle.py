@@ -6,16 +6,14 @@ inner update leaves it as it is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 
-from metarobot.algorithms.context import CONTEXT_KEY, ContextLearner, drop_contexts
+from metarobot.algorithms.context import CONTEXT_KEY, ContextLearner
 from metarobot.algorithms.multitask import Multitask
 from metarobot.errors import MetarobotError
 from metarobot.family import Task
-from metarobot.sampling import Job, Rollout
+from metarobot.sampling import Rollout
 
 State = dict[str, torch.Tensor]
 
@@ -35,18 +33,6 @@ class Oracle(ContextLearner, Multitask):
 
     def job_context(self, task: Task, state: State) -> np.ndarray:
         return np.asarray(self.family.hidden_params(task), dtype=np.float32)
-
-    def _jobs(
-        self,
-        tasks: Sequence[Task],
-        states: Sequence[State],
-        phase: int,
-        n_episodes: int,
-        salt: int = 0,
-        index: int = 0,
-    ) -> list[Job]:
-        jobs = super()._jobs(tasks, states, phase, n_episodes, salt, index)
-        return drop_contexts(jobs, self.config.context_dropout)
 
     def inner_update(self, state: State, rollout: Rollout, seed: int = 0) -> State:
         return state  # it already knows the task

@@ -130,6 +130,10 @@ class Proto(ContextLearner):
     def context_dim(self) -> int:
         return int(self.config.context_dim) + 1  # z and a flag: 1 once z comes from transitions
 
+    @property
+    def training_context_dropout(self) -> float:
+        return 0.0  # the context is the inferred one: nothing to drop
+
     # -- adaptation: accumulate the prototype -----------------------------------------------
     def context_of(self, state: State) -> torch.Tensor:
         count = float(state[COUNT]) if COUNT in state else 0.0

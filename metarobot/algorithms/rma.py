@@ -18,18 +18,16 @@ episodes; the rest keep the policy fixed and fit the estimator on the student's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from metarobot.algorithms.context import drop_contexts
 from metarobot.algorithms.multitask import Multitask
 from metarobot.algorithms.proto import COUNT, SUM, Proto, transitions
 from metarobot.errors import MetarobotError
 from metarobot.family import Task
-from metarobot.sampling import Job, Rollout
+from metarobot.sampling import Rollout
 
 State = dict[str, torch.Tensor]
 
@@ -80,17 +78,9 @@ class RMA(Proto):
             return np.asarray(self.family.hidden_params(task), dtype=np.float32)
         return super().job_context(task, state)
 
-    def _jobs(
-        self,
-        tasks: Sequence[Task],
-        states: Sequence[State],
-        phase: int,
-        n_episodes: int,
-        salt: int = 0,
-        index: int = 0,
-    ) -> list[Job]:
-        jobs = super()._jobs(tasks, states, phase, n_episodes, salt, index)
-        return drop_contexts(jobs, self.config.context_dropout) if self.in_teacher_stage else jobs
+    @property
+    def training_context_dropout(self) -> float:
+        return self.config.context_dropout if self.in_teacher_stage else 0.0
 
     def inner_update(self, state: State, rollout: Rollout, seed: int = 0) -> State:
         if self.in_teacher_stage:
