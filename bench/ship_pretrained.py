@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from metarobot.config import MetaConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,8 +35,13 @@ def main(runs: list[str]) -> None:
         name = cfg["family"] if cfg["algo"] == "maml" else f"{cfg['family']}-{cfg['algo']}"
         shutil.copyfile(run / "meta_policy.pt", dest / f"{name}.pt")
         command = f"metarobot meta-train --family {cfg['family']} --algo {cfg['algo']}"
-        if cfg.get("init_from"):  # a warm start (rma from its oracle): the budget adds up
-            command += f" --iterations {cfg['iterations']} --init-from {cfg['init_from']}"
+        # every setting the run changed from what those two resolve to (a warm start's
+        # --init-from too: then the budget adds up with the run it started from)
+        defaults = MetaConfig.resolve(family=cfg["family"], algo=cfg["algo"]).to_dict()
+        for key, value in cfg.items():
+            if key not in ("family", "algo", "eval_tasks") and value != defaults.get(key):
+                shown = ",".join(map(str, value)) if isinstance(value, list) else value
+                command += f" --{key.replace('_', '-')} {shown}"
         record = {
             "command": command,
             "seed": cfg["seed"],
@@ -42,7 +49,7 @@ def main(runs: list[str]) -> None:
             "env_steps": summary["env_steps"],
             "iterations": summary["iterations"],
             "wall_s": summary["wall_s"],
-            "machine": "2-core x86_64 CPU VM, 2 sampling workers",
+            "machine": f"2-core x86_64 CPU VM, {cfg['workers']} sampling worker(s)",
             "git_commit_when_shipped": commit,
             "heldout_summary": summary.get("heldout_test"),
         }
