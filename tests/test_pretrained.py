@@ -11,15 +11,24 @@ from metarobot.cli import cli
 from metarobot.meta import MetaLearner, read_checkpoint
 
 
+SHIPPED = sorted(pretrained_path("reach").parent.glob("*.pt"))
+
+
 @pytest.mark.parametrize("family", ["reach", "cartpole", "navigate", "grasp"])
-def test_shipped_checkpoints_load_and_record_their_provenance(family):
+def test_every_v0_family_ships_maml_and_multitask(family):
     for algo in ("maml", "multitask"):
-        path = pretrained_path(family, algo)
-        data = read_checkpoint(path)
-        assert data["family"] == family and data["config"]["algo"] == algo
-        record = json.loads(path.with_suffix(".json").read_text())
-        assert record["command"].startswith("metarobot meta-train") and record["git_commit_when_shipped"]
-        assert record["env_steps"] == data["env_steps"]
+        assert pretrained_path(family, algo).is_file()
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_checkpoints_load_and_record_their_provenance(path):
+    data = read_checkpoint(path)
+    family, algo = data["family"], data["config"]["algo"]
+    assert pretrained_path(family, algo) == path  # named FAMILY[-ALGO].pt
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["command"].startswith(f"metarobot meta-train --family {family} --algo {algo}")
+    assert record["git_commit_when_shipped"] and record["settings"]["algo"] == algo
+    assert record["env_steps"] == data["env_steps"]
 
 
 @pytest.mark.slow
