@@ -269,6 +269,45 @@ _OBJECT_MESH_OPTIONS = [
 ]
 
 
+#: a robot or object from the user's own file (adapt, evaluate, render and inspect take them)
+_FILE_OPTIONS = [
+    click.option(
+        "--urdf",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Your own robot as a URDF file (reach: a serial arm; navigate: a wheeled base).",
+    ),
+    click.option(
+        "--object-urdf",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="grasp: your own object as a single-body URDF file (the gripper of test task 0).",
+    ),
+    *_OBJECT_MESH_OPTIONS,
+    click.option(
+        "--ee-link",
+        help="reach: end-effector link of --urdf [default: deepest link of the longest revolute chain].",
+    ),
+    click.option(
+        "--left-wheels",
+        help="navigate: comma-separated left wheel joints of --urdf [default: found from the URDF].",
+    ),
+    click.option(
+        "--right-wheels",
+        help="navigate: comma-separated right wheel joints of --urdf [default: found from the URDF].",
+    ),
+]
+
+
+def _with_options(options: list[Any], fn: Any) -> Any:
+    """``fn`` decorated with ``options``, listed in ``--help`` in the order given."""
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _file_options(fn: Any) -> Any:
+    return _with_options(_FILE_OPTIONS, fn)
+
+
 def _task_options(fn: Any) -> Any:
     options = [
         click.option("--family", help="Task family [default: the checkpoint's]."),
@@ -290,36 +329,12 @@ def _task_options(fn: Any) -> Any:
             type=click.Path(path_type=Path, dir_okay=False),
             help="A task given as JSON (overrides --split/--index).",
         ),
-        click.option(
-            "--urdf",
-            type=click.Path(path_type=Path, dir_okay=False),
-            help="Your own robot as a URDF file (reach: a serial arm; navigate: a wheeled base).",
-        ),
-        click.option(
-            "--object-urdf",
-            type=click.Path(path_type=Path, dir_okay=False),
-            help="grasp: your own object as a single-body URDF file (the gripper of test task 0).",
-        ),
-        *_OBJECT_MESH_OPTIONS,
-        click.option(
-            "--ee-link",
-            help="reach: end-effector link of --urdf [default: deepest link of the longest revolute chain].",
-        ),
-        click.option(
-            "--left-wheels",
-            help="navigate: comma-separated left wheel joints of --urdf [default: found from the URDF].",
-        ),
-        click.option(
-            "--right-wheels",
-            help="navigate: comma-separated right wheel joints of --urdf [default: found from the URDF].",
-        ),
+        *_FILE_OPTIONS,
         click.option("--workers", type=int, default=0, help="Sampling worker processes (0: in-process)."),
         click.option("--seed", type=int, default=0, help="Random seed."),
         click.option("--device", default="cpu", help="Torch device."),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _with_options(options, fn)
 
 
 def _check_common(workers: int, seed: int, device: str, index: int | None = None) -> None:
@@ -849,17 +864,7 @@ def render(
 
 @cli.command()
 @click.option("--family", required=True, help="Task family the file is for (reach, navigate, grasp).")
-@click.option(
-    "--urdf", type=click.Path(path_type=Path, dir_okay=False), help="reach: an arm; navigate: a wheeled base."
-)
-@click.option("--object-urdf", type=click.Path(path_type=Path, dir_okay=False), help="grasp: a single-body object.")
-@_OBJECT_MESH_OPTIONS[0]
-@_OBJECT_MESH_OPTIONS[1]
-@_OBJECT_MESH_OPTIONS[2]
-@_OBJECT_MESH_OPTIONS[3]
-@click.option("--ee-link", help="reach: end-effector link [default: deepest link of the longest revolute chain].")
-@click.option("--left-wheels", help="navigate: comma-separated left wheel joints [default: found from the URDF].")
-@click.option("--right-wheels", help="navigate: comma-separated right wheel joints [default: found from the URDF].")
+@_file_options
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def inspect(
     family: str,
