@@ -398,17 +398,23 @@ class NavigateFamily(TaskFamily):
         robot = self._robot(rng)
         n_range = self._obstacle_counts()
         shift = int(rng.integers(3))
-        if shift == 0:  # a robot smaller or bigger than any in training: the same ood range of each
+        if shift < 2:
+            self._shift_robot(robot, shift, rng)
+        else:  # a denser map
+            n_range = self._obstacle_counts(ood=True)
+        return self._with_map(robot, n_range, rng)
+
+    def _shift_robot(self, robot: dict[str, Any], shift: int, rng: np.random.Generator) -> None:
+        """Move ``robot`` out of the training ranges: ``shift`` 0, a robot smaller or bigger than
+        any in training (the same ood range of each size); 1, one motor much weaker than the other."""
+        if shift == 0:
             bigger = rng.random() < 0.5
             for name in ("chassis_length", "track_width", "wheel_radius"):
                 r = self.param(name, FloatParam).ood[1 if bigger else 0]
                 robot[name] = round_params(r.sample(rng))
-        elif shift == 1:  # one motor much weaker than the other
+        else:
             side = "left_gain" if rng.random() < 0.5 else "right_gain"
             robot[side] = self.param(side).sample_ood(rng)
-        else:  # a denser map
-            n_range = self._obstacle_counts(ood=True)
-        return self._with_map(robot, n_range, rng)
 
     def describe(self, task: Task) -> dict[str, Any]:
         """What was read from the user's file behind ``task`` (``metarobot inspect``)."""

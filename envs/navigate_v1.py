@@ -110,13 +110,8 @@ class NavigateV1Family(NavigateFamily):
         scale_param = self.param("right_wheel_scale")
         scale = scale_param.sample(rng)
         shift = int(rng.integers(4))
-        if shift == 0:  # a robot smaller or bigger than any in training (navigate's shift)
-            bigger = rng.random() < 0.5
-            for name in ("chassis_length", "track_width", "wheel_radius"):
-                robot[name] = round_params(self.param(name, FloatParam).ood[1 if bigger else 0].sample(rng))
-        elif shift == 1:  # one motor much weaker than the other (navigate's shift)
-            side = "left_gain" if rng.random() < 0.5 else "right_gain"
-            robot[side] = self.param(side).sample_ood(rng)
+        if shift < 2:  # navigate's robot shifts: size, or one weak motor
+            self._shift_robot(robot, shift, rng)
         elif shift == 2:  # wheels more unequal than any in training
             scale = scale_param.sample_ood(rng)
         else:  # a more slippery floor
