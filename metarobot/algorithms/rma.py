@@ -98,6 +98,4 @@ class RMA(Proto):
         stats["aux_loss"] = self._fit_hidden(trans, hidden)
         self.encoder.update_statistics(torch.cat([t for task_trans in trans for t in task_trans]))
         stats["teacher"] = float(teacher)
-        if self.iteration + 1 == self.teacher_iterations:
-            self._freeze(True)
         return stats
