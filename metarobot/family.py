@@ -263,8 +263,12 @@ class FloatParam(Param):
     hidden_range: Range | None = None
     log_scale: bool = False
 
+    def bounds_for(self, from_file: bool) -> tuple[float, float] | None:
+        """What validation accepts: ``file_bounds`` for a robot from a user's file, else ``bounds``."""
+        return self.file_bounds if from_file and self.file_bounds is not None else self.bounds
+
     def check_value(self, label: str, value: Any, from_file: bool) -> None:
-        bounds = self.file_bounds if from_file and self.file_bounds is not None else self.bounds
+        bounds = self.bounds_for(from_file)
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise MetarobotError(f"{label}={value!r} must be a number")
         if bounds is not None and not bounds[0] <= value <= bounds[1]:
@@ -275,7 +279,7 @@ class FloatParam(Param):
     def clamp(self, value: float, from_file: bool = False) -> float:
         """``value`` moved into the bounds (``file_bounds`` for a file's robot), where a value
         read from a file is kept valid rather than refused."""
-        bounds = self.file_bounds if from_file and self.file_bounds is not None else self.bounds
+        bounds = self.bounds_for(from_file)
         return value if bounds is None else min(max(value, bounds[0]), bounds[1])
 
     @property
