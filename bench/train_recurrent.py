@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--family", required=True)
     ap.add_argument("--steps", type=int, required=True, help="env steps (the compared methods' budget)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-envs", type=int, default=4)
+    ap.add_argument("--n-envs", type=int, default=16)
     ap.add_argument("--out", type=Path, required=True, help="zip to write")
     args = ap.parse_args()
     torch.set_num_threads(1)

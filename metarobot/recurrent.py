@@ -28,8 +28,13 @@ def _contrib() -> Any:
     return sb3_contrib
 
 
-def train_recurrent(family: str, env_steps: int, seed: int = 0, n_envs: int = 4) -> Any:
-    """A ``RecurrentPPO`` trained on tasks resampled from ``family``'s train split."""
+def train_recurrent(family: str, env_steps: int, seed: int = 0, n_envs: int = 16) -> Any:
+    """A ``RecurrentPPO`` trained on tasks resampled from ``family``'s train split.
+
+    16 envs and two minibatches per rollout: sb3-contrib runs the LSTM one time step at a time
+    over each padded minibatch, so a minibatch costs about its sequence length whatever its
+    width. With 4 envs and four minibatches this cost ~14 ms of CPU per env step on the 2-core
+    VM; 16 envs and two minibatches, 2.3 ms (bench/RESULTS.md, recurrent)."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from metarobot.wrappers import ResampleTasks
@@ -41,7 +46,7 @@ def train_recurrent(family: str, env_steps: int, seed: int = 0, n_envs: int = 4)
         "MlpLstmPolicy",
         venv,
         n_steps=n_steps,
-        batch_size=n_steps * n_envs // 4,
+        batch_size=n_steps * n_envs // 2,
         n_epochs=10,
         learning_rate=1e-3,
         gamma=0.97,
