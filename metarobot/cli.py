@@ -360,8 +360,8 @@ def _load_learner(family: str | None, checkpoint: Path | None, workers: int, dev
     if checkpoint is None:
         if family is None:
             raise click.UsageError("give --family or --checkpoint")
-        get_family(family)
-        checkpoint = pretrained_path(family)
+        # the shipped policy of the family's default method (the one that measured best on it)
+        checkpoint = pretrained_path(family, get_family(family).meta_defaults.get("algo", "maml"))
     data = read_checkpoint(checkpoint)
     if family is not None and data["family"] != family:
         raise MetarobotError(f"checkpoint {checkpoint} is for family {data['family']!r}, not {family!r}")

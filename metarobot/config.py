@@ -31,7 +31,9 @@ class MetaConfig:
 
     family: str = setting("reach", "Task family to meta-train on.")
     algo: str = setting(
-        "maml", "Meta-learning algorithm (see `metarobot algorithms`): maml, fomaml, reptile, multitask, or a plug-in."
+        "maml",
+        "Meta-learning algorithm (see `metarobot algorithms`): maml, fomaml, reptile, multitask, rma, or a plug-in; "
+        "a family may name its own default, the method that measured best on it (`metarobot families`).",
     )
     iterations: int = setting(330, "Meta-iterations (outer updates).")
     meta_batch: int = setting(10, "Training tasks sampled per iteration.")
@@ -120,7 +122,8 @@ class MetaConfig:
             raise MetarobotError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         base = cls()
         family = get_family(str(asked.get("family", base.family)))
-        algo = get_algorithm(str(asked.get("algo", base.algo)))
+        # a family may name its own default algorithm (the one that measured best on it)
+        algo = get_algorithm(str(asked.get("algo", family.meta_defaults.get("algo", base.algo))))
         merged = {**algo.defaults, **family.meta_defaults, **asked}
         return cls.from_dict({**base.to_dict(), **merged})
 

@@ -10,7 +10,6 @@ from metarobot.policies.pretrained import pretrained_path
 from metarobot.cli import cli
 from metarobot.meta import MetaLearner, read_checkpoint
 
-
 SHIPPED = sorted(pretrained_path("reach").parent.glob("*.pt"))
 
 
