@@ -33,8 +33,8 @@ def train_recurrent(family: str, env_steps: int, seed: int = 0, n_envs: int = 16
 
     16 envs and two minibatches per rollout: sb3-contrib runs the LSTM one time step at a time
     over each padded minibatch, so a minibatch costs about its sequence length whatever its
-    width. With 4 envs and four minibatches this cost ~14 ms of CPU per env step on the 2-core
-    VM; 16 envs and two minibatches, 2.3 ms (bench/RESULTS.md, recurrent)."""
+    width. On navigate-v1, 4 envs and four minibatches cost 9.7 ms of CPU per env step on the
+    2-core VM, 16 envs and two minibatches 2.2 ms (``bench/recurrent_cost.py``)."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from metarobot.wrappers import ResampleTasks
