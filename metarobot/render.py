@@ -31,7 +31,13 @@ def rollout_frames(
     """Frames of ``episodes`` deterministic episodes of the policy ``state`` on ``task``, and
     each episode's (return, success)."""
     env = learner.family.make_env(task, render_mode="rgb_array")
-    learner.policy.load_state_dict(state)
+    learner.policy.load_state_dict(learner.policy_part(state))
+    # a context-conditioned policy (oracle, rma, proto) reads [obs; context], as in sampling
+    context = learner.job_context(task, state)
+
+    def policy_obs(o: np.ndarray) -> np.ndarray:
+        return o if context is None else np.concatenate([o, np.asarray(context, dtype=np.float32)])
+
     per_episode: list[list[np.ndarray]] = []
     outcomes: list[tuple[float, bool]] = []
     try:
@@ -40,7 +46,7 @@ def rollout_frames(
             frames = [env.render_frame(width, height)]
             done, total, info = False, 0.0, {}
             while not done:
-                action, _ = learner.policy.predict(obs, deterministic=True)
+                action, _ = learner.policy.predict(policy_obs(obs), deterministic=True)
                 obs, r, term, trunc, info = env.step(action)
                 total += float(r)
                 done = term or trunc

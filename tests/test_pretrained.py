@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 from metarobot.policies.pretrained import pretrained_path
 
+import metarobot
 from metarobot.cli import cli
 from metarobot.meta import MetaLearner, read_checkpoint
 
@@ -87,7 +88,8 @@ def test_commands_work_on_the_shipped_reach_policy(tmp_path):
     )
     assert r.exit_code == 0, r.output
     methods = json.loads((tmp_path / "e" / "results.json").read_text())["splits"]["ood"]
-    assert set(methods) == {"maml", "multitask", "finetune", "scratch"}
+    default = metarobot.get_family("reach").meta_defaults.get("algo", "maml")  # the shipped policy of reach's default
+    assert set(methods) == {default, "multitask", "finetune", "scratch"}
     r = runner.invoke(
         cli,
         [
@@ -124,3 +126,26 @@ def test_the_shipped_cartpole_rma_adapts_without_a_gradient_and_beats_its_start(
     assert np.mean([r.success[1] for r in results]) > np.mean([r.success[0] for r in results])
     record = json.loads(pretrained_path("cartpole", "rma").with_suffix(".json").read_text())
     assert "--init-from" in record["command"] and record["env_steps"] == 320_000
+
+
+@pytest.mark.parametrize("algo", ["oracle", "rma"])
+def test_render_runs_a_context_conditioned_policy_on_its_context(tmp_path, algo):
+    """oracle and rma read [obs; context]: the video's rollouts append the same context as
+    sampling does (the true parameters for the oracle, rma's estimate after adapting)."""
+    args = ["render", "--checkpoint", str(pretrained_path("cartpole", algo)), "--split", "test", "--index", "0"]
+    args += [
+        "--before-after",
+        "--adapt-episodes",
+        "5",
+        "--width",
+        "64",
+        "--height",
+        "48",
+        "--out",
+        str(tmp_path / "v.mp4"),
+    ]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "v.mp4").stat().st_size > 1000
+    after = [line for line in r.output.splitlines() if line.startswith(f"{algo} k=1:")]
+    assert after and after[0].endswith("successes [True]"), r.output  # both reach 100% on test cart-poles
