@@ -187,6 +187,9 @@ class ReachFamily(TaskFamily):
         "actuator_signs",
     )  # fmt: skip
     max_joints = MAX_JOINTS
+    #: rma adapted best of metarobot's methods on held-out arms (bench/RESULTS.md, reach): the
+    #: shipped policies/pretrained/reach-rma.pt is this default run
+    meta_defaults: ClassVar[dict[str, Any]] = {"algo": "rma"}
 
     def _build(
         self, rng: np.random.Generator, n: int, lengths: Any = None, masses: Any = None, gains: Any = None
