@@ -400,3 +400,21 @@ def test_a_metasgd_checkpoint_without_usable_step_sizes_is_a_one_line_error(tmp_
         torch.save(content, tmp_path / f"{name}.pt")
         with pytest.raises(MetarobotError, match=message):
             MetaLearner.load(tmp_path / f"{name}.pt")
+
+
+def test_cavia_adapted_states_share_the_network_so_it_travels_once_per_worker(monkeypatch):
+    from metarobot.sampling import LocalSampler
+
+    sent = []
+    original = LocalSampler._send
+
+    def spy(self, w, msg):
+        sent.append(len(msg[2]))  # how many parameter dicts this message carries
+        original(self, w, msg)
+
+    monkeypatch.setattr(LocalSampler, "_send", spy)
+    with CAVIA(**{**TINY, "workers": 2, "meta_batch": 4}) as learner:
+        learner.step()  # 4 tasks x 2 phases: the meta-parameters, then 4 adapted contexts on them
+    assert len(sent) == 8
+    # at most two dicts (before and after adapting) per worker; one per adapted task would be 5+
+    assert sum(sent) <= 4
