@@ -42,7 +42,7 @@ class MetaConfig:
     inner_steps: int = setting(1, "Inner (adaptation) updates per task.")
     inner_lr: float = setting(
         0.1,
-        "Step size of the inner policy-gradient SGD step (maml, fomaml; cavia: of its context step; "
+        "Step size of the inner policy-gradient SGD step (maml, fomaml; cavia: of its context step, default 10; "
         "metasgd: where its learned per-element step sizes start).",
     )
     outer_lr: float = setting(1e-3, "Adam step size of the outer update.")

@@ -10,7 +10,8 @@ times, each on the task's fresh episodes, ``c`` starting at zeros for every task
 
 with ``L_pg`` MAML's inner loss (the vanilla policy-gradient surrogate of the task's episodes,
 ``metarobot.adaptation.policy_gradient_loss``) evaluated on the episodes' observations with
-``c`` in place of the context they ran with. Outer update: PPO's clipped objective on the
+``c`` in place of the context they ran with; ``inner_lr`` defaults to 10 for cavia (see
+``CAVIA.defaults``: the context's gradient is small). Outer update: PPO's clipped objective on the
 post-adaptation episodes under ``[o; c_K]``, with ``c_K`` recomputed from zeros through the
 inner steps, differentiably (second order), so its gradient reaches ``theta`` both directly
 and through the adapted context; ``outer_epochs`` passes of ``outer_minibatches`` Adam steps, as
@@ -45,6 +46,13 @@ class CAVIA(ContextLearner, MAML):
     """CAVIA: the inner loop adapts a context vector of the policy's input, never its weights."""
 
     name = "cavia"
+    # the context's gradient is small: through weights of ortho-init gain 0.01 (SB3's action head)
+    # and a gate that starts at zero weights. On cartpole, from the initial policy, inner_lr 0.1
+    # moved the context by 3e-5 (norm; 0.003 at 10). Pilot runs at cartpole's defaults, 8
+    # iterations each: inner_lr 10 -> context norm about 1 from iteration 3, post-update return
+    # above the pre-update one from iteration 5; inner_lr 100 -> norm 3.5-4.7 and below it
+    # in 6 of 8 iterations (bench/RESULTS.md, issue 11)
+    defaults = {"inner_lr": 10.0}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._shared_part: State | None = None
@@ -124,6 +132,12 @@ class CAVIA(ContextLearner, MAML):
         return part
 
     # -- meta-training ----------------------------------------------------------------------
+    def outer_update(self, phases: list[list[Rollout]], adapted: list[State], meta: State) -> dict[str, float]:
+        stats = super().outer_update(phases, adapted, meta)
+        # how far the inner loop moved the context (0 would mean it adapts nothing)
+        stats["context_norm"] = float(np.mean([float(self.context_of(s).norm()) for s in adapted]))
+        return stats
+
     def task_loss(self, pre_batches: list[ad.Batch], post_batch: ad.Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """One task's outer loss: the context adapted from zeros on the pre-adaptation batches
         (differentiably), then PPO's clipped objective on the post-adaptation batch under it."""
