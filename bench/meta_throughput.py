@@ -10,7 +10,11 @@ Runs, in one process, one after the other:
      ``SubprocVecEnv`` of as many processes as workers, one torch thread per process, for the
      same number of env steps as the timed maml iterations;
   4. with ``--ray``: ``maml`` with the Ray sampler on a local Ray instance of ``--workers`` CPUs
-     (the ratio to the local sampler is issue 10's target: >= 0.9).
+     (the ratio to the local sampler is issue 10's target: >= 0.9);
+  5. with ``--algos metasgd,cavia``: each of those algorithms with ``--workers`` workers and the
+     same settings as step 1 (the family's defaults), its rate and its ratio to maml's.
+
+    python bench/meta_throughput.py --family cartpole --algos metasgd,cavia --skip-scaling --skip-ppo
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from metarobot.meta import MetaLearner
 from metarobot.wrappers import ResampleTasks
 
 
-def maml_rate(family: str, workers: int, iterations: int, settings: dict) -> tuple[float, dict]:
-    with MetaLearner(family=family, workers=workers, algo="maml", **settings) as learner:
+def maml_rate(family: str, workers: int, iterations: int, settings: dict, algo: str = "maml") -> tuple[float, dict]:
+    """Env steps per second of ``iterations`` whole meta-iterations of ``algo`` (after one untimed)."""
+    with MetaLearner(family=family, workers=workers, algo=algo, **settings) as learner:
         learner.step()  # warm-up: starts the workers
         steps0, t0 = learner.env_steps, time.perf_counter()
         for _ in range(iterations):
@@ -73,22 +78,31 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--ray", action="store_true", help="also time the Ray sampler")
     ap.add_argument("--skip-ppo", action="store_true", help="leave out the SB3 PPO comparison")
+    ap.add_argument("--skip-scaling", action="store_true", help="leave out maml with 1 worker")
+    ap.add_argument("--algos", default="", help="comma-separated algorithms to time after maml (e.g. metasgd,cavia)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     settings = {"eval_tasks": 0}
     m2, info2 = maml_rate(args.family, args.workers, args.iterations, settings)
-    m1, info1 = maml_rate(args.family, 1, args.iterations, settings)
     from metarobot.registry import get_family
 
     ep = get_family(args.family).episode_steps
     out = {
         "family": args.family,
         f"maml_{args.workers}_workers_steps_per_s": round(m2),
-        "maml_1_worker_steps_per_s": round(m1),
-        f"scaling_{args.workers}_over_1": round(m2 / m1, 2),
-        "runs": {"maml_2": info2, "maml_1": info1},
+        "runs": {"maml_2": info2},
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s) in the main process",
     }
+    if not args.skip_scaling:
+        m1, info1 = maml_rate(args.family, 1, args.iterations, settings)
+        out["maml_1_worker_steps_per_s"] = round(m1)
+        out[f"scaling_{args.workers}_over_1"] = round(m2 / m1, 2)
+        out["runs"]["maml_1"] = info1
+    for algo in [a for a in args.algos.split(",") if a]:
+        rate, info = maml_rate(args.family, args.workers, args.iterations, settings, algo=algo)
+        out[f"{algo}_{args.workers}_workers_steps_per_s"] = round(rate)
+        out[f"{algo}_over_maml"] = round(rate / m2, 2)
+        out["runs"][algo] = info
     if not args.skip_ppo:
         p2, infop = ppo_rate(args.family, args.workers, info2["steps"], n_steps=ep * 32)
         out[f"sb3_ppo_{args.workers}_procs_steps_per_s"] = round(p2)

@@ -27,7 +27,14 @@ def make_env(task: Task, render_mode: str | None = None) -> gym.Env:  # type: ig
     return get_family(task.family).make_env(task, render_mode=render_mode)
 
 
-_ALGORITHM_CLASSES = {"MAML": "maml", "FOMAML": "fomaml", "Reptile": "reptile", "Multitask": "multitask"}
+_ALGORITHM_CLASSES = {
+    "MAML": "maml",
+    "FOMAML": "fomaml",
+    "Reptile": "reptile",
+    "Multitask": "multitask",
+    "MetaSGD": "metasgd",
+    "CAVIA": "cavia",
+}
 
 
 def __getattr__(name: str) -> object:

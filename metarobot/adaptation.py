@@ -11,6 +11,7 @@ under a parameter dict (the outer loss of MAML). The algorithms themselves live 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -131,15 +132,17 @@ def inner_step(
     policy: nn.Module,
     params: Params,
     batch: Batch,
-    inner_lr: float,
+    inner_lr: float | Mapping[str, torch.Tensor],
     first_order: bool = False,
     create_graph: bool = True,
 ) -> Params:
     """One inner SGD step on ``batch``; returns new parameters (the old ones are untouched).
 
-    ``create_graph=True`` keeps the step differentiable w.r.t. ``params`` (second order);
-    ``first_order=True`` detaches the inner gradient (FOMAML). Parameters that do not affect
-    the loss (the value head) keep their value.
+    ``inner_lr``: one step size for every parameter, or a tensor per parameter name of that
+    parameter's shape (Meta-SGD's per-element step sizes; the step is then differentiable
+    w.r.t. them as well). ``create_graph=True`` keeps the step differentiable w.r.t.
+    ``params`` (second order); ``first_order=True`` detaches the inner gradient (FOMAML).
+    Parameters that do not affect the loss (the value head) keep their value.
     """
     loss = policy_gradient_loss(policy, params, batch)
     names = [k for k, v in params.items() if v.requires_grad]
@@ -152,7 +155,8 @@ def inner_step(
             continue
         if first_order or not create_graph:
             g = g.detach()
-        new[k] = params[k] - inner_lr * g
+        lr = inner_lr[k] if isinstance(inner_lr, Mapping) else inner_lr
+        new[k] = params[k] - lr * g
     return new
 
 

@@ -32,14 +32,19 @@ class MetaConfig:
     family: str = setting("reach", "Task family to meta-train on.")
     algo: str = setting(
         "maml",
-        "Meta-learning algorithm (see `metarobot algorithms`): maml, fomaml, reptile, multitask, rma, or a plug-in; "
-        "a family may name its own default, the method that measured best on it (`metarobot families`).",
+        "Meta-learning algorithm (see `metarobot algorithms`): maml, fomaml, metasgd, cavia, reptile, multitask, "
+        "rma, or a plug-in; a family may name its own default, the method that measured best on it "
+        "(`metarobot families`).",
     )
     iterations: int = setting(330, "Meta-iterations (outer updates).")
     meta_batch: int = setting(10, "Training tasks sampled per iteration.")
     episodes_per_update: int = setting(10, "Episodes (env slots of one full episode each) per task per inner update.")
     inner_steps: int = setting(1, "Inner (adaptation) updates per task.")
-    inner_lr: float = setting(0.1, "Step size of the inner policy-gradient SGD step (maml, fomaml).")
+    inner_lr: float = setting(
+        0.1,
+        "Step size of the inner policy-gradient SGD step (maml, fomaml; cavia: of its context step, default 10; "
+        "metasgd: where its learned per-element step sizes start).",
+    )
     outer_lr: float = setting(1e-3, "Adam step size of the outer update.")
     outer_epochs: int = setting(5, "Passes of the outer PPO objective over each meta-batch.")
     outer_minibatches: int = setting(
@@ -57,7 +62,9 @@ class MetaConfig:
     ppo_epochs: int = setting(10, "PPO epochs per update (reptile inner loop, multitask).")
     hidden_sizes: tuple[int, ...] = setting((64, 64), "Hidden layer sizes of the tanh MLP policy and value networks.")
     log_std_init: float = setting(-1.0, "Initial log standard deviation of the Gaussian policy.")
-    context_dim: int = setting(8, "Size of the task context a context-inference algorithm (proto) infers.")
+    context_dim: int = setting(
+        8, "Size of the task context a context-inference algorithm (proto) infers, or that cavia adapts by gradient."
+    )
     context_aux_coef: float = setting(
         1.0,
         "proto: weight of the auxiliary loss that predicts the hidden task parameters from the context "

@@ -255,7 +255,7 @@ def _short_run(algo, workers=0, sampler=None):
     return rows
 
 
-@pytest.mark.parametrize("algo, counts", [("maml", (0, 1, 2)), ("reptile", (0, 1, 2))])
+@pytest.mark.parametrize("algo, counts", [("maml", (0, 1, 2)), ("reptile", (0, 1, 2)), ("cavia", (0, 2))])
 def test_results_do_not_depend_on_the_number_of_workers(algo, counts):
     # with 2 workers the tasks' rollouts come back in an order that varies from run to run;
     # reptile's post-adaptation return once followed it (issue 10: 33.6 vs 32.1 here)
@@ -287,7 +287,7 @@ class LastChainFirstSampler:
         self.inner.close()
 
 
-@pytest.mark.parametrize("algo", ["maml", "fomaml", "reptile", "multitask"])
+@pytest.mark.parametrize("algo", ["maml", "fomaml", "reptile", "multitask", "metasgd", "cavia"])
 def test_results_do_not_depend_on_the_order_tasks_finish_in(algo):
     # the deterministic form of the test above: what 2 workers do one run in two, every time
     with MetaLearner(algo=algo, **TINY) as learner:

@@ -207,6 +207,16 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     write("c_empty.pt", b"")
     # a pickle whose loading would run os.system: weights_only refuses it
     write("c_evil.pt", b"cos\nsystem\n(S'echo pwned'\ntR.")
+    # a metasgd checkpoint whose learned step sizes (its algo_state) are broken or missing
+    from metarobot.algorithms.metasgd import STEP_SIZES_KEY, MetaSGD
+
+    with MetaSGD(**TINY) as msgd:
+        msgd.save(d / "m_ok.pt")
+    msgd_data = torch.load(d / "m_ok.pt", weights_only=True)
+    sizes = msgd_data["algo_state"][STEP_SIZES_KEY]
+    nan_sizes = {**sizes, "log_std": torch.full_like(sizes["log_std"], float("nan"))}
+    ckpt("m_nan.pt", {**msgd_data, "algo_state": {STEP_SIZES_KEY: nan_sizes}})
+    ckpt("m_none.pt", {**msgd_data, "algo_state": {}})
     # -- run directories and earlier outputs --
     Run(d / "run", MetaConfig(iterations=1, **TINY)).train(progress=False)
     files["run"] = str(d / "run")
@@ -280,6 +290,8 @@ CASES = [
     ("meta-train --family bogus", "unknown family 'bogus'"),
     ("meta-train --family ''", "unknown family ''"),
     ("meta-train --algo ppo2", "'ppo2' is not one of"),
+    ("meta-train --family cartpole --algo cavia --context-dim 0", "context-dim=0 is out of range [1, 1024]"),
+    ("meta-train --family cartpole --algo metasgd --inner-lr 0", "inner-lr=0.0 is out of range (0, 100]"),
     ("meta-train --family cartpole --bogus 1", "No such option '--bogus'"),
     # -- meta-train: run directories ----------------------------------------------------------
     ("meta-train --resume", "--resume needs --out"),
@@ -390,6 +402,9 @@ CASES = [
     ("adapt --checkpoint {c_history_pt}", "history must be a list"),
     ("adapt --checkpoint {c_family_pt}", "differs from its settings"),
     ("adapt --family reach --checkpoint {run}/meta_policy.pt", "is for family 'cartpole', not 'reach'"),
+    ("adapt --checkpoint {m_nan_pt}", "metasgd checkpoint's learned step sizes: log_std holds NaN or infinite values"),
+    ("adapt --checkpoint {m_none_pt}", "metasgd checkpoint lacks its learned step sizes"),
+    ("evaluate --checkpoint {m_nan_pt}", "log_std holds NaN or infinite values"),
     # -- adapt: task JSON ---------------------------------------------------------------------
     ("adapt --family cartpole --task {dir}/none.json", "does not exist"),
     ("adapt --family cartpole --task {dir}", "is a directory"),

@@ -26,6 +26,8 @@ _BUILTIN: dict[str, str] = {
     "proto": "metarobot.algorithms.proto:Proto",
     "oracle": "metarobot.algorithms.oracle:Oracle",
     "rma": "metarobot.algorithms.rma:RMA",
+    "metasgd": "metarobot.algorithms.metasgd:MetaSGD",
+    "cavia": "metarobot.algorithms.cavia:CAVIA",
 }
 _extra: dict[str, type[MetaLearner]] = {}
 

@@ -59,20 +59,29 @@ class MAML(MetaLearner):
             for group in np.array_split(order_rng.permutation(cfg.meta_batch), groups):
                 self.optimizer.zero_grad()
                 for i in group:
-                    params = ad.trainable_params(self.policy)
-                    for batch in pre_batches[i]:
-                        params = self.inner_step(params, batch)
-                    loss, stats = ad.ppo_surrogate(
-                        self.policy, params, post_batches[i], cfg.clip_range, cfg.vf_coef, cfg.ent_coef
-                    )
+                    loss, stats = self.task_loss(pre_batches[i], post_batches[i])
                     (loss / len(group)).backward()
                     for k, v in stats.items():
                         totals[k] = totals.get(k, 0.0) + v / (cfg.meta_batch * cfg.outer_epochs)
-                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 0.5)
+                torch.nn.utils.clip_grad_norm_(self.meta_parameters(), 0.5)
                 self.optimizer.step()
                 updates += 1
         totals["outer_updates"] = float(updates)
         return totals
+
+    def task_loss(self, pre_batches: list[ad.Batch], post_batch: ad.Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """One task's outer loss: the inner steps on its pre-adaptation batches, from the
+        meta-parameters (differentiably), then PPO's clipped objective on its post-adaptation
+        batch under the adapted parameters."""
+        cfg = self.config
+        params = ad.trainable_params(self.policy)
+        for batch in pre_batches:
+            params = self.inner_step(params, batch)
+        return ad.ppo_surrogate(self.policy, params, post_batch, cfg.clip_range, cfg.vf_coef, cfg.ent_coef)
+
+    def meta_parameters(self) -> list[torch.Tensor]:
+        """What the outer update trains (its gradient is clipped to norm 0.5 as one vector)."""
+        return list(self.policy.parameters())
 
 
 class FOMAML(MAML):
