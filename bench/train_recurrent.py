@@ -30,12 +30,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="zip to write")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    # the commit the code ran at (read now: the checkout may move on during a long run)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     start = time.perf_counter()
     model = train_recurrent(args.family, args.steps, seed=args.seed, n_envs=args.n_envs)
     wall = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(str(args.out))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     info = {
         "family": args.family,
         "env_steps": int(model.num_timesteps),
