@@ -19,7 +19,7 @@ import click
 
 import metarobot
 from metarobot.algorithms import algorithm_names
-from metarobot.config import SAMPLERS, MetaConfig, load_yaml_config
+from metarobot.config import SAMPLERS, MetaConfig, default_algo, load_yaml_config
 from metarobot.errors import MetarobotError
 from metarobot.family import HELDOUT_SIZE, TaskFamily
 from metarobot.registry import family_names, get_family
@@ -361,7 +361,7 @@ def _load_learner(family: str | None, checkpoint: Path | None, workers: int, dev
         if family is None:
             raise click.UsageError("give --family or --checkpoint")
         # the shipped policy of the family's default method (the one that measured best on it)
-        checkpoint = pretrained_path(family, get_family(family).meta_defaults.get("algo", "maml"))
+        checkpoint = pretrained_path(family, default_algo(family))
     data = read_checkpoint(checkpoint)
     if family is not None and data["family"] != family:
         raise MetarobotError(f"checkpoint {checkpoint} is for family {data['family']!r}, not {family!r}")

@@ -25,6 +25,14 @@ def setting(default: Any, doc: str) -> Any:
     return dataclasses.field(default=default, metadata={"doc": doc})
 
 
+def default_algo(family: str) -> str:
+    """The algorithm a run of ``family`` gets when none is named: the family's own (its
+    ``meta_defaults["algo"]``, the method that measured best on it), else maml."""
+    from metarobot.registry import get_family
+
+    return str(get_family(family).meta_defaults.get("algo", MetaConfig.algo))
+
+
 @dataclasses.dataclass(frozen=True)
 class MetaConfig:
     """Settings of one meta-training run (also what test-time adaptation replays)."""
@@ -129,8 +137,7 @@ class MetaConfig:
             raise MetarobotError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         base = cls()
         family = get_family(str(asked.get("family", base.family)))
-        # a family may name its own default algorithm (the one that measured best on it)
-        algo = get_algorithm(str(asked.get("algo", family.meta_defaults.get("algo", base.algo))))
+        algo = get_algorithm(str(asked.get("algo", default_algo(family.name))))
         merged = {**algo.defaults, **family.meta_defaults, **asked}
         return cls.from_dict({**base.to_dict(), **merged})
 

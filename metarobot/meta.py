@@ -36,7 +36,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from metarobot import adaptation as ad
-from metarobot.config import MetaConfig
+from metarobot.config import MetaConfig, default_algo
 from metarobot.errors import MetarobotError
 from metarobot.family import Task
 from metarobot.policies import MaskedActorCriticPolicy
@@ -79,14 +79,6 @@ class AdaptationResult:
     final_state: dict[str, torch.Tensor]
 
 
-def _default_algo(settings: dict[str, Any]) -> str:
-    """The algorithm a run gets when none is named: its family's (``meta_defaults["algo"]``), else maml."""
-    from metarobot.registry import get_family
-
-    base = MetaConfig()
-    return str(get_family(str(settings.get("family", base.family))).meta_defaults.get("algo", base.algo))
-
-
 class MetaLearner:
     """Meta-trains a policy over a task family: ``MAML(family="cartpole").train(iterations=20)``.
 
@@ -108,7 +100,9 @@ class MetaLearner:
 
     def __new__(cls, config: MetaConfig | None = None, *args: Any, **settings: Any) -> MetaLearner:
         settings.pop("restoring", None)
-        algo = settings.get("algo") or (config.algo if config is not None else cls.name or _default_algo(settings))
+        algo = settings.get("algo") or (
+            config.algo if config is not None else cls.name or default_algo(settings.get("family", MetaConfig.family))
+        )
         if cls.name:
             if algo != cls.name:
                 raise MetarobotError(f"{cls.__name__} runs algo {cls.name!r}, not {algo!r}")

@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 from metarobot.policies.pretrained import pretrained_path
 
-import metarobot
 from metarobot.cli import cli
+from metarobot.config import default_algo
 from metarobot.meta import MetaLearner, read_checkpoint
 
 SHIPPED = sorted(pretrained_path("reach").parent.glob("*.pt"))
@@ -88,7 +88,7 @@ def test_commands_work_on_the_shipped_reach_policy(tmp_path):
     )
     assert r.exit_code == 0, r.output
     methods = json.loads((tmp_path / "e" / "results.json").read_text())["splits"]["ood"]
-    default = metarobot.get_family("reach").meta_defaults.get("algo", "maml")  # the shipped policy of reach's default
+    default = default_algo("reach")  # the shipped policy of reach's default method
     assert set(methods) == {default, "multitask", "finetune", "scratch"}
     r = runner.invoke(
         cli,
