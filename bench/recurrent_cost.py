@@ -10,7 +10,6 @@ figure holds on a shared machine; start-up (imports, task pools) is left out.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 
@@ -24,21 +23,11 @@ def main() -> None:
     ap.add_argument("--layouts", default="4x4,16x2", help="ENVSxMINIBATCHES, comma-separated")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    import sb3_contrib
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from metarobot.recurrent import make_recurrent
 
-    from metarobot.registry import get_family
-    from metarobot.wrappers import ResampleTasks
-
-    n_steps = max(get_family(args.family).episode_steps, 128)
     for layout in args.layouts.split(","):
         n_envs, minibatches = (int(v) for v in layout.split("x"))
-        venv = DummyVecEnv([functools.partial(ResampleTasks, args.family, "train", i) for i in range(n_envs)])
-        model = sb3_contrib.RecurrentPPO(
-            "MlpLstmPolicy", venv, n_steps=n_steps, batch_size=n_steps * n_envs // minibatches, n_epochs=10,
-            learning_rate=1e-3, gamma=0.97, seed=0, device="cpu", verbose=0,
-            policy_kwargs={"lstm_hidden_size": 64, "net_arch": {"pi": [64], "vf": [64]}},
-        )  # fmt: skip
+        model = make_recurrent(args.family, seed=0, n_envs=n_envs, minibatches=minibatches)
         start = time.process_time()
         model.learn(args.steps)
         cpu = time.process_time() - start
@@ -53,7 +42,7 @@ def main() -> None:
                 }
             )
         )
-        venv.close()
+        model.get_env().close()
 
 
 if __name__ == "__main__":

@@ -28,10 +28,11 @@ def _contrib() -> Any:
     return sb3_contrib
 
 
-def train_recurrent(family: str, env_steps: int, seed: int = 0, n_envs: int = 16) -> Any:
-    """A ``RecurrentPPO`` trained on tasks resampled from ``family``'s train split.
+def make_recurrent(family: str, seed: int = 0, n_envs: int = 16, minibatches: int = 2) -> Any:
+    """An untrained ``RecurrentPPO`` on ``n_envs`` envs of tasks resampled from ``family``'s
+    train split, ``minibatches`` minibatches per rollout.
 
-    16 envs and two minibatches per rollout: sb3-contrib runs the LSTM one time step at a time
+    16 envs and two minibatches by default: sb3-contrib runs the LSTM one time step at a time
     over each padded minibatch, so a minibatch costs about its sequence length whatever its
     width. On navigate-v1, 4 envs and four minibatches cost 9.7 ms of CPU per env step on the
     2-core VM, 16 envs and two minibatches 2.2 ms (``bench/recurrent_cost.py``)."""
@@ -42,11 +43,11 @@ def train_recurrent(family: str, env_steps: int, seed: int = 0, n_envs: int = 16
     fam = get_family(family)
     venv = DummyVecEnv([functools.partial(ResampleTasks, family, "train", seed + i) for i in range(n_envs)])
     n_steps = max(fam.episode_steps, 128)
-    model = _contrib().RecurrentPPO(
+    return _contrib().RecurrentPPO(
         "MlpLstmPolicy",
         venv,
         n_steps=n_steps,
-        batch_size=n_steps * n_envs // 2,
+        batch_size=n_steps * n_envs // minibatches,
         n_epochs=10,
         learning_rate=1e-3,
         gamma=0.97,
@@ -55,6 +56,11 @@ def train_recurrent(family: str, env_steps: int, seed: int = 0, n_envs: int = 16
         verbose=0,
         policy_kwargs={"lstm_hidden_size": 64, "net_arch": {"pi": [64], "vf": [64]}},
     )
+
+
+def train_recurrent(family: str, env_steps: int, seed: int = 0, n_envs: int = 16) -> Any:
+    """A ``RecurrentPPO`` (``make_recurrent``) trained on tasks resampled from ``family``'s train split."""
+    model = make_recurrent(family, seed=seed, n_envs=n_envs)
     model.learn(int(env_steps))
     return model
 
