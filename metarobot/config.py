@@ -78,6 +78,12 @@ class MetaConfig:
         "proto: weight of the auxiliary loss that predicts the hidden task parameters from the context "
         "(training only; 0 turns it off).",
     )
+    context_action_coef: float = setting(
+        0.0,
+        "rma-online: weight of the loss that makes the teacher act on the estimate as it acts on the truth "
+        "(squared difference of its action means on the visited states), beside the regression of the "
+        "hidden parameters; it weighs each estimation error by what it changes in the actions.",
+    )
     context_aux_steps: int = setting(20, "proto: extra supervised steps of the hidden-parameter head per iteration.")
     context_dropout: float = setting(
         0.0,

@@ -14,6 +14,7 @@ import torch
 from metarobot.errors import MetarobotError
 from metarobot.family import Task
 from metarobot.meta import MetaLearner
+from metarobot.online import ConstantContext, transition_rows
 from metarobot.runio import atomic_save
 
 CAPTION_HEIGHT = 28
@@ -31,13 +32,12 @@ def rollout_frames(
     """Frames of ``episodes`` deterministic episodes of the policy ``state`` on ``task``, and
     each episode's (return, success)."""
     env = learner.family.make_env(task, render_mode="rgb_array")
-    learner.policy.load_state_dict(learner.policy_part(state))
-    # a context-conditioned policy (oracle, rma, proto) reads [obs; context], as in sampling
-    context = learner.job_context(task, state)
-
-    def policy_obs(o: np.ndarray) -> np.ndarray:
-        return o if context is None else np.concatenate([o, np.asarray(context, dtype=np.float32)])
-
+    # the job an adaptation would run: its parameters, and the context the policy reads
+    # (fixed, or re-estimated after every step for an online estimator), as in sampling
+    job = learner.make_job(task, state, 1, seed)
+    learner.policy.load_state_dict(job.params)
+    stream = job.online.start(1) if job.online is not None else ConstantContext(job.context, 1)
+    low, high = env.action_space.low, env.action_space.high
     per_episode: list[list[np.ndarray]] = []
     outcomes: list[tuple[float, bool]] = []
     try:
@@ -46,10 +46,16 @@ def rollout_frames(
             frames = [env.render_frame(width, height)]
             done, total, info = False, 0.0, {}
             while not done:
-                action, _ = learner.policy.predict(policy_obs(obs), deterministic=True)
-                obs, r, term, trunc, info = env.step(action)
+                seen = np.concatenate([obs[None].astype(np.float32), stream.contexts()], axis=1)
+                with torch.no_grad():
+                    action = learner.policy(torch.as_tensor(seen), deterministic=True)[0].numpy()
+                next_obs, r, term, trunc, info = env.step(np.clip(action[0], low, high))
                 total += float(r)
                 done = term or trunc
+                if not done:
+                    seen_now = transition_rows(obs[None], action, np.array([r]), next_obs[None])
+                    stream.observe(np.zeros(1, dtype=int), seen_now)
+                obs = next_obs
                 frames.append(env.render_frame(width, height))
             outcomes.append((total, bool(info.get("is_success", False))))
             per_episode.append(frames)

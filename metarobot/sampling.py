@@ -36,6 +36,7 @@ import torch
 
 from metarobot.errors import MetarobotError
 from metarobot.family import Task
+from metarobot.online import ConstantContext, ContextStream, OnlineEstimator, transition_rows
 from metarobot.registry import get_family
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,6 +76,9 @@ class Job:
     deterministic: bool = False
     #: appended to every observation the policy sees (and stored with it), or None
     context: np.ndarray | None = None
+    #: when given, the context is instead re-estimated after every step from the transitions
+    #: seen so far (``metarobot.online``); ``context`` then only gives its width
+    online: OnlineEstimator | None = None
 
 
 def widen(space: Any, extra: int) -> Any:
@@ -153,13 +157,13 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
     envs = pool.slots(job.task, job.n_envs)
     torch.manual_seed(job.seed)
     n, t_max = job.n_envs, job.n_steps
-    context = None if job.context is None else np.asarray(job.context, dtype=np.float32).reshape(1, -1)
-    extra = 0 if context is None else context.shape[1]
-    obs_dim = (envs[0].observation_space.shape[0] + extra,)
+    stream: ContextStream = job.online.start(n) if job.online is not None else ConstantContext(job.context, n)
+    raw_dim = envs[0].observation_space.shape[0]
+    obs_dim = (raw_dim + stream.contexts().shape[1],)
     act_space = envs[0].action_space
 
-    def with_context(o: np.ndarray) -> np.ndarray:
-        return o if context is None else np.concatenate([o, np.repeat(context, len(o), axis=0)], axis=1)
+    def with_context(o: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        return np.concatenate([o, stream.contexts()[rows]], axis=1)
 
     observations = np.zeros((t_max, n, *obs_dim), dtype=np.float32)
     actions = np.zeros((t_max, n, *act_space.shape), dtype=np.float32)
@@ -187,6 +191,8 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
             starts[t] = episode_start
             clipped = np.clip(act, low, high)
             terminal_obs: list[tuple[int, np.ndarray]] = []
+            went_on: list[int] = []  # slots whose episode continues: their transition is seen
+            previous = obs[:, :raw_dim].copy()
             for i, env in enumerate(envs):
                 o, r, term, trunc, info = env.step(clipped[i])
                 rewards[t, i] = r
@@ -200,12 +206,18 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
                     if trunc and not term:
                         terminal_obs.append((i, o))
                     o, _ = env.reset()
-                obs[i, : len(o)] = o
+                else:
+                    went_on.append(i)
+                obs[i, :raw_dim] = o
+            if went_on:
+                rows = np.asarray(went_on)
+                stream.observe(rows, transition_rows(previous[rows], act[rows], rewards[t, rows], obs[rows, :raw_dim]))
             if terminal_obs:  # bootstrap time-limit truncations with the value, as SB3 does
                 idx = [i for i, _ in terminal_obs]
-                final = with_context(np.stack([o for _, o in terminal_obs]))
+                final = with_context(np.stack([o for _, o in terminal_obs]), np.asarray(idx))
                 v = policy.predict_values(torch.as_tensor(final)).numpy()
                 rewards[t, idx] += job.gamma * v.reshape(-1)
+            obs[:, raw_dim:] = stream.contexts()
         last_values = policy.predict_values(torch.as_tensor(obs)).numpy().reshape(-1)
     return Rollout(
         observations,

@@ -26,6 +26,7 @@ _BUILTIN: dict[str, str] = {
     "proto": "metarobot.algorithms.proto:Proto",
     "oracle": "metarobot.algorithms.oracle:Oracle",
     "rma": "metarobot.algorithms.rma:RMA",
+    "rma-online": "metarobot.algorithms.rma_online:OnlineRMA",
     "metasgd": "metarobot.algorithms.metasgd:MetaSGD",
     "cavia": "metarobot.algorithms.cavia:CAVIA",
 }

@@ -18,6 +18,7 @@ episodes; the rest keep the policy fixed and fit the estimator on the student's 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from metarobot.algorithms.multitask import Multitask
 from metarobot.algorithms.proto import COUNT, SUM, Proto, transitions
 from metarobot.errors import MetarobotError
 from metarobot.family import Task
+from metarobot.meta import read_checkpoint
 from metarobot.sampling import Rollout
 
 State = dict[str, torch.Tensor]
@@ -49,7 +51,23 @@ class RMA(Proto):
         cfg = self.config
         #: iterations of stage 1 (the teacher); 0 when the teacher comes from --init-from
         self.teacher_iterations = 0 if cfg.init_from else int(round(cfg.teacher_fraction * cfg.iterations))
+        if cfg.init_from and not self.restoring:
+            self._warm_start_estimator(Path(cfg.init_from))
         self._freeze(not self.in_teacher_stage)
+
+    def _warm_start_estimator(self, path: Path) -> None:
+        """Take ``path``'s estimator too where it holds one of this shape (an ``rma`` or
+        ``rma-online`` run): stage 2 then continues that fit instead of starting over."""
+        extra = read_checkpoint(path).get("algo_state") or {}
+        own = {"encoder": self.encoder.state_dict(), "aux_head": self.aux_head.state_dict()}  # type: ignore[union-attr]
+        for name, mine in own.items():
+            theirs = extra.get(name)
+            if not isinstance(theirs, dict) or {k: tuple(v.shape) for k, v in theirs.items()} != {
+                k: tuple(v.shape) for k, v in mine.items()
+            }:
+                return  # an oracle, or an estimator of another shape: fit a fresh one
+        self.encoder.load_state_dict(extra["encoder"])
+        self.aux_head.load_state_dict(extra["aux_head"])  # type: ignore[union-attr]
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         return Multitask._make_optimizer(self)  # type: ignore[arg-type]  # stage 1 is Multitask's PPO

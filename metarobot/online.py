@@ -1,0 +1,111 @@
+"""Contexts that a rollout computes as it goes: the per-step side of the sampler protocol.
+
+A context-conditioned policy reads ``[obs; context]``. For most algorithms the context is fixed
+for a job (the oracle's true parameters, proto's or rma's estimate from earlier episodes): a
+``ConstantContext``. An *online* estimator (``rma-online``) updates it after every step from the
+transitions seen so far -- earlier episodes' (its prior) and this episode's -- so a robot is
+identified within its first steps, as RMA's own adaptation module does on hardware.
+
+Both are ``ContextStream``s over ``n`` env slots stepped in lockstep: ``contexts()`` gives the
+``(n, d)`` rows the policy reads now, ``observe(rows, transitions)`` adds transitions
+``(o, a, r, o' - o)`` (``transition_rows``) of the slots ``rows``. Sampling workers and
+``render`` drive them the same way, so what is rendered is what was measured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+import numpy as np
+import torch
+
+
+class ContextStream(Protocol):
+    def contexts(self) -> np.ndarray:
+        """``(n, d)`` float32: the context each env slot's policy reads now."""
+
+    def observe(self, rows: np.ndarray, transitions: np.ndarray) -> None:
+        """Add one transition per slot in ``rows`` (``transitions`` is ``(len(rows), D)``)."""
+
+
+def transition_rows(obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+    """``(o, a, r, o' - o)`` rows, laid out as ``proto.transitions`` lays out a rollout's."""
+    reward = np.asarray(reward, dtype=np.float32).reshape(-1, 1)
+    return np.concatenate([obs, action, reward, next_obs - obs], axis=1).astype(np.float32)
+
+
+class ConstantContext:
+    """The same context for every slot and step (or none: zero columns)."""
+
+    def __init__(self, context: np.ndarray | None, n: int) -> None:
+        row = np.zeros((1, 0), np.float32) if context is None else np.asarray(context, np.float32).reshape(1, -1)
+        self._rows = np.repeat(row, n, axis=0)
+
+    def contexts(self) -> np.ndarray:
+        return self._rows
+
+    def observe(self, rows: np.ndarray, transitions: np.ndarray) -> None:
+        pass
+
+
+@dataclasses.dataclass
+class OnlineEstimator:
+    """A picklable transition encoder and head that a worker runs online (see module doc).
+
+    The estimate of a slot after ``m`` transitions of its own is
+    ``head((prior_sum + sum of their embeddings) / (prior_count + m))``, the same running mean
+    of per-transition embeddings that ``proto``/``rma`` take over whole episodes; all zeros
+    while nothing at all has been seen (the teacher was trained to act on that too)."""
+
+    encoder_state: dict[str, torch.Tensor]
+    head_state: dict[str, torch.Tensor]
+    obs_dim: int
+    act_dim: int
+    embed_dim: int
+    prior_sum: torch.Tensor
+    prior_count: float
+
+    def build(self) -> tuple[torch.nn.Module, torch.nn.Linear]:
+        from metarobot.algorithms.proto import TransitionEncoder
+
+        encoder = TransitionEncoder(self.obs_dim, self.act_dim, self.embed_dim)
+        encoder.load_state_dict(self.encoder_state)
+        weight = self.head_state["weight"]
+        head = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        head.load_state_dict(self.head_state)
+        return encoder.eval(), head.eval()
+
+    def start(self, n: int) -> OnlineStream:
+        return OnlineStream(self, n)
+
+
+class OnlineStream:
+    """``n`` slots' running embedding sums, each starting from the estimator's prior."""
+
+    def __init__(self, spec: OnlineEstimator, n: int) -> None:
+        self.encoder, self.head = spec.build()
+        self.sums = np.repeat(spec.prior_sum.detach().numpy().reshape(1, -1).astype(np.float64), n, axis=0)
+        self.counts = np.full(n, float(spec.prior_count))
+        self.out_dim = int(self.head.out_features)
+        self._cache: np.ndarray | None = None
+
+    def contexts(self) -> np.ndarray:
+        if self._cache is None:
+            out = np.zeros((len(self.counts), self.out_dim), np.float32)
+            seen = self.counts > 0
+            if seen.any():
+                mean = torch.as_tensor(self.sums[seen] / self.counts[seen, None], dtype=torch.float32)
+                with torch.no_grad():
+                    out[seen] = self.head(mean).numpy()
+            self._cache = out
+        return self._cache
+
+    def observe(self, rows: np.ndarray, transitions: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        with torch.no_grad():
+            emb = self.encoder(torch.as_tensor(transitions, dtype=torch.float32)).double().numpy()
+        np.add.at(self.sums, rows, emb)
+        np.add.at(self.counts, rows, 1.0)
+        self._cache = None

@@ -1,0 +1,178 @@
+"""rma-online (issue 11): an estimate of the hidden parameters re-made after every step, within
+the episode, by the sampling workers and by render -- on real cartpole episodes."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from metarobot.algorithms.proto import COUNT, SUM, transitions
+from metarobot.algorithms.rma_online import OnlineRMA, column_transitions
+from metarobot.cli import cli
+from metarobot.online import ConstantContext, OnlineEstimator
+from metarobot.render import rollout_frames
+
+TINY = dict(
+    family="cartpole",
+    meta_batch=2,
+    episodes_per_update=2,
+    outer_epochs=2,
+    workers=0,
+    eval_tasks=0,
+    hidden_sizes=(8,),
+    context_dim=3,
+    context_aux_steps=3,
+)
+
+
+def student(**extra):
+    """An rma-online learner in its estimator stage (no teacher iterations left)."""
+    learner = OnlineRMA(**{**TINY, "iterations": 2, "teacher_fraction": 0.0, **extra})
+    assert not learner.in_teacher_stage
+    return learner
+
+
+def expected_contexts(learner, rollout, prior_sum, prior_count):
+    """What each step's context must be: the head on the running mean of the embeddings of the
+    slot's transitions so far (across its episodes), on top of the prior -- computed here from
+    the stored rollout."""
+    n_steps, n = rollout.rewards.shape
+    out = np.zeros((n_steps, n, learner.context_dim), np.float32)
+    went_on = rollout.episode_starts[1:] == 0  # (T-1, n): step t's transition was seen
+    for j, col in enumerate(column_transitions(rollout, learner.obs_dim)):
+        with torch.no_grad():
+            emb = learner.encoder(col)
+            cum = torch.cat([torch.zeros(1, emb.shape[1]), torch.cumsum(emb, 0)])
+            counts = prior_count + torch.arange(len(cum), dtype=cum.dtype)[:, None]
+            est = learner.aux_head((prior_sum + cum) / counts.clamp(min=1e-12))
+        est[counts[:, 0] == 0] = 0.0  # nothing seen yet: the empty estimate
+        seen_before = np.concatenate([[0], np.cumsum(went_on[:, j])])  # transitions before step t
+        out[:, j] = est.numpy()[seen_before]
+    return out
+
+
+@pytest.mark.parametrize("with_prior", [False, True])
+def test_each_steps_context_is_the_estimate_from_every_transition_before_it(with_prior):
+    with student() as learner:
+        task = learner.family.heldout_tasks("test", 1)[0]
+        state = learner.meta_state()
+        if with_prior:  # an earlier phase's episodes, as adapt accumulates them
+            first = learner.sampler().run([learner.make_job(task, state, 2, seed=3)])[0]
+            state = learner.inner_update(state, first)
+        job = learner.make_job(task, state, 2, seed=5)
+        assert job.online is not None
+        rollout = learner.sampler().run([job])[0]
+        prior_sum = state.get(SUM, torch.zeros(learner.config.context_dim))
+        prior_count = float(state[COUNT]) if COUNT in state else 0.0
+        seen = rollout.observations[..., learner.obs_dim :]
+        want = expected_contexts(learner, rollout, prior_sum, prior_count)
+        np.testing.assert_allclose(seen, want, atol=1e-5)
+        assert np.abs(np.diff(seen, axis=0)).max() > 0  # it does move within the episode
+        if not with_prior:
+            assert not seen[0].any()  # nothing seen before the first step
+
+
+def test_the_teacher_stage_runs_on_the_truth_not_on_an_estimate():
+    with OnlineRMA(**{**TINY, "iterations": 4, "teacher_fraction": 0.5, "context_dropout": 0.0}) as learner:
+        task = learner.family.heldout_tasks("train", 1)[0]
+        job = learner.make_job(task, learner.meta_state(), 2, seed=1)
+        assert job.online is None
+        np.testing.assert_array_equal(job.context, learner.family.hidden_params(task))
+
+
+def test_column_transitions_are_protos_transitions_kept_apart_per_slot():
+    with student() as learner:
+        task = learner.family.heldout_tasks("test", 1)[0]
+        rollout = learner.sampler().run([learner.make_job(task, learner.meta_state(), 3, seed=2)])[0]
+        cols = column_transitions(rollout, learner.obs_dim)
+        assert len(cols) == 3
+        flat = transitions(rollout, learner.obs_dim)
+        assert sum(len(c) for c in cols) == len(flat)
+        # proto's rows are time-major across slots: the same set, one slot at a time
+        key = lambda t: sorted(map(tuple, t.numpy().round(6)))  # noqa: E731
+        assert key(torch.cat(cols)) == key(flat)
+
+
+def test_the_estimator_stage_fits_prefix_estimates_and_leaves_the_teacher_alone():
+    with student(iterations=3, context_aux_steps=10) as learner:
+        before = {k: v.clone() for k, v in learner.policy.state_dict().items()}
+        enc_before = {k: v.clone() for k, v in learner.encoder.state_dict().items()}
+        rows = [learner.step() for _ in range(3)]
+        assert all(np.isfinite(r["aux_loss"]) and r["teacher"] == 0.0 for r in rows)
+        for k, v in learner.policy.state_dict().items():
+            assert torch.equal(v, before[k]), k
+        assert any(not torch.equal(v, enc_before[k]) for k, v in learner.encoder.state_dict().items())
+
+
+def test_an_online_stream_without_anything_seen_is_all_zeros_and_a_constant_one_is_constant():
+    with student() as learner:
+        spec = OnlineEstimator(
+            encoder_state=learner.encoder.state_dict(),
+            head_state=learner.aux_head.state_dict(),
+            obs_dim=learner.obs_dim,
+            act_dim=1,
+            embed_dim=3,
+            prior_sum=torch.zeros(3),
+            prior_count=0.0,
+        )
+        stream = spec.start(4)
+        assert stream.contexts().shape == (4, learner.context_dim) and not stream.contexts().any()
+        row = np.ones((1, 2 * learner.obs_dim + 2), np.float32)
+        stream.observe(np.array([2]), row)
+        ctx = stream.contexts()
+        assert ctx[2].any() and not np.delete(ctx, 2, axis=0).any()
+    const = ConstantContext(np.array([1.0, 2.0]), 3)
+    const.observe(np.array([0]), np.zeros((1, 5)))
+    np.testing.assert_array_equal(const.contexts(), [[1, 2]] * 3)
+    assert ConstantContext(None, 2).contexts().shape == (2, 0)
+
+
+def test_render_runs_the_estimator_online_as_sampling_does():
+    with student() as learner:
+        task = learner.family.heldout_tasks("test", 1)[0]
+        frames, outcomes = rollout_frames(learner, task, learner.meta_state(), 1, 32, 24)
+        assert len(outcomes) == 1 and len(frames[0]) > 2 and frames[0][0].shape == (24, 32, 3)
+
+
+def test_cli_meta_train_adapt_and_evaluate_rma_online(tmp_path):
+    run = tmp_path / "run"
+    args = ["meta-train", "--algo", "rma-online", "--family", "cartpole", "--meta-batch", "2"]
+    args += ["--episodes-per-update", "2", "--outer-epochs", "1", "--workers", "0", "--eval-tasks", "0"]
+    args += ["--hidden-sizes", "8", "--context-dim", "3", "--iterations", "2", "--no-progress"]
+    r = CliRunner().invoke(cli, [*args, "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    ckpt = run / "meta_policy.pt"
+    assert torch.load(ckpt, weights_only=True)["config"]["algo"] == "rma-online"
+    r = CliRunner().invoke(
+        cli,
+        ["evaluate", "--checkpoint", str(ckpt), "--tasks", "2", "--seeds", "1", "--steps", "1", "--episodes", "2"]
+        + ["--baselines", "scratch", "--workers", "0", "--no-progress", "--out", str(tmp_path / "ev")],
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert set(res["splits"]["test"]) == {"rma-online", "scratch"}
+    r = CliRunner().invoke(
+        cli,
+        ["render", "--checkpoint", str(ckpt), "--index", "0", "--episodes", "1", "--steps", "1"]
+        + ["--out", str(tmp_path / "v.gif"), "--format", "gif", "--width", "48", "--height", "32"],
+    )
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "v.gif").stat().st_size > 0
+
+
+def test_init_from_an_rma_run_takes_its_estimator_and_from_an_oracle_a_fresh_one(tmp_path):
+    with student() as trained:
+        trained.step()
+        trained.save(tmp_path / "rma.pt")
+        theirs = {k: v.clone() for k, v in trained.encoder.state_dict().items()}
+    with OnlineRMA(**{**TINY, "iterations": 2, "init_from": str(tmp_path / "rma.pt")}) as warm:
+        for k, v in warm.encoder.state_dict().items():
+            assert torch.equal(v, theirs[k]), k
+    from metarobot.algorithms.oracle import Oracle
+
+    with Oracle(**{k: v for k, v in TINY.items() if k != "context_aux_steps"}) as oracle:
+        oracle.save(tmp_path / "oracle.pt")
+    with OnlineRMA(**{**TINY, "iterations": 2, "init_from": str(tmp_path / "oracle.pt")}) as fresh:
+        assert not torch.equal(fresh.encoder.net[0].weight, theirs["net.0.weight"])
