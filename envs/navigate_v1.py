@@ -86,10 +86,11 @@ class NavigateV1Family(NavigateFamily):
     #: 3 s per goal (see the module docstring)
     episode_steps = EPISODE_STEPS_V1
     success = "robot centre within 0.15 m of the goal within 60 steps (3 s)"
-    #: rma measured best here (bench/RESULTS.md, navigate-v1): these defaults are the settings of
-    #: the shipped policies/pretrained/navigate-v1-rma.pt
+    #: rma-online measured best here (bench/RESULTS.md, navigate-v1): these defaults are the
+    #: settings of the shipped policies/pretrained/navigate-v1-rma-online.pt (and of the earlier
+    #: navigate-v1-rma.pt, with --algo rma)
     meta_defaults: ClassVar[dict[str, Any]] = {
-        **NavigateFamily.meta_defaults, "algo": "rma", "iterations": 130, "teacher_fraction": 0.75,
+        **NavigateFamily.meta_defaults, "algo": "rma-online", "iterations": 130, "teacher_fraction": 0.75,
     }
     #: ``navigate``'s 11 robot values (signs: each motor's own), then the right wheel's scale
     #: (the training range maps to [-1, 1])

@@ -419,15 +419,17 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def test_a_family_names_its_default_algorithm():
-    """navigate-v1's defaults are rma's shipped run; naming an algo, or a family without its
-    own default, gives the named one or maml."""
+    """navigate-v1's defaults are rma-online's shipped run; naming an algo, or a family without
+    its own default, gives the named one or maml."""
     cfg = MetaConfig.resolve(family="navigate-v1")
-    assert cfg.algo == "rma" and cfg.teacher_fraction == 0.75 and cfg.iterations == 130
-    assert cfg.context_dropout == get_algorithm("rma").defaults["context_dropout"]  # rma's own default applies
+    assert cfg.algo == "rma-online" and cfg.teacher_fraction == 0.75 and cfg.iterations == 130
+    assert cfg.context_dropout == get_algorithm("rma-online").defaults["context_dropout"] == 0.0
+    rma = MetaConfig.resolve(family="navigate-v1", algo="rma")  # the family's budget, rma's own dropout
+    assert rma.iterations == 130 and rma.context_dropout == get_algorithm("rma").defaults["context_dropout"] > 0
     assert MetaConfig.resolve(family="navigate-v1", algo="multitask").algo == "multitask"
     assert MetaConfig.resolve(family="cartpole").algo == "maml"
     learner = MetaLearner(family="navigate-v1", workers=0, iterations=1, meta_batch=1, eval_tasks=0)
     try:
-        assert type(learner).name == "rma" and learner.config.algo == "rma"
+        assert type(learner).name == "rma-online" and learner.config.algo == "rma-online"
     finally:
         learner.close()
