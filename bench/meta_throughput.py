@@ -12,9 +12,11 @@ Runs, in one process, one after the other:
   4. with ``--ray``: ``maml`` with the Ray sampler on a local Ray instance of ``--workers`` CPUs
      (the ratio to the local sampler is issue 10's target: >= 0.9);
   5. with ``--algos metasgd,cavia``: each of those algorithms with ``--workers`` workers and the
-     same settings as step 1 (the family's defaults), its rate and its ratio to maml's.
+     same settings as step 1 (the family's defaults), its rate and its ratio to maml's;
+     ``rma-online:student`` (or ``:teacher``) times one stage of a two-stage algorithm.
 
     python bench/meta_throughput.py --family cartpole --algos metasgd,cavia --skip-scaling --skip-ppo
+    python bench/meta_throughput.py --family navigate-v1 --algos rma:student,rma-online:student --skip-ppo
 """
 
 from __future__ import annotations
@@ -98,8 +100,12 @@ def main() -> None:
         out["maml_1_worker_steps_per_s"] = round(m1)
         out[f"scaling_{args.workers}_over_1"] = round(m2 / m1, 2)
         out["runs"]["maml_1"] = info1
-    for algo in [a for a in args.algos.split(",") if a]:
-        rate, info = maml_rate(args.family, args.workers, args.iterations, settings, algo=algo)
+    for name in [a for a in args.algos.split(",") if a]:
+        # NAME:teacher / NAME:student time one stage of a two-stage algorithm (rma, rma-online)
+        algo, _, stage = name.partition(":")
+        extra = {"teacher_fraction": {"teacher": 1.0, "student": 0.0}[stage]} if stage else {}
+        rate, info = maml_rate(args.family, args.workers, args.iterations, {**settings, **extra}, algo=algo)
+        algo = name
         out[f"{algo}_{args.workers}_workers_steps_per_s"] = round(rate)
         out[f"{algo}_over_maml"] = round(rate / m2, 2)
         out["runs"][algo] = info
