@@ -103,7 +103,7 @@ def main() -> None:
     for name in [a for a in args.algos.split(",") if a]:
         # NAME:teacher / NAME:student time one stage of a two-stage algorithm (rma, rma-online)
         algo, _, stage = name.partition(":")
-        extra = {"teacher_fraction": {"teacher": 1.0, "student": 0.0}[stage]} if stage else {}
+        extra = {"teacher_fraction": {"teacher": 0.99, "student": 0.0}[stage]} if stage else {}
         rate, info = maml_rate(args.family, args.workers, args.iterations, {**settings, **extra}, algo=algo)
         algo = name
         out[f"{algo}_{args.workers}_workers_steps_per_s"] = round(rate)

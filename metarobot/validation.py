@@ -176,6 +176,7 @@ FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     # the policy's initial standard deviation exp(log_std_init): 2e-9 .. 7.4 (actions are in [-1, 1])
     "log_std_init": (-20.0, 2.0, False, False),
     "context_aux_coef": (0.0, 1000.0, False, False),
+    "context_action_coef": (0.0, 1000.0, False, False),
     "teacher_fraction": (0.0, 1.0, False, True),
     "context_dropout": (0.0, 1.0, False, True),
 }

@@ -269,6 +269,10 @@ CASES = [
     ("meta-train --family cartpole --algo rma --teacher-fraction 1", "teacher-fraction=1.0 is out of range [0, 1)"),
     ("meta-train --family cartpole --algo rma --context-dropout -0.1", "context-dropout=-0.1 is out of range [0, 1)"),
     ("meta-train --family cartpole --algo rma --context-dropout nan", "context-dropout=nan is out of range"),
+    (
+        "meta-train --family cartpole --algo rma-online --context-action-coef -1",
+        "context-action-coef=-1.0 is out of range [0, 1000]",
+    ),
     ("meta-train --family cartpole --outer-lr 0", "outer-lr=0.0 is out of range (0, 1]"),
     ("meta-train --family cartpole --outer-lr 2", "outer-lr=2.0 is out of range"),
     ("meta-train --family cartpole --outer-lr nan", "outer-lr=nan is out of range"),
