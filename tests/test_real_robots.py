@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pybullet as p
@@ -81,7 +82,7 @@ def _arm_with_gripper(chain_mimic: bool = False) -> str:
     )
 
 
-def _ros_skid_steer(front_radius: float = 0.05, rear_radius: float = 0.06) -> str:
+def _ros_skid_steer(front_radius: float = 0.05, rear_radius: float = 0.06, imu_xyz: str = "0 0 0.05") -> str:
     """A ROS-convention base: ``base_footprint`` (no inertial) -> fixed -> ``base_link``, four
     wheels on ``base_link`` whose axles run along x (so the robot's forward is +y), the rear pair
     bigger than the front."""
@@ -100,7 +101,7 @@ def _ros_skid_steer(front_radius: float = 0.05, rear_radius: float = 0.06) -> st
         _link("base_link", 3.0, '<box size="0.2 0.3 0.05"/>', '<origin xyz="0 0 0.03"/>'),
         _link("imu_link", None),
         _joint("base_joint", "fixed", "base_footprint", "base_link", f"0 0 {rear_radius}"),
-        _joint("imu_joint", "fixed", "base_link", "imu_link", "0 0 0.05"),
+        _joint("imu_joint", "fixed", "base_link", "imu_link", imu_xyz),
         *wheels,
     )
 
@@ -384,6 +385,46 @@ def test_inspect_prints_what_was_read_and_pybullet_stays_off_stdout(tmp_path, ca
     chain = json.loads(out)["chain"]
     assert code == 0 and [row["joint"] for row in chain] == ["j1", "j2", "j3"]
     assert chain[2]["range_rad"] == [-2.0, 2.0] and chain[2]["mass_moved_kg"] == 0.6
+
+
+def test_a_ros_substitution_left_in_a_sensor_joint_does_not_refuse_the_file(tmp_path, capfd):
+    """Released URDFs carry roslaunch leftovers (the Husky's IMU origin is
+    ``$(optenv HUSKY_IMU_XYZ 0.19 0 0.149)``): the file loads, and a task built from it runs."""
+    text = _ros_skid_steer(imu_xyz="$(optenv BASE_IMU_XYZ 0.19 0 0.149)")
+    path = _write(tmp_path, "base.urdf", text)
+    code, out, err = _cli(capfd, "inspect", "--family", "navigate", "--urdf", str(path))
+    assert code == 0, err
+    assert "drive: skid-steer (2 wheels a side)" in out
+    env = metarobot.make_env(wheeled_task_from_urdf(path, map_from=_empty_map()))
+    try:
+        obs, _ = env.reset(seed=0)
+        for _ in range(5):
+            obs, *_ = env.step(np.ones(env.action_space.shape, np.float32))
+        assert np.isfinite(obs).all()
+    finally:
+        env.close()
+
+
+PUBLIC_FILES = [
+    ("reach", "--urdf", "franka_panda/panda.urdf", "ee_link: panda_grasptarget"),
+    ("reach", "--urdf", "kuka_iiwa/model.urdf", "ee_link: lbr_iiwa_link_7"),
+    ("reach", "--urdf", "xarm/xarm6_with_gripper.urdf", "ee_link: xarm_gripper_base_link"),
+    ("navigate", "--urdf", "husky/husky.urdf", "drive: skid-steer (2 wheels a side)"),
+    ("navigate", "--urdf", "racecar/racecar.urdf", "drive: differential"),
+    ("grasp", "--object-urdf", "duck_vhacd.urdf", "mass_kg: 0.1"),
+]
+
+
+@pytest.mark.parametrize(("family", "flag", "name", "expected"), PUBLIC_FILES)
+def test_public_robot_and_object_files_that_ship_with_pybullet_load(family, flag, name, expected, capfd):
+    """The public models a user is most likely to try first (pybullet_data, installed with
+    pybullet): each loads with no flag beyond the file, nothing from PyBullet on stdout."""
+    import pybullet_data
+
+    path = Path(pybullet_data.getDataPath()) / name
+    code, out, err = _cli(capfd, "inspect", "--family", family, flag, str(path))
+    assert code == 0, err
+    assert expected in out and "b3Warning" not in out
 
 
 def _refusal_cases(tmp_path):
