@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from metarobot.envs.navigate import NavigateEnv, NavigateFamily, NavigateTask
+from metarobot.envs.navigate import NavigateEnv, NavigateFamily, NavigateTask, wheeled_task_from_urdf
 
-from metarobot.errors import MetarobotError
 from metarobot.family import FloatParam, Param, Range, Task, replace_param, revise, round_params
 
 #: control steps of an episode (3 s at 20 Hz)
@@ -68,10 +67,6 @@ class NavigateV1Task(NavigateTask):
 
     right_wheel_scale: float = 1.0
 
-    def validate(self) -> None:
-        super().validate()
-        if self.urdf_path is not None:
-            raise MetarobotError("navigate-v1 tasks are procedural robots (no urdf_path); use navigate for URDFs")
 
 
 class NavigateV1Family(NavigateFamily):
@@ -126,8 +121,22 @@ class NavigateV1Family(NavigateFamily):
     def make_env(self, task: Task, render_mode: str | None = None) -> NavigateV1Env:
         return NavigateV1Env(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
-    def task_from_urdf(self, path: Path, **options: Any) -> NavigateTask:
-        raise MetarobotError("navigate-v1 takes procedural robots only; use --family navigate for a URDF robot")
+    def task_from_urdf(
+        self,
+        path: Path,
+        left_wheels: tuple[str, ...] | None = None,
+        right_wheels: tuple[str, ...] | None = None,
+        map_from: NavigateTask | None = None,
+        **options: Any,
+    ) -> NavigateV1Task:
+        """The wheeled base in ``path`` (read as ``navigate`` reads it: wheels, radii, track,
+        mass; each motor wired as the file says, both wheels at the radii it gives) on
+        ``map_from``'s open floor and goal (default: the first ``test`` task's). How it was
+        wired and what it weighs are what adapting finds out."""
+        floor = map_from if map_from is not None else self.heldout_tasks("test", 1)[0]
+        as_v0 = NavigateTask(**{f.name: getattr(floor, f.name) for f in dataclasses.fields(NavigateTask)})
+        base = wheeled_task_from_urdf(path, left_wheels, right_wheels, map_from=as_v0, **options)
+        return self._v1(base, 1.0)
 
 
 class NavigateV1Env(NavigateEnv):

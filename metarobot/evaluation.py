@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from metarobot.errors import MetarobotError
+from metarobot.family import Task
 from metarobot.meta import MetaLearner
 from metarobot.runio import atomic_save, atomic_write_text
 
@@ -69,8 +70,11 @@ def evaluate(
     steps: int,
     episodes: int,
     progress: Callable[[int], None] | None = None,
+    tasks_of: Callable[[str, int], Sequence[Task]] | None = None,
 ) -> dict[str, Any]:
-    """Run the protocol; returns the JSON-ready results (raw per-task values included)."""
+    """Run the protocol; returns the JSON-ready results (raw per-task values included).
+    ``tasks_of(split, n)`` gives each split's tasks (default: the family's held-out ones; e.g.
+    a user's robot on each held-out task's floor and goal)."""
     if n_tasks < 1 or seeds < 1 or steps < 0 or episodes < 1:
         raise MetarobotError("--tasks, --seeds and --episodes must be >= 1 and --steps >= 0")
     results: dict[str, Any] = {
@@ -84,7 +88,7 @@ def evaluate(
     }
     for split in splits:
         family = methods[0].learner.family
-        tasks = family.heldout_tasks(split, n_tasks)
+        tasks = list(tasks_of(split, n_tasks) if tasks_of is not None else family.heldout_tasks(split, n_tasks))
 
         def tick(n: int = len(tasks)) -> None:
             if progress is not None:

@@ -518,3 +518,27 @@ def test_library_refusals_name_the_reason(tmp_path):
         fifo = tmp_path / "arm.urdf"
         os.mkfifo(fifo)
         arm_task_from_urdf(fifo)
+
+
+def test_navigate_v1_takes_a_users_base_on_its_open_floor(tmp_path, capfd):
+    """navigate-v1 (the family whose default method identifies a robot online) takes a URDF base:
+    the robot as read from the file, wired as the file says, on a test task's open floor."""
+    path = _write(tmp_path, "base.urdf", _ros_skid_steer())
+    fam = metarobot.get_family("navigate-v1")
+    floor = fam.heldout_tasks("test", 3)[2]
+    task = fam.task_from_urdf(path, map_from=floor)
+    assert type(task).__name__ == "NavigateV1Task" and task.urdf_path == str(path.resolve())
+    assert task.chassis_mass == pytest.approx(3.8) and task.right_wheel_scale == 1.0
+    assert (task.left_sign, task.right_sign) == (1, 1) and task.obstacle_kinds == ()
+    assert (task.goal_x, task.goal_y, task.start_yaw) == (floor.goal_x, floor.goal_y, floor.start_yaw)
+    env = fam.make_env(task)
+    try:
+        obs, _ = env.reset(seed=0)
+        assert obs.shape == fam.observation_space_example()[0].shape
+        obs, *_ = env.step(np.array([0.5, 0.5], np.float32))
+        assert np.isfinite(obs).all()
+    finally:
+        env.close()
+    code, out, err = _cli(capfd, "inspect", "--family", "navigate-v1", "--urdf", str(path))
+    assert code == 0, err
+    assert "drive: skid-steer (2 wheels a side)" in out

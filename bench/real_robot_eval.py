@@ -1,0 +1,91 @@
+"""A real wheeled base on a family's held-out floors (issue 12, point 6): the robot read from a
+public URDF, put on each of the first N ``test`` tasks' floors and goals, adapted with each
+method's own routine, N tasks x S seeds -- ``metarobot evaluate``'s protocol on a user's robot.
+
+    python bench/real_robot_eval.py --family navigate-v1 --urdf husky/husky.urdf \\
+        --checkpoint policies/pretrained/navigate-v1-rma-online.pt --baselines multitask,recurrent,oracle \\
+        --tasks 10 --seeds 3 --steps 3 --episodes 5 --out bench/results/husky-navigate-v1
+
+A relative ``--urdf`` is looked up in ``pybullet_data``. Baselines are the family's shipped ones
+(multitask, oracle: ``FAMILY-ALGO.pt``; recurrent: ``FAMILY-recurrent.zip``). The oracle is shown
+the hidden parameters of the file's robot as the family normalises them (a real robot may lie
+far outside the training ranges).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def main() -> None:
+    import pybullet_data
+    from metarobot.policies.pretrained import pretrained_path, shipped_file
+
+    from metarobot.evaluation import Method, evaluate, format_table, write_results
+    from metarobot.meta import MetaLearner
+    from metarobot.registry import get_family
+    from metarobot.validation import check_urdf_file
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--family", default="navigate-v1")
+    ap.add_argument("--urdf", required=True)
+    ap.add_argument("--checkpoint", action="append", default=[])
+    ap.add_argument("--baselines", default="multitask,recurrent,oracle")
+    ap.add_argument("--tasks", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--episodes", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+
+    urdf = Path(args.urdf)
+    if not urdf.is_absolute() and not urdf.exists():
+        urdf = Path(pybullet_data.getDataPath()) / urdf
+    check_urdf_file(urdf)
+    family = get_family(args.family)
+
+    def tasks_of(split: str, n: int) -> list:
+        return [family.task_from_urdf(urdf, map_from=t) for t in family.heldout_tasks(split, n)]
+
+    methods, learners = [], []
+    for path in args.checkpoint:
+        learner = MetaLearner.load(path, workers=args.workers)
+        learners.append(learner)
+        methods.append(Method(learner.name, learner.meta_state(), learner, learner.name))
+    wanted = [b for b in args.baselines.split(",") if b and b != "none"]
+    for name in wanted:
+        if name == "recurrent":
+            from metarobot.recurrent import RecurrentBaseline, load_recurrent
+
+            zip_path = shipped_file(args.family, "recurrent", ".zip")
+            if zip_path is None:
+                raise SystemExit(f"no shipped recurrent baseline for {args.family}")
+            rec = RecurrentBaseline(load_recurrent(zip_path), args.family)
+            learners.append(rec)
+            methods.append(Method("recurrent", None, rec, "memory (no update)", update=False))  # type: ignore[arg-type]
+        elif name in ("multitask", "oracle"):
+            learner = MetaLearner.load(pretrained_path(args.family, name), workers=args.workers)
+            learners.append(learner)
+            methods.append(Method(name, learner.meta_state(), learner, "none", update=False))
+        else:
+            raise SystemExit(f"unknown baseline {name!r} (multitask, recurrent, oracle)")
+    try:
+        results = evaluate(
+            methods, args.family, ["test"], args.tasks, args.seeds, args.steps, args.episodes, tasks_of=tasks_of
+        )
+    finally:
+        for learner in learners:
+            learner.close()
+    results["robot"] = str(urdf).replace(pybullet_data.getDataPath() + "/", "pybullet_data/")
+    results["tasks_from"] = f"the first {args.tasks} {args.family} test floors and goals, the robot from the file"
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_results(results, args.out)
+    print(format_table(results))
+    print(json.dumps({"out": str(args.out)}))
+
+
+if __name__ == "__main__":
+    main()
