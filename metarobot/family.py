@@ -290,6 +290,14 @@ class FloatParam(Param):
     def drawn(self) -> bool:
         return self.train is not None
 
+    @property
+    def train_range(self) -> Range:
+        """``train``, for a sampler that draws from the range itself (an error where the family
+        declares none)."""
+        if self.train is None:
+            raise MetarobotError(f"parameter {self.name!r} has no training range")
+        return self.train
+
     def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
         if self.train is None:
             return super().sample(rng, size)
