@@ -40,6 +40,11 @@ def is_command() -> bool:
         return any(a == "-m" and b == "metarobot.cli" for a, b in zip(args, args[1:]))
     if not script or script == "-c":
         return False
+    mp = sys.modules.get("multiprocessing")
+    # a worker process: spawn imports the command's script again, with its argv, while the
+    # worker is "inheriting" (before parent_process() is set), as metarobot.sampling checks too
+    if mp is not None and (getattr(mp.current_process(), "_inheriting", False) or mp.parent_process() is not None):
+        return False
     here = os.path.dirname(os.path.realpath(__file__))
     path = os.path.realpath(script)
     # metarobot/cli.py run as ``__main__``; the launcher beside the package in a checkout

@@ -129,6 +129,35 @@ def test_only_the_command_is_recognised_as_the_command(tmp_path):
         assert out.stdout.strip() == "False", (argv, out.stdout)
 
 
+def test_a_spawned_worker_of_the_command_keeps_pythons_sigint_handling(tmp_path):
+    """multiprocessing's spawn imports the command's script again in each worker, with the
+    command's argv; the worker is not the command (it sets its own SIGINT handling)."""
+    script = tmp_path / "metarobot"  # shaped as the console script pip writes
+    script.write_text(
+        textwrap.dedent(
+            """
+            import multiprocessing as mp, signal
+            from metarobot.cli import main
+            import metarobot.startup as startup
+
+            def report(queue):
+                queue.put((startup.is_command(), signal.getsignal(signal.SIGINT) is signal.default_int_handler))
+
+            if __name__ == "__main__":
+                ctx = mp.get_context("spawn")
+                queue = ctx.Queue()
+                worker = ctx.Process(target=report, args=(queue,))
+                worker.start()
+                print(startup.is_command(), *queue.get(timeout=300))
+                worker.join()
+            """
+        )
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False", "True"], out.stdout
+
+
 def test_main_hands_ctrl_c_back_to_python_when_it_starts(monkeypatch, capsys):
     """The guard ends with the start: from ``main`` on, SIGINT raises KeyboardInterrupt again
     (which ``main`` turns into its own message after closing what it opened)."""
