@@ -7,6 +7,6 @@ test:
 	$(PY) -m pytest
 lint:
 	$(PY) -m ruff check metarobot envs policies tests bench cli.py
-	$(PY) -m mypy metarobot
+	$(PY) -m mypy
 bench:
 	$(PY) bench/throughput.py

@@ -16,7 +16,7 @@ from metarobot.family import Task
 class MetaRobotEnv(gym.Env):  # type: ignore[type-arg]
     """Base of every family's env. Subclasses build the scene for a task and step it."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 30}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 30}
     task_type: ClassVar[type[Task]]
     #: control steps per episode (the env truncates itself; registration uses the same number)
     max_episode_steps: ClassVar[int]

@@ -94,7 +94,7 @@ class CartPoleFamily(TaskFamily):
 class CartPoleEnv(MetaRobotEnv):
     """Gymnasium env of one cart-pole task (``metarobot/CartPole-v0``)."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 48}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 48}
     task_type = CartPoleTask
     max_episode_steps = EPISODE_STEPS
 

@@ -186,7 +186,7 @@ class GraspFamily(TaskFamily):
     #: what the module docstring lists as hidden: finger length, finger width, maximum opening,
     #: grip force, pad friction, object mass and object friction (each mapped from its training
     #: range to [-1, 1])
-    hidden = (
+    hidden: ClassVar[tuple[str, ...]] = (
         "finger_length", "finger_width", "max_opening", "grip_force", "pad_friction", "object_mass",
         "object_friction",
     )  # fmt: skip
@@ -207,7 +207,7 @@ class GraspFamily(TaskFamily):
 
 _FRICTION = GraspTask.param("object_friction", FloatParam)
 #: an object file that states no friction gets the training range's middle (0.75)
-DEFAULT_OBJECT_FRICTION = (_FRICTION.train.low + _FRICTION.train.high) / 2  # type: ignore[union-attr]
+DEFAULT_OBJECT_FRICTION = (_FRICTION.train_range.low + _FRICTION.train_range.high) / 2
 
 
 def _with_object(gripper_from: GraspTask | None, extents: np.ndarray | None = None, **fields: Any) -> GraspTask:
@@ -323,7 +323,7 @@ def mesh_files(path: Path | str) -> tuple[Path, Path, str]:
 class GraspEnv(MetaRobotEnv):
     """Gymnasium env of one grasp task (``metarobot/Grasp-v0``)."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 20}
     task_type = GraspTask
     max_episode_steps = EPISODE_STEPS
 
@@ -380,7 +380,7 @@ class GraspEnv(MetaRobotEnv):
                 task.object_scale,
                 task.object_mass,
                 (0.9, 0.75, 0.2, 1),
-                centre_of_mass=mesh_centroid(vertices, faces) * task.object_scale,
+                centre_of_mass=[float(v) for v in mesh_centroid(vertices, faces) * task.object_scale],
             )
         elif task.object_urdf is not None:
             # links joined by fixed joints are one rigid body

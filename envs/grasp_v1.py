@@ -85,6 +85,12 @@ class GraspV1Family(GraspFamily):
     #: ``grasp``'s 7 values, then the crush force (log scale: 0.5-40 N maps to [-1, 1])
     hidden = (*GraspFamily.hidden, "object_crush_force")
 
+    def _grasp_task(self, rng: np.random.Generator) -> GraspTask:
+        """A training task drawn as ``grasp`` draws one, before its crush force is set."""
+        task = super()._sample_in_range(rng)
+        assert isinstance(task, GraspTask)  # drawn as task_type, GraspV1Task
+        return task
+
     def _with_crush(self, base: GraspTask, margin: Range, rng: np.random.Generator) -> GraspV1Task | None:
         fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(GraspTask)}
         crush = holding_force(base) * margin.sample(rng)
@@ -93,17 +99,17 @@ class GraspV1Family(GraspFamily):
         return GraspV1Task(**fields, object_crush_force=round_params(max(crush, 0.1)))
 
     def _sample_in_range(self, rng: np.random.Generator) -> GraspV1Task:
-        margin = self.param("crush_margin", FloatParam).train
+        margin = self.param("crush_margin", FloatParam).train_range
         for _ in range(1000):
-            task = self._with_crush(super()._sample_in_range(rng), margin, rng)
+            task = self._with_crush(self._grasp_task(rng), margin, rng)
             if task is not None:
                 return task
         raise MetarobotError("grasp-v1 ranges leave no task whose crush force the motors can reach")
 
     def _sample_ood(self, rng: np.random.Generator) -> GraspV1Task:
         for _ in range(1000):
-            base = super()._sample_in_range(rng)
-            margin = self.param("crush_margin", FloatParam).train
+            base = self._grasp_task(rng)
+            margin = self.param("crush_margin", FloatParam).train_range
             shift = int(rng.integers(5))
             if shift == 0:  # heavier than any training object
                 base = dataclasses.replace(base, object_mass=self.param("object_mass").sample_ood(rng))

@@ -327,7 +327,7 @@ class NavigateFamily(TaskFamily):
     #: the robot's parameters (the map is sensed): chassis length, track width, chassis mass,
     #: wheel radius, maximum wheel speed, left and right motor gain, wheel and floor friction
     #: (each mapped from its training range to [-1, 1]), left and right motor sign
-    hidden = (
+    hidden: ClassVar[tuple[str, ...]] = (
         "chassis_length", "track_width", "chassis_mass", "wheel_radius", "max_wheel_speed", "left_gain",
         "right_gain", "wheel_friction", "floor_friction", "left_sign", "right_sign",
     )  # fmt: skip
@@ -345,9 +345,9 @@ class NavigateFamily(TaskFamily):
     def _with_map(self, robot: dict[str, Any], n_range: tuple[int, int], rng: np.random.Generator) -> NavigateTask:
         """Draw goal, start heading and obstacles until the map is free at start and goal and
         has a path (after 50 failed draws, the map has no obstacles)."""
-        goal_distance = self.param("goal_distance", FloatParam).train
-        obstacle_size = self.param("obstacle_sizes", FloatParam).train
-        obstacle_yaw = self.param("obstacle_yaws", FloatParam).train
+        goal_distance = self.param("goal_distance", FloatParam).train_range
+        obstacle_size = self.param("obstacle_sizes", FloatParam).train_range
+        obstacle_yaw = self.param("obstacle_yaws", FloatParam).train_range
         for attempt in range(51):
             d, bearing = goal_distance.sample(rng), rng.uniform(-math.pi, math.pi)
             gx, gy = d * math.cos(bearing), d * math.sin(bearing)
@@ -605,7 +605,7 @@ def _map_fields(task: NavigateTask) -> dict[str, Any]:
 class NavigateEnv(MetaRobotEnv):
     """Gymnasium env of one navigate task (``metarobot/Navigate-v0``)."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 20}
     task_type = NavigateTask
     max_episode_steps = EPISODE_STEPS
 

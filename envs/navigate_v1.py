@@ -52,10 +52,18 @@ class NavigateV1Task(NavigateTask):
 
     family: ClassVar[str] = "navigate-v1"
     #: ``navigate``'s spec with each motor's wiring on its own, a more slippery floor, the right
-    #: wheel's scale, and an open floor (see the module docstring for why)
+    #: wheel's scale, and an open floor (see the module docstring for why): generated tasks hold
+    #: no obstacle, so ``metarobot families`` lists none of the per-obstacle fields
     params: ClassVar[tuple[Param, ...]] = revise(
         NavigateTask.params,
-        replace_param(NavigateTask.params, "obstacles", train=(0,), ood=(), sampling="none: an open floor"),
+        replace_param(
+            NavigateTask.params, "obstacles", doc="none: the robot drives on an open floor", train=(0,), ood=(),
+            sampling="(not varied)",
+        ),
+        *(
+            replace_param(NavigateTask.params, name, listed=False)
+            for name in ("obstacle_kinds", "obstacle_xy", "obstacle_sizes", "obstacle_yaws")
+        ),
         replace_param(NavigateTask.params, "left_sign", sampling="for each motor on its own"),
         replace_param(NavigateTask.params, "right_sign", sampling="for each motor on its own"),
         replace_param(NavigateTask.params, "floor_friction", train=Range(0.3, 1.0), ood=(Range(0.15, 0.25),)),

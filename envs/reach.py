@@ -182,7 +182,7 @@ class ReachFamily(TaskFamily):
     #: per joint (padded to 7), in blocks of 7: link length, axis code (x -1, y +1, z 0), link
     #: mass, damping, limit and actuator gain (each mapped from its training range to [-1, 1])
     #: and the actuator sign (+1/-1)
-    hidden = (
+    hidden: ClassVar[tuple[str, ...]] = (
         "link_lengths", "joint_axes", "link_masses", "joint_damping", "joint_limits", "actuator_gains",
         "actuator_signs",
     )  # fmt: skip
@@ -406,7 +406,7 @@ def arm_task_from_urdf(
 class ReachEnv(MetaRobotEnv):
     """Gymnasium env of one reach task (``metarobot/Reach-v0``)."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 30}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 30}
     task_type = ReachTask
     max_episode_steps = EPISODE_STEPS
 
@@ -599,9 +599,10 @@ class ReachEnv(MetaRobotEnv):
 
     def _set_goal(self, goal: np.ndarray) -> None:
         self._goal = np.asarray(goal, dtype=np.float64)
-        self._goal_t = tuple(float(v) for v in goal)
+        x, y, z = (float(v) for v in self._goal)
+        self._goal_t = (x, y, z)
         self._obs_template[31:34] = self._goal
-        self.sim.move_body(self._goal_marker, self._goal)
+        self.sim.move_body(self._goal_marker, self._goal_t)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = np.asarray(action, dtype=np.float64).reshape(-1)[: self._n]

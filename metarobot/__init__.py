@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+# first, before the slow imports below (hence E402 for them): a Ctrl-C while the ``metarobot``
+# command is still starting ends it as ``metarobot.cli.main`` would, not with a traceback
+# ruff: noqa: E402
+from metarobot.startup import guard_command_start
+
+guard_command_start()
+
 from importlib import metadata
 
 import gymnasium as gym

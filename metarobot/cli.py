@@ -24,6 +24,7 @@ from metarobot.errors import MetarobotError
 from metarobot.family import HELDOUT_SIZE, TaskFamily
 from metarobot.registry import family_names, get_family
 from metarobot.runio import atomic_save, atomic_write_json, refuse_existing
+from metarobot.startup import end_command_start
 from metarobot.validation import (
     MEMORY_FRACTION,
     available_memory,
@@ -915,6 +916,7 @@ def _limit_torch_threads() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning known errors into exit code 2."""
     try:
+        end_command_start()  # Ctrl-C raises KeyboardInterrupt again, handled below
         _limit_torch_threads()  # imports torch: seconds in which a Ctrl-C must not print a traceback
         cli.main(args=argv, prog_name="metarobot", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):

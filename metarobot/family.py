@@ -201,6 +201,10 @@ class Param(ABC):
     sampling: str = ""
     #: a task field (checked by ``Task.validate``); False: drawn by the sampler, held by no field
     field: bool = True
+    #: shown by ``metarobot families``; False for a field the family's generated tasks always
+    #: leave empty (navigate-v1's obstacles on an open floor), which a task file may still set
+    #: and ``Task.validate`` still checks
+    listed: bool = True
 
     def check(self, family: str, value: Any, from_file: bool = False) -> None:
         """``MetarobotError`` naming the family, field, value and what is allowed unless ``value``
@@ -285,6 +289,14 @@ class FloatParam(Param):
     @property
     def drawn(self) -> bool:
         return self.train is not None
+
+    @property
+    def train_range(self) -> Range:
+        """``train``, for a sampler that draws from the range itself (an error where the family
+        declares none)."""
+        if self.train is None:
+            raise MetarobotError(f"parameter {self.name!r} has no training range")
+        return self.train
 
     def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
         if self.train is None:
@@ -495,12 +507,13 @@ class TaskFamily(ABC):
     def ranges(self) -> dict[str, str]:
         """Each parameter's training (and ood) values with its unit and meaning, and what
         success means, for ``metarobot families`` (read off the spec). Fields only a user's file
-        sets are left out; one the family does not vary shows the value its tasks hold."""
+        sets are left out, and so are those its tasks never fill (``Param.listed``); one the
+        family does not vary shows the value its tasks hold."""
         fields = {f.name: f for f in dataclasses.fields(self.task_type)}
         out: dict[str, str] = {}
         for p in self.params:
             f = fields.get(p.name)
-            if f is not None and f.metadata.get("omit_default"):
+            if not p.listed or (f is not None and f.metadata.get("omit_default")):
                 continue
             out[p.name] = p.describe(f.default if f is not None else dataclasses.MISSING)
         if self.success:

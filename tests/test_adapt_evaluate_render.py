@@ -12,11 +12,12 @@ from click.testing import CliRunner
 from metarobot.envs.urdf_builder import diff_drive_urdf, serial_arm_urdf
 from PIL import Image
 from stable_baselines3 import PPO
+from tiny import tiny
 
 from metarobot.cli import cli
 from metarobot.meta import MetaLearner
 
-SMALL = dict(meta_batch=2, episodes_per_update=2, outer_epochs=1, workers=0, eval_tasks=0, hidden_sizes=(16, 16))
+SMALL = tiny(outer_epochs=1, hidden_sizes=(16, 16), without=["family"])  # each test names its family
 
 
 @pytest.fixture(scope="module")

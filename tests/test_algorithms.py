@@ -11,6 +11,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 from metarobot.policies.pretrained import pretrained_path
+from tiny import cli_args, tiny
 
 import metarobot
 from metarobot import adaptation as ad
@@ -24,35 +25,8 @@ from metarobot.errors import MetarobotError
 from metarobot.meta import MetaLearner, merge_rollouts
 from metarobot.sampling import Job, LocalSampler
 
-TINY = dict(
-    family="cartpole",
-    meta_batch=2,
-    episodes_per_update=2,
-    outer_epochs=2,
-    workers=0,
-    eval_tasks=0,
-    hidden_sizes=(8,),
-    iterations=2,
-)
-TINY_CLI = [
-    "--family",
-    "cartpole",
-    "--meta-batch",
-    "2",
-    "--episodes-per-update",
-    "2",
-    "--outer-epochs",
-    "2",
-    "--workers",
-    "0",
-    "--eval-tasks",
-    "0",
-    "--hidden-sizes",
-    "8",
-    "--iterations",
-    "2",
-    "--no-progress",
-]
+TINY = tiny(iterations=2)
+TINY_CLI = [*cli_args(TINY), "--no-progress"]
 
 
 # -- registry --------------------------------------------------------------------------------

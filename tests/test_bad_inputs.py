@@ -18,6 +18,7 @@ import pytest
 import torch
 from metarobot.envs.urdf_builder import serial_arm_urdf
 from metarobot.policies.pretrained import pretrained_path
+from tiny import tiny
 
 import metarobot
 from metarobot.cli import main
@@ -26,7 +27,7 @@ from metarobot.runio import RunLock
 from metarobot.training import Run
 from metarobot.validation import max_workers
 
-TINY = dict(family="cartpole", meta_batch=2, episodes_per_update=1, workers=0, eval_tasks=0, hidden_sizes=(8,))
+TINY = tiny(episodes_per_update=1, without=["outer_epochs"])
 
 
 def _arm(n: int = 4) -> str:

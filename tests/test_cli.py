@@ -20,6 +20,19 @@ def test_families_lists_both_with_ranges():
     assert "n_joints" in data["reach"]["ranges"]
 
 
+def test_navigate_v1_lists_an_open_floor_and_navigate_its_obstacles():
+    obstacle_fields = ("obstacle_kinds", "obstacle_xy", "obstacle_sizes", "obstacle_yaws")
+    v1 = CliRunner().invoke(cli, ["families", "navigate-v1"])
+    assert v1.exit_code == 0, v1.output
+    lines = {line.split()[0]: line for line in v1.output.splitlines()[1:]}
+    assert not set(obstacle_fields) & set(lines), v1.output
+    assert "0 (not varied)" in lines["obstacles"] and "open floor" in lines["obstacles"]
+    assert "right_wheel_scale" in lines
+    v0 = json.loads(CliRunner().invoke(cli, ["families", "navigate", "--json"]).output)["navigate"]["ranges"]
+    assert set(obstacle_fields) <= set(v0)
+    assert v0["obstacles"].startswith("0, 1, 2, 3 (ood: 5, 6, 7)")
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "metarobot.cli", *args], capture_output=True, text=True)
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from stable_baselines3 import PPO
+from tiny import tiny
 
 import metarobot
 from metarobot.algorithms.context import CONTEXT_KEY
@@ -11,17 +12,7 @@ from metarobot.algorithms.oracle import Oracle
 from metarobot.algorithms.proto import COUNT, SUM, Proto, transitions
 from metarobot.meta import MetaLearner
 
-TINY = dict(
-    family="cartpole",
-    meta_batch=2,
-    episodes_per_update=2,
-    outer_epochs=1,
-    outer_minibatches=1,
-    workers=0,
-    eval_tasks=0,
-    hidden_sizes=(8,),
-    context_dim=3,
-)
+TINY = tiny(outer_epochs=1, outer_minibatches=1, context_dim=3)
 
 
 @pytest.fixture(scope="module")

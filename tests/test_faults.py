@@ -23,13 +23,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny import cli_args, tiny
 
 from metarobot.cli import main
 
+#: the library's own outer epochs, workers (each test sets them) and network size
 TINY = [
-    "--family", "cartpole", "--meta-batch", "2", "--episodes-per-update", "1", "--eval-tasks", "1",
-    "--seed", "3", "--no-progress",
-]  # fmt: skip
+    *cli_args(tiny(episodes_per_update=1, eval_tasks=1, seed=3, without=["outer_epochs", "workers", "hidden_sizes"])),
+    "--no-progress",
+]
 ITERATIONS = 3
 
 #: ``python -c`` entry point: wrap ``module.name`` so that call number ``n`` (1-based) SIGKILLs

@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from stable_baselines3 import PPO
+from tiny import cli_args, tiny
 
 import metarobot
 from metarobot import adaptation as ad
@@ -24,37 +25,8 @@ from metarobot.errors import MetarobotError
 from metarobot.meta import MetaLearner, _halfway
 from metarobot.training import Run
 
-TINY = dict(
-    family="cartpole",
-    meta_batch=2,
-    episodes_per_update=2,
-    outer_epochs=2,
-    workers=0,
-    eval_tasks=0,
-    hidden_sizes=(8,),
-    context_dim=3,
-)
-TINY_CLI = [
-    "--family",
-    "cartpole",
-    "--meta-batch",
-    "2",
-    "--episodes-per-update",
-    "2",
-    "--outer-epochs",
-    "2",
-    "--workers",
-    "0",
-    "--eval-tasks",
-    "0",
-    "--hidden-sizes",
-    "8",
-    "--context-dim",
-    "3",
-    "--iterations",
-    "2",
-    "--no-progress",
-]
+TINY = tiny(context_dim=3)
+TINY_CLI = [*cli_args({**TINY, "iterations": 2}), "--no-progress"]
 #: the gradient checks: a tiny network (one hidden layer of 4) in float64
 GRAD = {**TINY, "hidden_sizes": (4,), "inner_lr": 0.5}
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from tiny import cli_args, tiny
 
 from metarobot.algorithms.proto import COUNT, SUM, transitions
 from metarobot.algorithms.rma_online import OnlineRMA, column_transitions
@@ -14,17 +15,7 @@ from metarobot.cli import cli
 from metarobot.online import ConstantContext, OnlineEstimator
 from metarobot.render import rollout_frames
 
-TINY = dict(
-    family="cartpole",
-    meta_batch=2,
-    episodes_per_update=2,
-    outer_epochs=2,
-    workers=0,
-    eval_tasks=0,
-    hidden_sizes=(8,),
-    context_dim=3,
-    context_aux_steps=3,
-)
+TINY = tiny(context_dim=3, context_aux_steps=3)
 
 
 def student(**extra):
@@ -138,9 +129,8 @@ def test_render_runs_the_estimator_online_as_sampling_does():
 
 def test_cli_meta_train_adapt_and_evaluate_rma_online(tmp_path):
     run = tmp_path / "run"
-    args = ["meta-train", "--algo", "rma-online", "--family", "cartpole", "--meta-batch", "2"]
-    args += ["--episodes-per-update", "2", "--outer-epochs", "1", "--workers", "0", "--eval-tasks", "0"]
-    args += ["--hidden-sizes", "8", "--context-dim", "3", "--iterations", "2", "--no-progress"]
+    args = ["meta-train", "--algo", "rma-online"]
+    args += [*cli_args(tiny(outer_epochs=1, context_dim=3, iterations=2)), "--no-progress"]
     r = CliRunner().invoke(cli, [*args, "--out", str(run)])
     assert r.exit_code == 0, r.output
     ckpt = run / "meta_policy.pt"

@@ -136,8 +136,8 @@ def test_ranges_text_comes_from_the_spec(family):
     fields = _fields(family)
     for param in family.params:
         field = fields.get(param.name)
-        if field is not None and field.metadata.get("omit_default"):
-            assert param.name not in ranges  # only a user's file sets it
+        if not param.listed or (field is not None and field.metadata.get("omit_default")):
+            assert param.name not in ranges  # only a user's file sets it, or the family's tasks never do
             continue
         text = ranges[param.name]
         assert text.endswith(f"-- {param.doc}"), text
@@ -154,6 +154,18 @@ def test_ranges_text_comes_from_the_spec(family):
         if param.sampling:
             assert param.sampling in text
     assert "success" in ranges
+
+
+def test_the_listing_shows_exactly_the_per_item_fields_generated_tasks_fill(family):
+    """A per-joint or per-obstacle field is listed when the family's tasks hold values in it,
+    and only then (navigate-v1 is an open floor: no obstacle fields)."""
+    rng = np.random.default_rng(0)
+    tasks = [*family.sample_tasks(30, "train", rng), *family.sample_tasks(30, "ood", rng)]
+    ranges = family.ranges()
+    for param in family.params:
+        if param.field and param.vector:
+            filled = any(len(getattr(task, param.name)) for task in tasks)
+            assert (param.name in ranges) == filled, (family.name, param.name, filled)
 
 
 def test_a_revised_range_changes_the_listing():

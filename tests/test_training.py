@@ -12,6 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from stable_baselines3 import PPO
+from tiny import tiny
 
 from metarobot.algorithms.maml import MAML
 from metarobot.cli import cli
@@ -19,15 +20,7 @@ from metarobot.config import MetaConfig
 from metarobot.meta import MetaLearner
 from metarobot.training import Run
 
-TINY = dict(
-    family="cartpole",
-    meta_batch=2,
-    episodes_per_update=2,
-    outer_epochs=2,
-    workers=0,
-    eval_tasks=0,
-    hidden_sizes=(16, 16),
-)
+TINY = tiny(hidden_sizes=(16, 16))
 
 
 @pytest.mark.parametrize("algo", ["maml", "fomaml", "reptile", "multitask"])
