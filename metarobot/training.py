@@ -17,6 +17,7 @@ import contextlib
 import functools
 import math
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -59,13 +60,28 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back while the block runs (they are delivered right after)."""
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    """Hold SIGINT and SIGTERM back while the block runs (they are delivered right after).
+
+    Held at Python level, not with the thread's signal mask: a signal sent to the process may
+    reach any of its threads (the sampler's, tqdm's), and CPython then runs the handler in the
+    main thread wherever it was -- a blocked main-thread mask let a Ctrl-C land between the
+    checkpoint and the iteration count the resume hint names (seen under load)."""
+    if threading.current_thread() is not threading.main_thread():  # handlers live in the main thread
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    old = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)
 
 
 #: what ``--resume`` may change: how long the run goes on and where it runs

@@ -372,3 +372,25 @@ def test_runs_are_identical_with_and_without_worker_processes(tmp_path, capsys):
     assert _metrics(tmp_path / "0" / "metrics.csv") == _metrics(tmp_path / "2" / "metrics.csv")
     a, b = _policy(tmp_path / "0" / "meta_policy.pt"), _policy(tmp_path / "2" / "meta_policy.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_ctrl_c_that_reaches_another_thread_still_waits_for_the_checkpoint_block():
+    """A signal sent to the process may land on any of its threads (the sampler's, tqdm's);
+    CPython runs the handler in the main thread wherever that is. The block that writes the
+    checkpoint and the count the resume hint names must finish first (a thread-mask deferral
+    let a Ctrl-C in between: 'after iteration 0' with iteration 1 on disk)."""
+    import threading
+
+    from metarobot.training import _signals_deferred
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with _signals_deferred():
+            other = threading.Thread(target=signal.raise_signal, args=(signal.SIGINT,))
+            other.start()
+            other.join()
+            for _ in range(1000):  # chances for the main thread to run a pending handler
+                time.sleep(0)
+            finished.append(True)
+    assert finished == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
