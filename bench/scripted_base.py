@@ -1,0 +1,74 @@
+"""What a wheeled base can physically do on a family's tasks: a scripted controller that knows
+the robot's wiring (a URDF base is wired as its file says) steers on the observed goal bearing
+with full wheel speed, on the same floors and goals as ``bench/real_robot_eval.py``. Its success
+is a reference for the learned policies, which must also work the wiring out: where it fails,
+the robot cannot make the goal in the episode's time with this simple a controller.
+
+    python bench/scripted_base.py --family navigate-v1 --urdf husky/husky.urdf --tasks 10 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+
+
+def controller(obs: np.ndarray, turn_gain: float) -> np.ndarray:
+    """Wheel commands (left, right) in [-1, 1] from the goal bearing in the observation (obs[3],
+    obs[4]: cos and sin of the goal's bearing in the robot frame): turn toward it, drive forward
+    as much as it lies ahead."""
+    bearing = math.atan2(float(obs[4]), float(obs[3]))
+    turn = float(np.clip(turn_gain * bearing, -1.0, 1.0))
+    forward = max(0.0, math.cos(bearing))
+    left, right = forward - turn, forward + turn
+    scale = max(1.0, abs(left), abs(right))
+    return np.array([left / scale, right / scale], dtype=np.float32)
+
+
+def main() -> None:
+    import pybullet_data
+
+    from metarobot.registry import get_family
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--family", default="navigate-v1")
+    ap.add_argument("--urdf", required=True)
+    ap.add_argument("--tasks", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--turn-gains", default="1,2,4")
+    args = ap.parse_args()
+    urdf = Path(args.urdf)
+    if not urdf.is_absolute() and not urdf.exists():
+        urdf = Path(pybullet_data.getDataPath()) / urdf
+    family = get_family(args.family)
+    tasks = [family.task_from_urdf(urdf, map_from=t) for t in family.heldout_tasks("test", args.tasks)]
+    for gain in (float(g) for g in args.turn_gains.split(",")):
+        outcomes, steps_to_goal = [], []
+        for task in tasks:
+            env = family.make_env(task)
+            try:
+                for seed in range(args.seeds):
+                    obs, _ = env.reset(seed=seed)
+                    done, info, t = False, {}, 0
+                    while not done:
+                        obs, _, term, trunc, info = env.step(controller(obs, gain))
+                        t += 1
+                        done = term or trunc
+                    outcomes.append(bool(info.get("is_success", False)))
+                    if outcomes[-1]:
+                        steps_to_goal.append(t)
+            finally:
+                env.close()
+        median = f"{np.median(steps_to_goal):.0f}" if steps_to_goal else "-"
+        print(
+            f"{urdf.name} on {args.family} ({args.tasks} test floors x {args.seeds} seeds), turn gain {gain:g}: "
+            f"success {100 * np.mean(outcomes):.1f}%, median steps to the goal {median} "
+            f"(episode: {family.episode_steps})"
+        )
+
+
+if __name__ == "__main__":
+    main()
