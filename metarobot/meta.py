@@ -28,7 +28,7 @@ import random
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -137,7 +137,7 @@ class MetaLearner:
         self._vec_env = DummyVecEnv([lambda: AppendContext(self.family.make_env(first), self.context_dim)])
         # batch size: a factor of the construction-time buffer; set per update
         self.ppo = self._make_ppo(batch_size=self.episode_steps)
-        self.policy: MaskedActorCriticPolicy = self.ppo.policy  # the meta-parameters
+        self.policy: MaskedActorCriticPolicy = cast(MaskedActorCriticPolicy, self.ppo.policy)  # the meta-parameters
         self.optimizer = self._make_optimizer()
         self._inner_ppo: BufferPPO | None = None
         self.rng = np.random.default_rng(cfg.seed)

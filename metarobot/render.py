@@ -16,6 +16,7 @@ from metarobot.family import Task
 from metarobot.meta import MetaLearner
 from metarobot.online import ConstantContext, transition_rows
 from metarobot.runio import atomic_save
+from metarobot.sampling import as_box
 
 CAPTION_HEIGHT = 28
 
@@ -37,14 +38,16 @@ def rollout_frames(
     job = learner.make_job(task, state, 1, seed)
     learner.policy.load_state_dict(job.params)
     stream = job.online.start(1) if job.online is not None else ConstantContext(job.context, 1)
-    low, high = env.action_space.low, env.action_space.high
+    action_space = as_box(env.action_space)
+    low, high = action_space.low, action_space.high
     per_episode: list[list[np.ndarray]] = []
     outcomes: list[tuple[float, bool]] = []
     try:
         for ep in range(episodes):
             obs, _ = env.reset(seed=seed + ep)
             frames = [env.render_frame(width, height)]
-            done, total, info = False, 0.0, {}
+            done, total = False, 0.0
+            info: dict[str, Any] = {}
             while not done:
                 seen = np.concatenate([obs[None].astype(np.float32), stream.contexts()], axis=1)
                 with torch.no_grad():

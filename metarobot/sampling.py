@@ -40,6 +40,8 @@ from metarobot.online import ConstantContext, ContextStream, OnlineEstimator, tr
 from metarobot.registry import get_family
 
 if TYPE_CHECKING:  # pragma: no cover
+    from gymnasium import spaces
+
     from metarobot.config import MetaConfig
 
 
@@ -79,6 +81,15 @@ class Job:
     #: when given, the context is instead re-estimated after every step from the transitions
     #: seen so far (``metarobot.online``); ``context`` then only gives its width
     online: OnlineEstimator | None = None
+
+
+def as_box(space: Any) -> spaces.Box:
+    """``space`` as a gymnasium ``Box`` (every family's observation and action space is one)."""
+    from gymnasium import spaces
+
+    if not isinstance(space, spaces.Box):
+        raise MetarobotError(f"expected a Box space, got {space!r}")
+    return space
 
 
 def widen(space: Any, extra: int) -> Any:

@@ -14,6 +14,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import PyTorchObs
 
 
 def zero_schedule(_: float) -> float:
@@ -120,8 +121,9 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
         return actions, values, log_prob
 
     def evaluate_actions(
-        self, obs: torch.Tensor, actions: torch.Tensor
+        self, obs: PyTorchObs, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        assert isinstance(obs, torch.Tensor)  # a Box observation (SB3's type also allows dicts)
         latent_pi, latent_vf = self._latents(obs)
         distribution = self._distribution(latent_pi, obs)
         values = self.value_net(latent_vf)

@@ -37,7 +37,7 @@ from metarobot.algorithms.context import CONTEXT_KEY, ContextLearner
 from metarobot.algorithms.maml import MAML
 from metarobot.family import Task
 from metarobot.meta import AdaptationResult
-from metarobot.sampling import Rollout
+from metarobot.sampling import Rollout, as_box
 
 State = dict[str, torch.Tensor]
 
@@ -58,7 +58,7 @@ class CAVIA(ContextLearner, MAML):
         self._shared_part: State | None = None
         super().__init__(*args, **kwargs)
         #: floats of the env's own observation (the context follows them)
-        self.obs_dim = int(self.policy.observation_space.shape[0]) - self.context_dim
+        self.obs_dim = int(as_box(self.policy.observation_space).shape[0]) - self.context_dim
 
     @property
     def context_dim(self) -> int:

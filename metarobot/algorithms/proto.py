@@ -26,7 +26,7 @@ from metarobot import adaptation as ad
 from metarobot.algorithms.context import CONTEXT_KEY, ContextLearner
 from metarobot.family import Task
 from metarobot.meta import job_seed
-from metarobot.sampling import Rollout
+from metarobot.sampling import Rollout, as_box
 
 State = dict[str, torch.Tensor]
 SUM, COUNT = "context.sum", "context.count"
@@ -107,9 +107,8 @@ class Proto(ContextLearner):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        space = self.policy.observation_space
-        self.obs_dim = int(space.shape[0]) - self.context_dim
-        act_dim = int(self.policy.action_space.shape[0])
+        self.obs_dim = int(as_box(self.policy.observation_space).shape[0]) - self.context_dim
+        act_dim = int(as_box(self.policy.action_space).shape[0])
         torch.manual_seed(job_seed(self.config.seed, 4_242))
         self.encoder = TransitionEncoder(self.obs_dim, act_dim, self.config.context_dim)
         hidden = int(getattr(self.family, "hidden_dim", 0))

@@ -28,7 +28,7 @@ from metarobot.algorithms.rma import RMA
 from metarobot.family import Task
 from metarobot.meta import job_seed
 from metarobot.online import OnlineEstimator
-from metarobot.sampling import Job, Rollout
+from metarobot.sampling import Job, Rollout, as_box
 
 State = dict[str, torch.Tensor]
 
@@ -68,7 +68,7 @@ class OnlineRMA(RMA):
             encoder_state={k: v.detach().clone() for k, v in self.encoder.state_dict().items()},
             head_state={k: v.detach().clone() for k, v in self.aux_head.state_dict().items()},
             obs_dim=self.obs_dim,
-            act_dim=int(self.policy.action_space.shape[0]),
+            act_dim=int(as_box(self.policy.action_space).shape[0]),
             embed_dim=int(self.config.context_dim),
             prior_sum=state.get(SUM, torch.zeros(self.config.context_dim)).detach().clone(),
             prior_count=float(state[COUNT]) if COUNT in state else 0.0,
@@ -101,8 +101,9 @@ class OnlineRMA(RMA):
         rng = np.random.default_rng(job_seed(cfg.seed, 95, self.iteration))
         n_tasks = len(phases[0])
         cols = [[column_transitions(ph[i], self.obs_dim) for ph in phases] for i in range(n_tasks)]
-        low = torch.as_tensor(self.policy.action_space.low, dtype=torch.float32)
-        high = torch.as_tensor(self.policy.action_space.high, dtype=torch.float32)
+        action_space = as_box(self.policy.action_space)
+        low = torch.as_tensor(action_space.low, dtype=torch.float32)
+        high = torch.as_tensor(action_space.high, dtype=torch.float32)
         loss = torch.zeros(())
         for _ in range(cfg.context_aux_steps):
             self.encoder_optimizer.zero_grad()
