@@ -26,6 +26,7 @@ from metarobot import adaptation as ad
 from metarobot.algorithms.context import CONTEXT_KEY, ContextLearner
 from metarobot.family import Task
 from metarobot.meta import job_seed
+from metarobot.online import transition_rows
 from metarobot.sampling import Rollout, as_box
 
 State = dict[str, torch.Tensor]
@@ -92,10 +93,8 @@ def transitions(rollout: Rollout, obs_dim: int) -> torch.Tensor:
     if n_steps < 2:
         return torch.zeros((0, 2 * obs_dim + rollout.actions.shape[-1] + 1))
     keep = rollout.episode_starts[1:] == 0  # (T-1, n): step t continues into t + 1
-    o, o_next = obs[:-1][keep], obs[1:][keep]
-    a = rollout.actions[:-1][keep]
-    r = rollout.rewards[:-1][keep][:, None]
-    return torch.as_tensor(np.concatenate([o, a, r, o_next - o], axis=1), dtype=torch.float32)
+    rows = transition_rows(obs[:-1][keep], rollout.actions[:-1][keep], rollout.rewards[:-1][keep], obs[1:][keep])
+    return torch.as_tensor(rows)
 
 
 class Proto(ContextLearner):

@@ -27,7 +27,7 @@ from metarobot.algorithms.proto import COUNT, SUM, transitions
 from metarobot.algorithms.rma import RMA
 from metarobot.family import Task
 from metarobot.meta import job_seed
-from metarobot.online import OnlineEstimator
+from metarobot.online import OnlineEstimator, transition_rows
 from metarobot.sampling import Job, Rollout, as_box
 
 State = dict[str, torch.Tensor]
@@ -43,10 +43,8 @@ def column_transitions(rollout: Rollout, obs_dim: int) -> list[torch.Tensor]:
     out = []
     for j in range(obs.shape[1]):
         k = keep[:, j]
-        o, o_next = obs[:-1, j][k], obs[1:, j][k]
-        a = rollout.actions[:-1, j][k]
-        r = rollout.rewards[:-1, j][k][:, None]
-        out.append(torch.as_tensor(np.concatenate([o, a, r, o_next - o], axis=1), dtype=torch.float32))
+        rows = transition_rows(obs[:-1, j][k], rollout.actions[:-1, j][k], rollout.rewards[:-1, j][k], obs[1:, j][k])
+        out.append(torch.as_tensor(rows))
     return out
 
 
