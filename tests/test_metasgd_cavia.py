@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from stable_baselines3 import PPO
-from tiny import cli_args, tiny
+from tiny import cli_args, tiny, tiny_evaluate_args
 
 import metarobot
 from metarobot import adaptation as ad
@@ -336,11 +336,7 @@ def test_cli_meta_train_then_adapt_and_evaluate_with_the_checkpoint(algo, tmp_pa
     assert model.observation_space.shape == (4,)  # the env's own observation: any context is folded in
     action, _ = model.predict(np.zeros(4, np.float32), deterministic=True)
     assert action.shape == (1,) and np.isfinite(action).all()
-    r = CliRunner().invoke(
-        cli,
-        ["evaluate", "--checkpoint", str(ckpt), "--tasks", "2", "--seeds", "1", "--steps", "1", "--episodes", "2"]
-        + ["--baselines", "scratch", "--workers", "0", "--no-progress", "--out", str(tmp_path / "ev")],
-    )
+    r = CliRunner().invoke(cli, tiny_evaluate_args(ckpt, tmp_path / "ev"))
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
     for methods in res["splits"].values():

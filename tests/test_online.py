@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from tiny import cli_args, tiny
+from tiny import cli_args, tiny, tiny_evaluate_args
 
 from metarobot.algorithms.proto import COUNT, SUM, transitions
 from metarobot.algorithms.rma_online import OnlineRMA, column_transitions
@@ -135,11 +135,7 @@ def test_cli_meta_train_adapt_and_evaluate_rma_online(tmp_path):
     assert r.exit_code == 0, r.output
     ckpt = run / "meta_policy.pt"
     assert torch.load(ckpt, weights_only=True)["config"]["algo"] == "rma-online"
-    r = CliRunner().invoke(
-        cli,
-        ["evaluate", "--checkpoint", str(ckpt), "--tasks", "2", "--seeds", "1", "--steps", "1", "--episodes", "2"]
-        + ["--baselines", "scratch", "--workers", "0", "--no-progress", "--out", str(tmp_path / "ev")],
-    )
+    r = CliRunner().invoke(cli, tiny_evaluate_args(ckpt, tmp_path / "ev"))
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert set(res["splits"]["test"]) == {"rma-online", "scratch"}

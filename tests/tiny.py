@@ -41,3 +41,12 @@ def cli_args(settings: Mapping[str, Any]) -> list[str]:
         text = ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
         args += [f"--{name.replace('_', '-')}", text]
     return args
+
+
+def tiny_evaluate_args(checkpoint: Any, out: Any) -> list[str]:
+    """The smallest ``evaluate`` of a tiny run's checkpoint: 2 test and ood tasks, 1 seed, one
+    update of 2 episodes, against ``scratch``, in this process, into ``out``."""
+    return [
+        "evaluate", "--checkpoint", str(checkpoint), "--tasks", "2", "--seeds", "1", "--steps", "1",
+        "--episodes", "2", "--baselines", "scratch", "--workers", "0", "--no-progress", "--out", str(out),
+    ]  # fmt: skip
