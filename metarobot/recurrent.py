@@ -58,10 +58,33 @@ def make_recurrent(family: str, seed: int = 0, n_envs: int = 16, minibatches: in
     )
 
 
-def train_recurrent(family: str, env_steps: int, seed: int = 0, n_envs: int = 16) -> Any:
-    """A ``RecurrentPPO`` (``make_recurrent``) trained on tasks resampled from ``family``'s train split."""
+def train_recurrent(
+    family: str,
+    env_steps: int,
+    seed: int = 0,
+    n_envs: int = 16,
+    partial: Path | None = None,
+    chunk: int = 250_000,
+    on_chunk: Callable[[Any], None] | None = None,
+) -> Any:
+    """A ``RecurrentPPO`` (``make_recurrent``) trained on tasks resampled from ``family``'s train split.
+
+    With ``partial``, training runs in chunks of about ``chunk`` env steps and the model is saved
+    there after each (then ``on_chunk(model)`` runs); a ``partial`` zip that exists already is
+    loaded and training continues from its step count (the envs restart their episodes, so a
+    resumed run is not bit-identical to an uninterrupted one)."""
+    if partial is None:
+        model = make_recurrent(family, seed=seed, n_envs=n_envs)
+        model.learn(int(env_steps))
+        return model
     model = make_recurrent(family, seed=seed, n_envs=n_envs)
-    model.learn(int(env_steps))
+    if Path(partial).is_file():
+        model = _contrib().RecurrentPPO.load(str(partial), env=model.get_env(), device="cpu")
+    while model.num_timesteps < env_steps:
+        model.learn(min(chunk, int(env_steps) - model.num_timesteps), reset_num_timesteps=False)
+        model.save(str(partial))
+        if on_chunk is not None:
+            on_chunk(model)
     return model
 
 

@@ -66,3 +66,31 @@ def test_recurrent_baseline_runs_in_the_protocol(tmp_path):
     rec = res["splits"]["test"]["recurrent"]
     assert len(rec["success_mean"]) == 2 and rec["inner_loop"] == "memory (no update)"
     assert all(ret > 0 for ret in rec["return_mean"])  # cartpole pays 1 per step
+
+
+@pytest.mark.slow
+def test_recurrent_training_resumes_from_its_partial_save(tmp_path):
+    from metarobot.recurrent import train_recurrent
+
+    partial = tmp_path / "rec.partial.zip"
+    seen: list[int] = []
+    # cartpole's rollout is 200 steps (its episode) x 2 envs: chunks of 400 save after every rollout
+    model = train_recurrent(
+        "cartpole", 800, seed=0, n_envs=2, partial=partial, chunk=400, on_chunk=lambda m: seen.append(m.num_timesteps)
+    )
+    assert seen == [400, 800] and partial.is_file()
+    before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    # a longer budget continues from the save: the loaded weights are the saved ones, then updated
+    seen.clear()
+    model = train_recurrent(
+        "cartpole", 1200, seed=0, n_envs=2, partial=partial, chunk=400, on_chunk=lambda m: seen.append(m.num_timesteps)
+    )
+    assert seen == [1200]
+    assert any(not torch.equal(before[k], v) for k, v in model.policy.state_dict().items())
+    # a budget already reached trains nothing more
+    seen.clear()
+    again = train_recurrent(
+        "cartpole", 1200, seed=0, n_envs=2, partial=partial, chunk=400, on_chunk=lambda m: seen.append(m.num_timesteps)
+    )
+    assert seen == [] and again.num_timesteps == 1200
+    assert all(torch.equal(model.policy.state_dict()[k], v) for k, v in again.policy.state_dict().items())
