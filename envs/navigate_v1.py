@@ -76,7 +76,6 @@ class NavigateV1Task(NavigateTask):
     right_wheel_scale: float = 1.0
 
 
-
 class NavigateV1Family(NavigateFamily):
     """``navigate``'s sampler with each motor's direction drawn on its own, a right wheel scale
     and an open floor; ``ood`` shifts the robot as ``navigate`` does, or the wheels or floor
@@ -93,7 +92,10 @@ class NavigateV1Family(NavigateFamily):
     #: settings of the shipped policies/pretrained/navigate-v1-rma-online.pt (and of the earlier
     #: navigate-v1-rma.pt, with --algo rma)
     meta_defaults: ClassVar[dict[str, Any]] = {
-        **NavigateFamily.meta_defaults, "algo": "rma-online", "iterations": 130, "teacher_fraction": 0.75,
+        **NavigateFamily.meta_defaults,
+        "algo": "rma-online",
+        "iterations": 130,
+        "teacher_fraction": 0.75,
     }
     #: ``navigate``'s 11 robot values (signs: each motor's own), then the right wheel's scale
     #: (the training range maps to [-1, 1])

@@ -436,7 +436,7 @@ class ReachEnv(MetaRobotEnv):
         self._forces = list(task.joint_efforts) or [MAX_EFFORT] * n
         self._centres = np.asarray(task.joint_centres) if task.joint_centres else None
         self._success_distance = task.success_distance
-        self._obs_template = np.zeros(OBS_DIM, dtype=np.float32)
+        self._obs_template: np.ndarray = np.zeros(OBS_DIM, dtype=np.float32)
         self._obs_template[21:28] = self._mask
         self._set_goal(self._goal)
 
@@ -622,7 +622,7 @@ class ReachEnv(MetaRobotEnv):
         if not sane:
             # physics blow-up: end the episode with a flag, keep the observation finite
             info = {"physics_error": True, "is_success": False, "distance": float("nan")}
-            return np.zeros(OBS_DIM, np.float32), -10.0, True, False, info
+            return np.zeros(self.observation_space.shape, np.float32), -10.0, True, False, info
         dist = math.dist(self._goal_t, tip)
         success = dist < self._success_distance
         reward = -dist + SUCCESS_BONUS * success - 0.01 * float(a @ a)

@@ -17,6 +17,7 @@ _BUILTIN: dict[str, str] = {
     "navigate": "metarobot.envs.navigate:NavigateFamily",
     "grasp": "metarobot.envs.grasp:GraspFamily",
     "reach-v1": "metarobot.envs.reach_v1:ReachV1Family",
+    "reach-v2": "metarobot.envs.reach_v2:ReachV2Family",
     "navigate-v1": "metarobot.envs.navigate_v1:NavigateV1Family",
     "grasp-v1": "metarobot.envs.grasp_v1:GraspV1Family",
 }

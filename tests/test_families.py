@@ -76,7 +76,7 @@ def test_task_validation_names_the_bad_value(family, rng):
     task = family.sample_tasks(1, "train", rng)[0]
     data = task.to_dict()
     field = {"reach": "link_lengths", "cartpole": "pole_length", "navigate": "wheel_radius", "grasp": "object_mass"}[
-        family.name.removesuffix("-v1")
+        family.name.split("-")[0]
     ]
     data[field] = [-1.0] * len(data[field]) if isinstance(data[field], list) else -1.0
     with pytest.raises(MetarobotError, match="out of range"):
@@ -102,6 +102,7 @@ def test_bad_sampling_arguments(family, rng):
         "metarobot/Navigate-v0",
         "metarobot/Grasp-v0",
         "metarobot/Reach-v1",
+        "metarobot/Reach-v2",
         "metarobot/Navigate-v1",
         "metarobot/Grasp-v1",
     ],

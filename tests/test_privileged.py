@@ -23,7 +23,7 @@ def _hidden_variant(task):
             "link_masses": tuple(round(m * 1.2, 4) for m in task.link_masses),
             "joint_damping": tuple(round(d * 0.5, 4) for d in task.joint_damping),
         }
-        if name == "reach-v1":
+        if name in ("reach-v1", "reach-v2"):
             changes["payload_mass"] = round(0.4 - task.payload_mass / 2, 4)
         return dataclasses.replace(task, **changes)
     if name == "cartpole":

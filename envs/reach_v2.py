@@ -1,0 +1,295 @@
+"""The ``reach-v2`` family: ``reach-v1``'s differences between real arms, on arms of any
+kinematics -- the procedural ones of training and the 6-7-joint arm files people have.
+
+``reach-v1`` trained on one kind of arm (a base yaw joint and three pitch joints); its policy
+had to learn that arm's kinematics, so the arm files users bring (a Franka Panda, a KUKA iiwa,
+an xArm: 1 m long, 6-7 joints, alternating axes) were out of its reach. A real arm's
+controller is never without its kinematics: it has the robot's URDF and computes the
+Jacobian of its tip from its encoders. ``reach-v2`` gives the policy what such a controller
+computes and keeps hidden what a URDF does not say:
+
+* **the nominal model's step**: the observation carries, per joint, the damped least-squares
+  step ``d = J^T (J J^T + lambda^2 I)^-1 (goal - tip)`` (rad; ``lambda`` = 0.1 m) of the
+  *believed* arm (the file's or the procedural arm's kinematics at the *read* angles). A robot
+  exactly as its URDF says reaches every goal by following it (``bench``: 97-100% of goals on
+  the Panda, KUKA and xArm files with the true wiring).
+* **what differs per robot, hidden** (as in ``reach-v1``): every joint's direction (a motor
+  wired reversed, drawn on its own), its gain, the encoders' zero offsets (what is read is
+  ``q + offset``, and the believed tip and step are computed from that) and a payload at the
+  tip. Following ``d`` with a reversed joint drives the tip away; which joints are reversed and
+  how fast each turns is what adaptation must find out.
+* **arms of many kinds**: training arms have 4-7 joints with axes drawn per joint (the first
+  about z, then y, z or x) and links of 5-30 cm; ``ood`` arms have 2-3 joints, longer links,
+  other gains or masses, worse calibrations or heavier payloads. Arm files are taken as they
+  are (``--urdf``, as for ``reach``); the oracle sees gains, directions, offsets and payload,
+  not the kinematics, which are in everyone's observation.
+
+Observation (44 floats): ``reach-v1``'s 37 (per joint, padded to 7: sin and cos of the read
+angle, q_dot / 3 rad/s, the mask; the believed tip, the goal, goal - believed tip in units of
+10 cm), then the 7 (padded) entries of ``d``. Actions, reward, success and episode as ``reach``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import pybullet as p
+from metarobot.envs.reach import (
+    BASE_HEIGHT,
+    ERROR_SCALE,
+    MAX_JOINTS,
+    OBS_BOUND,
+    OBS_DIM,
+    VEL_SCALE,
+    ReachTask,
+    arm_task_from_urdf,
+)
+from metarobot.envs.reach_v1 import ReachV1Env, ReachV1Family, ReachV1Task
+from metarobot.envs.urdf_builder import AXES, UrdfModel
+
+from metarobot.errors import MetarobotError
+from metarobot.family import IntParam, Param, Range, Task, replace_param, revise, round_params
+
+OBS_DIM_V2 = OBS_DIM + MAX_JOINTS
+DLS_DAMPING = 0.1  # m: lambda of the damped least-squares step (keeps it finite at singularities)
+#: a generated arm's first joint turns about z; each later one about y, z or x with these odds
+LATER_AXES_V2: dict[str, float] = {"y": 0.5, "z": 0.3, "x": 0.2}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReachV2Task(ReachV1Task):
+    """A ``reach-v1`` arm of any kinematics (a procedural arm or a file's); the hidden
+    differences are ``reach-v1``'s: directions, gains, zero offsets and payload."""
+
+    family: ClassVar[str] = "reach-v2"
+    params: ClassVar[tuple[Param, ...]] = revise(
+        ReachV1Task.params,
+        IntParam(
+            name="n_joints", doc="revolute joints of the arm", bounds=(1, MAX_JOINTS), train=(4, 5, 6, 7), ood=(2, 3),
+        ),
+        replace_param(
+            ReachV1Task.params, "link_lengths", train=Range(0.05, 0.30), ood=(Range(0.32, 0.45),),
+        ),
+        replace_param(
+            ReachV1Task.params, "joint_axes",
+            sampling="first z, then " + " or ".join(f"{a} ({o:.0%})" for a, o in LATER_AXES_V2.items()),
+        ),
+        replace_param(
+            ReachV1Task.params, "joint_offsets", train=Range(-0.01, 0.01),
+            ood=(Range(-0.03, -0.012), Range(0.012, 0.03)),
+        ),
+        replace_param(ReachV1Task.params, "payload_mass", train=Range(0.0, 1.0), ood=(Range(1.5, 2.5),)),
+    )  # fmt: skip
+
+    def validate(self) -> None:
+        ReachTask.validate(self)  # a file's arm is welcome (reach-v1 refuses it)
+
+
+class ReachV2Family(ReachV1Family):
+    """Arms with 4-7 joints of drawn axes, every joint's direction on its own, gains, offsets and
+    payload from the spec; ``ood`` as ``reach-v1``'s shifts with this family's ranges."""
+
+    name = "reach-v2"
+    env_id = "metarobot/Reach-v2"
+    task_type = ReachV2Task
+    summary = (
+        "arms of any kinematics (files too), given their nominal model's step; direction, gain, offset, payload hidden"
+    )
+    #: per joint (padded to 7): gain (training range -> [-1, 1]), direction (+1/-1), zero offset;
+    #: then the payload. The kinematics are not hidden: the observation carries the model's step.
+    hidden = ("actuator_gains", "actuator_signs", "joint_offsets", "payload_mass")
+
+    def _build(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        lengths: Any = None,
+        masses: Any = None,
+        gains: Any = None,
+        offsets: Any = None,
+        payload: float | None = None,
+    ) -> ReachV2Task:
+        later, odds = list(LATER_AXES_V2), list(LATER_AXES_V2.values())
+        return ReachV2Task(
+            n_joints=n,
+            link_lengths=round_params(lengths) if lengths is not None else self.param("link_lengths").sample(rng, n),
+            joint_axes=("z",) + tuple(str(rng.choice(later, p=odds)) for _ in range(n - 1)),
+            link_masses=round_params(masses) if masses is not None else self.param("link_masses").sample(rng, n),
+            joint_damping=self.param("joint_damping").sample(rng, n),
+            joint_limits=self.param("joint_limits").sample(rng, n),
+            actuator_gains=round_params(gains) if gains is not None else self.param("actuator_gains").sample(rng, n),
+            actuator_signs=self.param("actuator_signs").sample(rng, n),
+            joint_offsets=round_params(offsets) if offsets is not None else self.param("joint_offsets").sample(rng, n),
+            payload_mass=round_params(payload) if payload is not None else self.param("payload_mass").sample(rng),
+        )
+
+    def make_env(self, task: Task, render_mode: str | None = None) -> ReachV2Env:
+        return ReachV2Env(task=task, render_mode=render_mode)  # type: ignore[arg-type]
+
+    def task_from_urdf(
+        self, path: Path, ee_link: str | None = None, variation_seed: int | None = None, **options: Any
+    ) -> ReachV2Task:
+        """The arm of ``path`` (read as ``reach`` reads it). By default the robot is as its file
+        says: every joint wired forward, gain 1.5 rad/s, no zero offset, no payload. With
+        ``variation_seed``, those hidden values are drawn from the training ranges with
+        ``numpy.random.default_rng(variation_seed)`` instead: the file's arm as one robot of
+        its model, miswired and miscalibrated as a real one may be (how ``bench`` measures
+        adaptation on arm files)."""
+        base = arm_task_from_urdf(path, ee_link)
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(ReachTask)}
+        n = base.n_joints
+        if variation_seed is None:
+            return ReachV2Task(**fields, joint_offsets=(0.0,) * n)
+        rng = np.random.default_rng(variation_seed)
+        fields["actuator_gains"] = self.param("actuator_gains").sample(rng, n)
+        fields["actuator_signs"] = self.param("actuator_signs").sample(rng, n)
+        return ReachV2Task(
+            **fields,
+            joint_offsets=self.param("joint_offsets").sample(rng, n),
+            payload_mass=self.param("payload_mass").sample(rng),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The nominal model: forward kinematics and the tip's Jacobian, from the task or the file
+
+
+def _homogeneous(rot: np.ndarray, pos: Any) -> np.ndarray:
+    out = np.eye(4)
+    out[:3, :3] = rot
+    out[:3, 3] = pos
+    return out
+
+
+def _axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rotation by ``angle`` (rad) about the unit vector ``axis`` (Rodrigues)."""
+    x, y, z = axis
+    c, s = math.cos(angle), math.sin(angle)
+    t = 1.0 - c
+    return np.array(
+        [
+            [t * x * x + c, t * x * y - s * z, t * x * z + s * y],
+            [t * x * y + s * z, t * y * y + c, t * y * z - s * x],
+            [t * x * z - s * y, t * y * z + s * x, t * z * z + c],
+        ]
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ArmKinematics:
+    """A serial chain: before each revolute joint a fixed transform (from the previous joint's
+    rotated frame, or the root, to this joint's frame), the joint's unit axis in its frame, and
+    the fixed transform from the last joint to the end-effector link's frame. The root is at the
+    world origin, as the envs load every arm."""
+
+    before: tuple[np.ndarray, ...]
+    axes: tuple[np.ndarray, ...]
+    to_ee: np.ndarray
+
+    @classmethod
+    def of(cls, task: ReachTask) -> ArmKinematics:
+        if task.urdf_path is None:  # serial_arm_urdf's layout: links along +z at zero angles
+            before = tuple(
+                _homogeneous(np.eye(3), (0.0, 0.0, BASE_HEIGHT if i == 0 else task.link_lengths[i - 1]))
+                for i in range(task.n_joints)
+            )
+            axes = tuple(np.asarray(AXES[a], dtype=float) for a in task.joint_axes)
+            return cls(before, axes, _homogeneous(np.eye(3), (0.0, 0.0, task.link_lengths[-1])))
+        model = UrdfModel.read(task.urdf_path)
+        names = set(task.joint_names)
+        transforms, axes_list, pending = [], [], np.eye(4)
+        for joint in model.chain(task.ee_link or ""):
+            xyz, rot = joint.origin(model.path)
+            pending = pending @ _homogeneous(rot, xyz)
+            if joint.revolute and (not names or joint.name in names):
+                transforms.append(pending)
+                axes_list.append(joint.axis(model.path))
+                pending = np.eye(4)
+        if len(transforms) != task.n_joints:
+            raise MetarobotError(f"URDF {task.urdf_path}: the chain to {task.ee_link!r} is not the task's arm")
+        return cls(tuple(transforms), tuple(axes_list), pending)
+
+    def tip_and_jacobian(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tip position (m) at joint angles ``q`` (rad) and the 3 x n Jacobian of the tip's
+        position with respect to ``q`` (m/rad)."""
+        frame = np.eye(4)
+        origins, axes = [], []
+        for before, axis, angle in zip(self.before, self.axes, q):
+            frame = frame @ before
+            origins.append(frame[:3, 3].copy())
+            axes.append(frame[:3, :3] @ axis)
+            frame[:3, :3] = frame[:3, :3] @ _axis_rotation(axis, float(angle))
+        tip = (frame @ self.to_ee)[:3, 3]
+        jac = np.stack([np.cross(a, tip - o) for a, o in zip(axes, origins)], axis=1)
+        return tip, jac
+
+
+def damped_step(jac: np.ndarray, error: np.ndarray, damping: float = DLS_DAMPING) -> np.ndarray:
+    """The damped least-squares joint step ``J^T (J J^T + damping^2 I)^-1 error`` (rad)."""
+    return jac.T @ np.linalg.solve(jac @ jac.T + damping * damping * np.eye(3), error)
+
+
+class ReachV2Env(ReachV1Env):
+    """Gymnasium env of one reach-v2 task (``metarobot/Reach-v2``)."""
+
+    task_type = ReachV2Task
+
+    def __init__(
+        self, task: ReachV2Task | None = None, render_mode: str | None = None, task_seed: int | None = None
+    ) -> None:
+        if task is None:
+            task = ReachV2Family().sample_tasks(1, "train", np.random.default_rng(task_seed))[0]  # type: ignore[assignment]
+        self._kinematics_key: tuple[Any, ...] | None = None
+        super().__init__(task, render_mode)
+        self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (OBS_DIM_V2,), np.float32)
+
+    def _build_scene(self, task: ReachTask) -> None:
+        super()._build_scene(task)
+        # a file's end-effector link may be a real link (a flange, a gripper): what it weighs
+        info = p.getDynamicsInfo(self.robot, self._ee, physicsClientId=self.sim.client)
+        self._ee_dynamics = (float(info[0]), tuple(float(v) for v in info[2]))
+
+    def _apply_task(self, task: Task, previous: Task | None) -> None:
+        assert isinstance(task, ReachV2Task)
+        super()._apply_task(task, previous)
+        mass, inertia = self._ee_dynamics
+        if task.urdf_path is not None and mass > 0:
+            # the payload rides on the link, which keeps its own mass and inertia (reach-v1's
+            # procedural tip is massless, and a near-zero inertia on a real link is unstable)
+            p.changeDynamics(
+                self.robot, self._ee, mass=mass + task.payload_mass, localInertiaDiagonal=inertia,
+                physicsClientId=self.sim.client,
+            )  # fmt: skip
+        self._obs_template = np.concatenate([self._obs_template, np.zeros(MAX_JOINTS, np.float32)])
+        if self._kinematics_key != task.body_key():
+            self._kinematics = ArmKinematics.of(task)
+            self._kinematics_key = task.body_key()
+
+    def _obs(self, fresh_kinematics: bool = False) -> tuple[np.ndarray, tuple[float, float, float], bool]:
+        """Observation built from the encoders' readings (``q + offset``) and the nominal model,
+        the true tip (m) for reward and success, and whether the state is sane."""
+        c = self.sim.client
+        states = p.getJointStates(self.robot, self._joints, physicsClientId=c)
+        tip = p.getLinkState(self.robot, self._ee, computeForwardKinematics=fresh_kinematics, physicsClientId=c)[4]
+        n = self._n
+        q_read = np.array([s[0] for s in states]) + self._offsets
+        qd = [s[1] for s in states]
+        believed, jac = self._kinematics.tip_and_jacobian(q_read)
+        error = np.asarray(self._goal_t) - believed
+        obs = self._obs_template.copy()
+        obs[0:n] = np.sin(q_read)
+        obs[7 : 7 + n] = np.cos(q_read)
+        obs[14 : 14 + n] = qd
+        obs[14 : 14 + n] *= 1.0 / VEL_SCALE
+        obs[28:31] = believed
+        obs[34:37] = error / ERROR_SCALE
+        obs[OBS_DIM : OBS_DIM + n] = damped_step(jac, error)
+        check = sum(qd) + tip[0] + tip[1] + tip[2]
+        sane = math.isfinite(check) and max(abs(tip[0]), abs(tip[1]), abs(tip[2])) < OBS_BOUND
+        np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
+        return obs, tip, sane
