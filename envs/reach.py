@@ -409,13 +409,15 @@ class ReachEnv(MetaRobotEnv):
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 30}
     task_type = ReachTask
     max_episode_steps = EPISODE_STEPS
+    #: observation length (a later version may append to reach's layout)
+    obs_dim: ClassVar[int] = OBS_DIM
 
     def __init__(
         self, task: ReachTask | None = None, render_mode: str | None = None, task_seed: int | None = None
     ) -> None:
         if task is None:
             task = ReachFamily().sample_tasks(1, "train", np.random.default_rng(task_seed))[0]  # type: ignore[assignment]
-        self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (OBS_DIM,), np.float32)
+        self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (self.obs_dim,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (MAX_JOINTS,), np.float32)
         self._body_key: tuple[Any, ...] | None = None
         self._goal = np.zeros(3)
@@ -436,7 +438,7 @@ class ReachEnv(MetaRobotEnv):
         self._forces = list(task.joint_efforts) or [MAX_EFFORT] * n
         self._centres = np.asarray(task.joint_centres) if task.joint_centres else None
         self._success_distance = task.success_distance
-        self._obs_template: np.ndarray = np.zeros(OBS_DIM, dtype=np.float32)
+        self._obs_template = np.zeros(self.obs_dim, dtype=np.float32)
         self._obs_template[21:28] = self._mask
         self._set_goal(self._goal)
 
@@ -622,7 +624,7 @@ class ReachEnv(MetaRobotEnv):
         if not sane:
             # physics blow-up: end the episode with a flag, keep the observation finite
             info = {"physics_error": True, "is_success": False, "distance": float("nan")}
-            return np.zeros(self.observation_space.shape, np.float32), -10.0, True, False, info
+            return np.zeros(self.obs_dim, np.float32), -10.0, True, False, info
         dist = math.dist(self._goal_t, tip)
         success = dist < self._success_distance
         reward = -dist + SUCCESS_BONUS * success - 0.01 * float(a @ a)

@@ -36,7 +36,6 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import pybullet as p
 from metarobot.envs.reach import (
@@ -238,6 +237,7 @@ class ReachV2Env(ReachV1Env):
     """Gymnasium env of one reach-v2 task (``metarobot/Reach-v2``)."""
 
     task_type = ReachV2Task
+    obs_dim = OBS_DIM_V2  # reach's 37 floats, then the step's 7
 
     def __init__(
         self, task: ReachV2Task | None = None, render_mode: str | None = None, task_seed: int | None = None
@@ -246,7 +246,6 @@ class ReachV2Env(ReachV1Env):
             task = ReachV2Family().sample_tasks(1, "train", np.random.default_rng(task_seed))[0]  # type: ignore[assignment]
         self._kinematics_key: tuple[Any, ...] | None = None
         super().__init__(task, render_mode)
-        self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (OBS_DIM_V2,), np.float32)
 
     def _build_scene(self, task: ReachTask) -> None:
         super()._build_scene(task)
@@ -265,7 +264,6 @@ class ReachV2Env(ReachV1Env):
                 self.robot, self._ee, mass=mass + task.payload_mass, localInertiaDiagonal=inertia,
                 physicsClientId=self.sim.client,
             )  # fmt: skip
-        self._obs_template = np.concatenate([self._obs_template, np.zeros(MAX_JOINTS, np.float32)])
         if self._kinematics_key != task.body_key():
             self._kinematics = ArmKinematics.of(task)
             self._kinematics_key = task.body_key()
