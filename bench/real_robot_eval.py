@@ -1,6 +1,11 @@
-"""A real wheeled base on a family's held-out floors (issue 12, point 6): the robot read from a
-public URDF, put on each of the first N ``test`` tasks' floors and goals, adapted with each
-method's own routine, N tasks x S seeds -- ``metarobot evaluate``'s protocol on a user's robot.
+"""A real robot file under a family's held-out conditions (issue 12, point 6), adapted with each
+method's own routine, N tasks x S seeds -- ``metarobot evaluate``'s protocol on a user's robot:
+
+* a wheeled base (``navigate-v1``) is put on each of the first N ``test`` tasks' floors and goals;
+* an arm (``reach-v2``) is N robots of the file's model: task i is the file's arm with its hidden
+  differences (every joint's direction and gain, zero offsets, payload) drawn from the family's
+  ranges with seed 10000 + i (``task_from_urdf(..., variation_seed=...)``); goals are tip poses of
+  joint angles within half of each joint's range around its centre.
 
     python bench/real_robot_eval.py --family navigate-v1 --urdf husky/husky.urdf \\
         --checkpoint policies/pretrained/navigate-v1-rma-online.pt --baselines multitask,recurrent,oracle \\
@@ -17,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+VARIATION_SEED = 10_000  # an arm's task i: the file's arm varied with this seed + i
 
 
 def main() -> None:
@@ -47,7 +54,11 @@ def main() -> None:
     check_urdf_file(urdf)
     family = get_family(args.family)
 
+    arm = family.name.startswith("reach")
+
     def tasks_of(split: str, n: int) -> list:
+        if arm:
+            return [family.task_from_urdf(urdf, variation_seed=VARIATION_SEED + i) for i in range(n)]
         return [family.task_from_urdf(urdf, map_from=t) for t in family.heldout_tasks(split, n)]
 
     methods, learners = [], []
@@ -80,7 +91,11 @@ def main() -> None:
         for learner in learners:
             learner.close()
     results["robot"] = str(urdf).replace(pybullet_data.getDataPath() + "/", "pybullet_data/")
-    results["tasks_from"] = f"the first {args.tasks} {args.family} test floors and goals, the robot from the file"
+    results["tasks_from"] = (
+        f"the file's arm, hidden differences drawn with seeds {VARIATION_SEED}..{VARIATION_SEED + args.tasks - 1}"
+        if arm
+        else f"the first {args.tasks} {args.family} test floors and goals, the robot from the file"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     write_results(results, args.out)
     print(format_table(results))

@@ -1,0 +1,83 @@
+"""Reference controllers for ``reach-v2`` arms: follow the observed nominal-model step
+(``d``, the damped least-squares step of the believed arm) with
+
+* ``known``: each joint's true direction and gain (what an oracle could do with no learning);
+* ``nominal``: the file's word -- every joint forward, gain 1.5 rad/s (what a user gets who
+  trusts the URDF when the robot is miswired or its gains differ).
+
+``a = 10 * s * d / g``, scaled down as a whole so that no command exceeds 1. The same tasks as
+``bench/real_robot_eval.py`` (the file's arm varied with seeds 10000 + i), or a split's held-out
+tasks with ``--split``; success at the end of each of ``--seeds`` episodes per task.
+
+    python bench/scripted_arm.py --urdf franka_panda/panda.urdf kuka_iiwa/model.urdf xarm/xarm6_robot.urdf \\
+        --split test --tasks 10 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+VARIATION_SEED = 10_000  # as bench/real_robot_eval.py
+
+
+def run(family, tasks, seeds: int, known: bool) -> float:
+    from metarobot.envs.reach import MAX_JOINTS, OBS_DIM
+
+    wins = []
+    for task in tasks:
+        env = family.make_env(task)
+        n = task.n_joints
+        signs = np.asarray(task.actuator_signs) if known else np.ones(n)
+        gains = np.asarray(task.actuator_gains) if known else np.full(n, 1.5)
+        try:
+            for seed in range(seeds):
+                obs, info = env.reset(seed=seed)
+                for _ in range(family.episode_steps):
+                    a = 10.0 * signs * obs[OBS_DIM : OBS_DIM + n] / gains
+                    a = np.pad(a / max(1.0, float(np.abs(a).max())), (0, MAX_JOINTS - n))
+                    obs, _, terminated, truncated, info = env.step(a)
+                    if terminated or truncated:
+                        break
+                wins.append(bool(info["is_success"]))
+        finally:
+            env.close()
+    return 100.0 * float(np.mean(wins))
+
+
+def main() -> None:
+    import pybullet_data
+
+    from metarobot.registry import get_family
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--family", default="reach-v2")
+    ap.add_argument("--urdf", nargs="*", default=[])
+    ap.add_argument("--split", nargs="*", default=[], help="also held-out procedural arms of these splits")
+    ap.add_argument("--tasks", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=3)
+    args = ap.parse_args()
+    family = get_family(args.family)
+    rows = {}
+    for name in args.urdf:
+        path = Path(name)
+        if not path.is_absolute() and not path.exists():
+            path = Path(pybullet_data.getDataPath()) / path
+        rows[name] = [family.task_from_urdf(path, variation_seed=VARIATION_SEED + i) for i in range(args.tasks)]
+    for split in args.split:
+        rows[f"{split} split"] = family.heldout_tasks(split, args.tasks)
+    print(f"| arms ({args.tasks} tasks x {args.seeds} seeds) | known wiring and gains | the file's word |")
+    print("|---|---|---|")
+    out = {}
+    for name, tasks in rows.items():
+        known, nominal = run(family, tasks, args.seeds, True), run(family, tasks, args.seeds, False)
+        out[name] = {"known": known, "nominal": nominal}
+        print(f"| {name} | {known:.1f}% | {nominal:.1f}% |", flush=True)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
