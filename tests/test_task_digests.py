@@ -7,7 +7,8 @@ default_rng(seed))`` for seeds 0, 1 and 7; a second hash covers the privileged o
 (``hidden_params``, float32 bytes) of the held-out set. Both were computed from main at d8d4acb,
 before the families' parameters moved into one declarative spec each -- except navigate-v1's,
 computed at 39c4ee0, the commit that gave navigate-v1 an open floor (its oracle stalled on
-navigate's maps; bench/RESULTS.md), on which its policies were trained.
+navigate's maps; bench/RESULTS.md), on which its policies were trained -- and reach-v2's,
+computed at 110d503, the commit that introduced it.
 """
 
 import hashlib
@@ -104,6 +105,18 @@ PINNED: dict[tuple[str, str], tuple[str, str]] = {
     ("reach-v1", "ood"): (
         "965b329d2c650576086f640a770a43b0d841930da8c22e133fc7affadbe52711",
         "07fd943daca0f97d7c8882afc8e22ab10ec5e06d67bed0515769c7b85297adf1",
+    ),
+    ("reach-v2", "train"): (
+        "4052cfc119bcd915cbf3112d58585c72c2bb1c76a34e61c92b64fddfaadedd66",
+        "7a463bab8db482ce0d43bfa1fcec384932f440bab43f66f8287a633ec8d41dba",
+    ),
+    ("reach-v2", "test"): (
+        "7d231cf650e6723e74ea85c14fb5dba315f0792b7ea52d512eb27804282e3d27",
+        "5f85641a327510fd14982b468fb9b9ca319d6345bb6f00a3223ee800c365d973",
+    ),
+    ("reach-v2", "ood"): (
+        "9360480e4fa2a66a93973c7aebe0267b680b66db7a3915d376a1fb81dc6167e7",
+        "035038c95bac5d5ad61db78331888b77a8b1d3d078b4900f73ae9bc9ff8fc5d8",
     ),
 }
 
