@@ -162,3 +162,69 @@ def test_init_from_an_rma_run_takes_its_estimator_and_from_an_oracle_a_fresh_one
         oracle.save(tmp_path / "oracle.pt")
     with OnlineRMA(**{**TINY, "iterations": 2, "init_from": str(tmp_path / "oracle.pt")}) as fresh:
         assert not torch.equal(fresh.encoder.net[0].weight, theirs["net.0.weight"])
+
+
+def _per_slot_prefix_loss(learner, phases, hidden):
+    """The first step's loss of ``_fit_online``, computed slot by slot as it was before the
+    batched version: the reference the batch must equal."""
+    from torch import nn
+
+    from metarobot.meta import job_seed
+
+    cfg, head = learner.config, learner.aux_head
+    rng = np.random.default_rng(job_seed(cfg.seed, 95, learner.iteration))
+    space = learner.policy.action_space
+    low, high = torch.as_tensor(space.low), torch.as_tensor(space.high)
+    cols = [[column_transitions(ph[i], learner.obs_dim) for ph in phases] for i in range(len(phases[0]))]
+    loss = torch.zeros(())
+    for i, target in enumerate(hidden):
+        k = int(rng.integers(len(phases)))
+        prior = [c for phase in cols[i][:k] for c in phase if len(c)]
+        prior_sum, prior_count = torch.zeros(cfg.context_dim), 0.0
+        if prior:
+            emb = learner.encoder(torch.cat(prior))
+            prior_sum, prior_count = emb.sum(0), float(len(emb))
+        rollout = phases[k][i]
+        went_on = rollout.episode_starts[1:] == 0
+        estimates, acted, obs = [], [], []
+        for j, col in enumerate(cols[i][k]):
+            cum = torch.cumsum(learner.encoder(col), dim=0) if len(col) else torch.zeros((0, cfg.context_dim))
+            cum = torch.cat([torch.zeros((1, cfg.context_dim)), cum])
+            counts = prior_count + torch.arange(len(cum), dtype=cum.dtype)[:, None]
+            known = counts[:, 0] > 0
+            est = (prior_sum + cum[known]) / counts[known]
+            estimates.append(est)
+            before = np.concatenate([[0], np.cumsum(went_on[:, j])])
+            steps = np.flatnonzero(known.numpy()[before])
+            acted.append(est[torch.as_tensor(before[steps] - int((~known).sum()))])
+            obs.append(torch.as_tensor(rollout.observations[steps, j, : learner.obs_dim]))
+        pred = head(torch.cat(estimates))
+        if len(pred):
+            loss = loss + nn.functional.mse_loss(pred, target.expand_as(pred)) / len(hidden)
+        if cfg.context_action_coef > 0 and any(len(a) for a in acted):
+            o = torch.cat(obs)
+            mine = learner._action_mean(torch.cat([o, head(torch.cat(acted))], dim=1), low, high)
+            truth = learner._action_mean(torch.cat([o, target.expand(len(o), -1)], dim=1), low, high)
+            loss = loss + cfg.context_action_coef * nn.functional.mse_loss(mine, truth) / len(hidden)
+    return float(loss)
+
+
+@pytest.mark.parametrize("action_coef", [0.0, 0.5])
+def test_the_batched_prefix_fit_equals_the_slot_by_slot_one(action_coef):
+    # two adaptation phases before the last (priors), and cartpole episodes that end early: a
+    # slot holds several episodes of different lengths
+    with student(context_aux_steps=1, context_action_coef=action_coef, inner_steps=2) as learner:
+        seen = {}
+        fit = learner._fit_online
+
+        def spy(phases, hidden):
+            assert len(phases) == 3
+            with torch.no_grad():
+                seen["reference"] = _per_slot_prefix_loss(learner, phases, hidden)
+            seen["batched"] = fit(phases, hidden)
+            return seen["batched"]
+
+        learner._fit_online = spy
+        learner.step()
+        assert seen["batched"] == pytest.approx(seen["reference"], rel=1e-5, abs=1e-7)
+        assert seen["reference"] > 0

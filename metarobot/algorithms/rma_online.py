@@ -18,6 +18,8 @@ estimate from all of the adaptation episodes (a fixed context), as ``rma``'s doe
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torch import nn
@@ -92,54 +94,52 @@ class OnlineRMA(RMA):
         of phases < k and of the slot's own transitions before the step, as ``adapt`` runs
         it). Two losses: the regression of the hidden parameters, and (``context_action_coef``)
         the squared difference between the teacher's action means on the visited observations
-        under the estimate and under the truth."""
+        under the estimate and under the truth. Each task's loss is the mean over its
+        estimates; the tasks' losses are averaged.
+
+        All tasks, phases and slots go through the encoder in one batch (``PrefixBatch``), and
+        every slot's running sums are one cumulative sum over its padded transitions."""
         cfg = self.config
         head = self.aux_head
         assert head is not None
         rng = np.random.default_rng(job_seed(cfg.seed, 95, self.iteration))
-        n_tasks = len(phases[0])
-        cols = [[column_transitions(ph[i], self.obs_dim) for ph in phases] for i in range(n_tasks)]
+        batch = PrefixBatch.of(phases, self.obs_dim)
+        n_tasks, n_phases, n_slots, length, width = batch.rows.shape
+        target = torch.stack(hidden)  # (tasks, hidden)
         action_space = as_box(self.policy.action_space)
         low = torch.as_tensor(action_space.low, dtype=torch.float32)
         high = torch.as_tensor(action_space.high, dtype=torch.float32)
+        tasks = torch.arange(n_tasks)
+        prefix = torch.arange(length + 1, dtype=torch.float32)
+        mask = batch.mask[..., None]
         loss = torch.zeros(())
         for _ in range(cfg.context_aux_steps):
             self.encoder_optimizer.zero_grad()
-            loss = torch.zeros(())
-            for i, target in enumerate(hidden):
-                k = int(rng.integers(len(phases)))
-                prior = [c for phase in cols[i][:k] for c in phase if len(c)]
-                prior_sum = torch.zeros(cfg.context_dim)
-                prior_count = 0.0
-                if prior:
-                    emb = self.encoder(torch.cat(prior))
-                    prior_sum, prior_count = emb.sum(0), float(len(emb))
-                rollout = phases[k][i]
-                went_on = rollout.episode_starts[1:] == 0
-                estimates, acted, obs = [], [], []
-                for j, col in enumerate(cols[i][k]):
-                    cum = torch.cumsum(self.encoder(col), dim=0) if len(col) else torch.zeros((0, cfg.context_dim))
-                    cum = torch.cat([torch.zeros((1, cfg.context_dim)), cum])
-                    counts = prior_count + torch.arange(len(cum), dtype=cum.dtype)[:, None]
-                    known = counts[:, 0] > 0
-                    est = (prior_sum + cum[known]) / counts[known]
-                    estimates.append(est)
-                    # step t acts on the estimate after the transitions before it
-                    before = np.concatenate([[0], np.cumsum(went_on[:, j])])
-                    steps = np.flatnonzero(known.numpy()[before])
-                    index = torch.as_tensor(before[steps] - int((~known).sum()))
-                    acted.append(est[index])
-                    obs.append(torch.as_tensor(rollout.observations[steps, j, : self.obs_dim]))
-                if not estimates:
-                    continue
-                pred = head(torch.cat(estimates))
-                loss = loss + nn.functional.mse_loss(pred, target.expand_as(pred)) / n_tasks
-                if cfg.context_action_coef > 0 and any(len(a) for a in acted):
-                    o = torch.cat(obs)
-                    mine = self._action_mean(torch.cat([o, head(torch.cat(acted))], dim=1), low, high)
-                    with torch.no_grad():
-                        truth = self._action_mean(torch.cat([o, target.expand(len(o), -1)], dim=1), low, high)
-                    loss = loss + cfg.context_action_coef * nn.functional.mse_loss(mine, truth) / n_tasks
+            k = torch.as_tensor([int(rng.integers(n_phases)) for _ in range(n_tasks)])
+            emb = self.encoder(batch.rows.reshape(-1, width)).reshape(n_tasks, n_phases, n_slots, length, -1) * mask
+            earlier = (torch.arange(n_phases)[None] < k[:, None]).float()  # (tasks, phases)
+            prior_sum = (emb.sum((2, 3)) * earlier[..., None]).sum(1)  # (tasks, dim)
+            prior_count = (batch.mask.sum((2, 3)) * earlier).sum(1)  # (tasks,)
+            mine = emb[tasks, k]  # (tasks, slots, length, dim)
+            cum = torch.cat([torch.zeros_like(mine[:, :, :1]), torch.cumsum(mine, dim=2)], dim=2)
+            counts = prior_count[:, None, None] + prefix  # (tasks, 1, length + 1)
+            estimates = (prior_sum[:, None, None] + cum) / counts.clamp(min=1.0)[..., None]
+            valid = (prefix <= batch.lengths[tasks, k][..., None]) & (counts > 0)  # (tasks, slots, length + 1)
+            error = ((head(estimates) - target[:, None, None]) ** 2).mean(-1)
+            loss = _task_mean(error, valid).sum() / n_tasks
+            if cfg.context_action_coef > 0:
+                # step s of a slot acts on the estimate after the slot's transitions before s
+                before = batch.before[tasks, k]  # (tasks, slots, steps)
+                acted = torch.gather(estimates, 2, before[..., None].expand(-1, -1, -1, estimates.shape[-1]))
+                known = (torch.gather(counts.expand(-1, n_slots, -1), 2, before) > 0) & batch.stepped[tasks, k]
+                obs = batch.obs[tasks, k]
+                seen = torch.cat([obs, head(acted)], dim=-1)
+                act = self._action_mean(seen.reshape(-1, seen.shape[-1]), low, high)
+                with torch.no_grad():
+                    truth = target[:, None, None].expand(-1, n_slots, obs.shape[2], -1)
+                    act_truth = self._action_mean(torch.cat([obs, truth], dim=-1).reshape(len(act), -1), low, high)
+                gap = ((act - act_truth) ** 2).mean(-1).reshape(known.shape)
+                loss = loss + cfg.context_action_coef * _task_mean(gap, known).sum() / n_tasks
             (cfg.context_aux_coef * loss).backward()
             nn.utils.clip_grad_norm_(self.encoder_parameters(), 5.0)
             self.encoder_optimizer.step()
@@ -151,3 +151,58 @@ class OnlineRMA(RMA):
         the env is sent)."""
         mean = self.policy.get_distribution(seen).distribution.mean
         return torch.maximum(torch.minimum(mean, high), low)
+
+
+def _task_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per task (first axis), the mean of ``values`` where ``valid``; 0 for a task with none."""
+    w = valid.to(values.dtype)
+    dims = tuple(range(1, values.dim()))
+    return (values * w).sum(dims) / w.sum(dims).clamp(min=1.0)
+
+
+@dataclasses.dataclass
+class PrefixBatch:
+    """Every task's, phase's and slot's transitions, zero-padded to one tensor, for the prefix
+    estimates of ``OnlineRMA._fit_online``."""
+
+    #: (tasks, phases, slots, transitions, row) rows ``(o, a, r, o' - o)`` in the order seen
+    rows: torch.Tensor
+    #: (tasks, phases, slots, transitions): 1 where a row is a transition, 0 for padding
+    mask: torch.Tensor
+    #: (tasks, phases, slots): transitions per slot
+    lengths: torch.Tensor
+    #: (tasks, phases, slots, steps, obs): each step's observation
+    obs: torch.Tensor
+    #: (tasks, phases, slots, steps): the slot's transitions before each step
+    before: torch.Tensor
+    #: (tasks, phases, slots, steps): 1 where a step was taken, 0 for padding
+    stepped: torch.Tensor
+
+    @classmethod
+    def of(cls, phases: list[list[Rollout]], obs_dim: int) -> PrefixBatch:
+        n_tasks, n_phases = len(phases[0]), len(phases)
+        cols = [[column_transitions(phases[k][i], obs_dim) for k in range(n_phases)] for i in range(n_tasks)]
+        n_slots = max(ph[i].observations.shape[1] for ph in phases for i in range(n_tasks))
+        steps = max(ph[i].observations.shape[0] for ph in phases for i in range(n_tasks))
+        length = max([len(c) for task in cols for phase in task for c in phase] + [1])
+        width = next((c.shape[1] for task in cols for phase in task for c in phase), 1)
+        rows = torch.zeros((n_tasks, n_phases, n_slots, length, width))
+        mask = torch.zeros((n_tasks, n_phases, n_slots, length))
+        lengths = torch.zeros((n_tasks, n_phases, n_slots), dtype=torch.long)
+        obs = torch.zeros((n_tasks, n_phases, n_slots, steps, obs_dim))
+        before = torch.zeros((n_tasks, n_phases, n_slots, steps), dtype=torch.long)
+        stepped = torch.zeros((n_tasks, n_phases, n_slots, steps), dtype=torch.bool)
+        for i in range(n_tasks):
+            for k in range(n_phases):
+                rollout = phases[k][i]
+                s, j = rollout.observations.shape[:2]
+                obs[i, k, :j, :s] = torch.as_tensor(rollout.observations[:, :, :obs_dim]).transpose(0, 1)
+                went_on = rollout.episode_starts[1:] == 0
+                counted = np.concatenate([np.zeros((1, j), dtype=np.int64), np.cumsum(went_on, axis=0)])
+                before[i, k, :j, :s] = torch.as_tensor(counted.T)
+                stepped[i, k, :j, :s] = True
+                for slot, col in enumerate(cols[i][k]):
+                    rows[i, k, slot, : len(col)] = col
+                    mask[i, k, slot, : len(col)] = 1.0
+                    lengths[i, k, slot] = len(col)
+        return cls(rows, mask, lengths, obs, before, stepped)
