@@ -10,9 +10,11 @@ computes and keeps hidden what a URDF does not say:
 
 * **the nominal model's step**: the observation carries, per joint, the damped least-squares
   step ``d = J^T (J J^T + lambda^2 I)^-1 (goal - tip)`` (rad; ``lambda`` = 0.1 m) of the
-  *believed* arm (the file's or the procedural arm's kinematics at the *read* angles). A robot
-  exactly as its URDF says reaches every goal by following it (``bench``: 97-100% of goals on
-  the Panda, KUKA and xArm files with the true wiring).
+  *believed* arm (the file's or the procedural arm's kinematics at the *read* angles), scaled
+  down as a whole so that no entry exceeds 1 rad (far from the goal the full step is several
+  radians, which saturated the policy's first layer and stalled its training). A robot exactly
+  as its URDF says reaches its goals by following it (``bench/scripted_arm.py``: 93-100% on the
+  Panda, KUKA and xArm files with the true wiring).
 * **what differs per robot, hidden** (as in ``reach-v1``): every joint's direction (a motor
   wired reversed, drawn on its own), its gain, the encoders' zero offsets (what is read is
   ``q + offset``, and the believed tip and step are computed from that) and a payload at the
@@ -233,6 +235,13 @@ def damped_step(jac: np.ndarray, error: np.ndarray, damping: float = DLS_DAMPING
     return jac.T @ np.linalg.solve(jac @ jac.T + damping * damping * np.eye(3), error)
 
 
+def bounded_step(step: np.ndarray) -> np.ndarray:
+    """``step`` scaled down as a whole so that no entry exceeds 1 rad: its direction far from
+    the goal (where the full step would be several radians and saturate a policy's inputs),
+    itself near it."""
+    return step / max(1.0, float(np.abs(step).max(initial=0.0)))
+
+
 class ReachV2Env(ReachV1Env):
     """Gymnasium env of one reach-v2 task (``metarobot/Reach-v2``)."""
 
@@ -286,7 +295,7 @@ class ReachV2Env(ReachV1Env):
         obs[14 : 14 + n] *= 1.0 / VEL_SCALE
         obs[28:31] = believed
         obs[34:37] = error / ERROR_SCALE
-        obs[OBS_DIM : OBS_DIM + n] = damped_step(jac, error)
+        obs[OBS_DIM : OBS_DIM + n] = bounded_step(damped_step(jac, error))
         check = sum(qd) + tip[0] + tip[1] + tip[2]
         sane = math.isfinite(check) and max(abs(tip[0]), abs(tip[1]), abs(tip[2])) < OBS_BOUND
         np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)

@@ -7,7 +7,7 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 import pytest
-from metarobot.envs.reach_v2 import ArmKinematics, damped_step
+from metarobot.envs.reach_v2 import ArmKinematics, bounded_step, damped_step
 from test_real_robots import _arm_with_gripper, _joint, _link, _robot
 
 import metarobot
@@ -88,7 +88,9 @@ def test_observation_carries_the_believed_arms_damped_step():
         q_read = env._joint_state()[0] + 0.01
         believed, jac = ArmKinematics.of(task).tip_and_jacobian(q_read)
         np.testing.assert_allclose(obs[28:31], believed, atol=1e-5)
-        np.testing.assert_allclose(obs[37 : 37 + n], damped_step(jac, env._goal - believed), atol=1e-4)
+        step = damped_step(jac, env._goal - believed)
+        np.testing.assert_allclose(obs[37 : 37 + n], bounded_step(step), atol=1e-4)
+        assert np.abs(obs[37 : 37 + n]).max() <= 1.0 + 1e-6
         assert not obs[37 + n :].any()  # padding
         assert np.linalg.norm(believed - env._tip()) > 1e-3  # the belief is not the truth
     finally:
