@@ -7,7 +7,12 @@ later beside the table it completes:
 
 The protocol (family, tasks, seeds, steps, episodes) must be the same in every input; a method
 present in several inputs must have the same numbers in each (the evaluation is deterministic),
-else the merge is refused.
+else the merge is refused. Two checkpoints of one method go side by side with ``--rename``:
+
+    python bench/merge_results.py bench/results/reach-v1-rmaon-fair bench/results/reach-v1 \\
+        bench/results/reach-v1-baselines --rename "2:rma-online=rma-online (from the oracle, 4.44M)" \\
+        --rename "3:rma-online=rma-online (from the oracle, 4.44M)" \\
+        --out bench/results/reach-v1-all
 """
 
 from __future__ import annotations
@@ -43,8 +48,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="+", type=Path, help="evaluate output directories (with results.json)")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--rename", action="append", default=[], metavar="N:OLD=NEW",
+        help="call method OLD of the N-th input (from 1) NEW",
+    )  # fmt: skip
     args = ap.parse_args()
     results = [json.loads((d / "results.json").read_text()) for d in args.inputs]
+    for spec in args.rename:
+        number, _, names = spec.partition(":")
+        old, _, new = names.partition("=")
+        if not number.isdigit() or not 1 <= int(number) <= len(results) or not old or not new:
+            sys.exit(f"Error: --rename {spec!r} is not N:OLD=NEW with N an input's number")
+        splits = results[int(number) - 1]["splits"]
+        if not any(old in methods for methods in splits.values()):
+            sys.exit(f"Error: input {number} has no method {old!r}")
+        for methods in splits.values():
+            if old in methods:
+                methods[new] = methods.pop(old)
     merged = merge(results)
     merged["merged_from"] = [str(d) for d in args.inputs]
     args.out.mkdir(parents=True, exist_ok=True)
