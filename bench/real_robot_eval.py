@@ -5,7 +5,10 @@ method's own routine, N tasks x S seeds -- ``metarobot evaluate``'s protocol on 
 * an arm (``reach-v2``) is N robots of the file's model: task i is the file's arm with its hidden
   differences (every joint's direction and gain, zero offsets, payload) drawn from the family's
   ranges with seed 10000 + i (``task_from_urdf(..., variation_seed=...)``); goals are tip poses of
-  joint angles within half of each joint's range around its centre.
+  joint angles within half of each joint's range around its centre;
+* an object (``grasp``, ``--object-urdf`` or ``--object-mesh`` with ``--object-mass`` or
+  ``--object-density`` and ``--object-scale``) is held by each of the first N ``test`` tasks'
+  grippers, placed as those tasks place their objects.
 
     python bench/real_robot_eval.py --family navigate-v1 --urdf husky/husky.urdf \\
         --checkpoint policies/pretrained/navigate-v1-rma-online.pt --baselines multitask,recurrent,oracle \\
@@ -37,7 +40,12 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", default="navigate-v1")
-    ap.add_argument("--urdf", required=True)
+    ap.add_argument("--urdf", help="a robot file (navigate, reach)")
+    ap.add_argument("--object-urdf", help="an object file (grasp)")
+    ap.add_argument("--object-mesh", help="a bare mesh object (grasp)")
+    ap.add_argument("--object-mass", type=float)
+    ap.add_argument("--object-density", type=float)
+    ap.add_argument("--object-scale", type=float, default=1.0)
     ap.add_argument("--checkpoint", action="append", default=[])
     ap.add_argument("--baselines", default="multitask,recurrent,oracle")
     ap.add_argument("--tasks", type=int, default=10)
@@ -48,17 +56,29 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
-    urdf = Path(args.urdf)
+    given = [a for a in (args.urdf, args.object_urdf, args.object_mesh) if a]
+    if len(given) != 1:
+        raise SystemExit("give one of --urdf, --object-urdf, --object-mesh")
+    urdf = Path(given[0])
     if not urdf.is_absolute() and not urdf.exists():
         urdf = Path(pybullet_data.getDataPath()) / urdf
-    check_urdf_file(urdf)
+    if not args.object_mesh:
+        check_urdf_file(urdf)
     family = get_family(args.family)
-
     arm = family.name.startswith("reach")
 
     def tasks_of(split: str, n: int) -> list:
         if arm:
             return [family.task_from_urdf(urdf, variation_seed=VARIATION_SEED + i) for i in range(n)]
+        if args.object_urdf:
+            from metarobot.envs.grasp import object_task_from_urdf
+
+            return [object_task_from_urdf(urdf, gripper_from=t) for t in family.heldout_tasks(split, n)]
+        if args.object_mesh:
+            from metarobot.envs.grasp import object_task_from_mesh
+
+            size = {"mass": args.object_mass, "density": args.object_density, "scale": args.object_scale}
+            return [object_task_from_mesh(urdf, **size, gripper_from=t) for t in family.heldout_tasks(split, n)]
         return [family.task_from_urdf(urdf, map_from=t) for t in family.heldout_tasks(split, n)]
 
     methods, learners = [], []
@@ -91,11 +111,14 @@ def main() -> None:
         for learner in learners:
             learner.close()
     results["robot"] = str(urdf).replace(pybullet_data.getDataPath() + "/", "pybullet_data/")
-    results["tasks_from"] = (
-        f"the file's arm, hidden differences drawn with seeds {VARIATION_SEED}..{VARIATION_SEED + args.tasks - 1}"
-        if arm
-        else f"the first {args.tasks} {args.family} test floors and goals, the robot from the file"
-    )
+    if arm:
+        last = VARIATION_SEED + args.tasks - 1
+        where = f"the file's arm, hidden differences drawn with seeds {VARIATION_SEED}..{last}"
+    elif args.object_urdf or args.object_mesh:
+        where = f"the file's object held by the first {args.tasks} {args.family} test grippers"
+    else:
+        where = f"the first {args.tasks} {args.family} test floors and goals, the robot from the file"
+    results["tasks_from"] = where
     args.out.mkdir(parents=True, exist_ok=True)
     write_results(results, args.out)
     print(format_table(results))
