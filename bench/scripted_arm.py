@@ -5,7 +5,8 @@
 * ``nominal``: the file's word -- every joint forward, gain 1.5 rad/s (what a user gets who
   trusts the URDF when the robot is miswired or its gains differ).
 
-``a = 10 * s * d / g``, scaled down as a whole so that no command exceeds 1. The same tasks as
+The wanted command is ``10 * s * d / g``, scaled down as a whole so that no command exceeds 1,
+sent as the residual on the nominal controller that gives it. The same tasks as
 ``bench/real_robot_eval.py`` (the file's arm varied with seeds 10000 + i), or a split's held-out
 tasks with ``--split``; success at the end of each of ``--seeds`` episodes per task.
 
@@ -26,6 +27,7 @@ VARIATION_SEED = 10_000  # as bench/real_robot_eval.py
 
 def run(family, tasks, seeds: int, known: bool) -> float:
     from metarobot.envs.reach import MAX_JOINTS, OBS_DIM
+    from metarobot.envs.reach_v2 import RESIDUAL_SCALE, nominal_command
 
     wins = []
     for task in tasks:
@@ -37,8 +39,10 @@ def run(family, tasks, seeds: int, known: bool) -> float:
             for seed in range(seeds):
                 obs, info = env.reset(seed=seed)
                 for _ in range(family.episode_steps):
-                    a = 10.0 * signs * obs[OBS_DIM : OBS_DIM + n] / gains
-                    a = np.pad(a / max(1.0, float(np.abs(a).max())), (0, MAX_JOINTS - n))
+                    step = obs[OBS_DIM : OBS_DIM + n]
+                    want = 10.0 * signs * step / gains
+                    want = want / max(1.0, float(np.abs(want).max()))
+                    a = np.pad((want - nominal_command(step)) / RESIDUAL_SCALE, (0, MAX_JOINTS - n))
                     obs, _, terminated, truncated, info = env.step(a)
                     if terminated or truncated:
                         break

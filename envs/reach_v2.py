@@ -28,7 +28,15 @@ computes and keeps hidden what a URDF does not say:
 
 Observation (44 floats): ``reach-v1``'s 37 (per joint, padded to 7: sin and cos of the read
 angle, q_dot / 3 rad/s, the mask; the believed tip, the goal, goal - believed tip in units of
-10 cm), then the 7 (padded) entries of ``d``. Actions, reward, success and episode as ``reach``.
+10 cm), then the 7 (padded) entries of ``d``.
+
+Actions are a **residual on the nominal controller**: joint j is commanded
+``clip(nominal_j + 2 * a_j, -1, 1)`` times its (hidden) gain and direction, where ``nominal`` is
+``5 d`` scaled down as a whole to at most 1 (``nominal_command``). The zero action is "trust the
+URDF"; a robot wired as its file says needs nothing more, and a reversed joint needs the policy
+to turn that joint's command around -- which only an estimate of the wiring tells it. (With
+plain joint-velocity actions, the oracle stayed at 0-5% training success for 1.2M env steps:
+it had to learn the controller as well as the wiring.) Reward, success and episode as ``reach``.
 """
 
 from __future__ import annotations
@@ -58,6 +66,8 @@ from metarobot.family import IntParam, Param, Range, Task, replace_param, revise
 
 OBS_DIM_V2 = OBS_DIM + MAX_JOINTS
 DLS_DAMPING = 0.1  # m: lambda of the damped least-squares step (keeps it finite at singularities)
+FOLLOW_GAIN = 5.0  # the nominal controller's command per rad of (bounded) step
+RESIDUAL_SCALE = 2.0  # the policy's action moves each joint's command by up to this much
 #: a generated arm's first joint turns about z; each later one about y, z or x with these odds
 LATER_AXES_V2: dict[str, float] = {"y": 0.5, "z": 0.3, "x": 0.2}
 
@@ -242,6 +252,14 @@ def bounded_step(step: np.ndarray) -> np.ndarray:
     return step / max(1.0, float(np.abs(step).max(initial=0.0)))
 
 
+def nominal_command(step: np.ndarray) -> np.ndarray:
+    """The nominal controller's joint commands in [-1, 1] for an observed (bounded) step: the
+    step times ``FOLLOW_GAIN``, scaled down as a whole so that no command exceeds 1 (the
+    direction at full speed far from the goal, proportional near it)."""
+    command = FOLLOW_GAIN * np.asarray(step, dtype=np.float64)
+    return command / max(1.0, float(np.abs(command).max(initial=0.0)))
+
+
 class ReachV2Env(ReachV1Env):
     """Gymnasium env of one reach-v2 task (``metarobot/Reach-v2``)."""
 
@@ -295,8 +313,20 @@ class ReachV2Env(ReachV1Env):
         obs[14 : 14 + n] *= 1.0 / VEL_SCALE
         obs[28:31] = believed
         obs[34:37] = error / ERROR_SCALE
-        obs[OBS_DIM : OBS_DIM + n] = bounded_step(damped_step(jac, error))
+        step = bounded_step(damped_step(jac, error))
+        obs[OBS_DIM : OBS_DIM + n] = step
+        self._nominal = nominal_command(step)
         check = sum(qd) + tip[0] + tip[1] + tip[2]
         sane = math.isfinite(check) and max(abs(tip[0]), abs(tip[1]), abs(tip[2])) < OBS_BOUND
         np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
         return obs, tip, sane
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """``action`` is a residual on the nominal controller: joint j is commanded
+        ``clip(nominal_j + RESIDUAL_SCALE * action_j, -1, 1)`` (times its hidden gain and
+        direction, as in ``reach``)."""
+        n = self._n
+        a = np.minimum(np.maximum(np.asarray(action, dtype=np.float64).reshape(-1)[:n], -1.0), 1.0)
+        command = np.zeros(MAX_JOINTS)
+        command[:n] = np.minimum(np.maximum(self._nominal + RESIDUAL_SCALE * a, -1.0), 1.0)
+        return super().step(command)

@@ -7,7 +7,7 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 import pytest
-from metarobot.envs.reach_v2 import ArmKinematics, bounded_step, damped_step
+from metarobot.envs.reach_v2 import RESIDUAL_SCALE, ArmKinematics, bounded_step, damped_step, nominal_command
 from test_real_robots import _arm_with_gripper, _joint, _link, _robot
 
 import metarobot
@@ -98,14 +98,38 @@ def test_observation_carries_the_believed_arms_damped_step():
 
 
 def _follow(env, task, signs, steps=60):
-    """Follow the observed step with the given belief about the joints' directions."""
+    """Follow the observed step with the given belief about the joints' directions: the
+    residual that turns the nominal command into ``signs * command / gain``."""
     n = task.n_joints
     obs, info = env.reset(seed=0)
     start = info["distance"]
     for _ in range(steps):
-        a = 10.0 * np.asarray(signs) * obs[37 : 37 + n] / np.asarray(task.actuator_gains)
-        obs, _, _, _, info = env.step(np.pad(a / max(1.0, np.abs(a).max()), (0, 7 - n)))
+        want = 10.0 * np.asarray(signs) * obs[37 : 37 + n] / np.asarray(task.actuator_gains)
+        want = want / max(1.0, np.abs(want).max())
+        residual = (want - nominal_command(obs[37 : 37 + n])) / RESIDUAL_SCALE
+        obs, _, _, _, info = env.step(np.pad(residual, (0, 7 - n)))
     return start, info
+
+
+def test_the_zero_action_is_the_nominal_controller():
+    fam = metarobot.get_family("reach-v2")
+    task = fam.task_from_urdf(PANDA)  # wired as its file says
+    env = fam.make_env(task)
+    try:
+        obs, _ = env.reset(seed=3)
+        q0 = env._joint_state()[0]
+        command = nominal_command(obs[37:44])
+        assert np.abs(command).max() <= 1.0 + 1e-9 and np.abs(command).max() > 0.1
+        obs, _, _, _, info = env.step(np.zeros(7))
+        moved = env._joint_state()[0] - q0
+        # each joint turned the way the nominal command says (gain 1.5 rad/s, 1/30 s)
+        big = np.abs(command) > 0.2
+        assert np.all(np.sign(moved[big]) == np.sign(command[big]))
+        for _ in range(59):
+            obs, _, _, _, info = env.step(np.zeros(7))
+        assert info["is_success"], info
+    finally:
+        env.close()
 
 
 def test_the_step_reaches_a_file_arms_goal_only_when_the_wiring_is_known():
