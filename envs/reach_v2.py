@@ -27,8 +27,10 @@ computes and keeps hidden what a URDF does not say:
   not the kinematics, which are in everyone's observation.
 
 Observation (44 floats): ``reach-v1``'s 37 (per joint, padded to 7: sin and cos of the read
-angle, q_dot / 3 rad/s, the mask; the believed tip, the goal, goal - believed tip in units of
-10 cm), then the 7 (padded) entries of ``d``.
+angle, q_dot / 3 rad/s, the mask; the believed tip, the goal, and goal - believed tip), then the
+7 (padded) entries of ``d``. Every entry is bounded by about 1-2: goal - tip is in units of 10 cm
+within 10 cm of the goal and a unit vector beyond (``reach``'s unbounded 10-cm units reach 20 on
+metre-long arms, and a few such inputs saturate a tanh policy's first layer).
 
 Actions are a **residual on the nominal controller**: joint j is commanded
 ``clip(nominal_j + 2 * a_j, -1, 1)`` times its (hidden) gain and direction, where ``nominal`` is
@@ -312,7 +314,7 @@ class ReachV2Env(ReachV1Env):
         obs[14 : 14 + n] = qd
         obs[14 : 14 + n] *= 1.0 / VEL_SCALE
         obs[28:31] = believed
-        obs[34:37] = error / ERROR_SCALE
+        obs[34:37] = error / max(ERROR_SCALE, float(np.linalg.norm(error)))  # bounded: see the module doc
         step = bounded_step(damped_step(jac, error))
         obs[OBS_DIM : OBS_DIM + n] = step
         self._nominal = nominal_command(step)

@@ -92,6 +92,9 @@ def test_observation_carries_the_believed_arms_damped_step():
         np.testing.assert_allclose(obs[37 : 37 + n], bounded_step(step), atol=1e-4)
         assert np.abs(obs[37 : 37 + n]).max() <= 1.0 + 1e-6
         assert not obs[37 + n :].any()  # padding
+        error = env._goal - believed
+        np.testing.assert_allclose(obs[34:37], error / max(0.1, np.linalg.norm(error)), atol=1e-5)
+        assert np.abs(obs).max() <= 2.5  # nothing saturates a tanh layer
         assert np.linalg.norm(believed - env._tip()) > 1e-3  # the belief is not the truth
     finally:
         env.close()
