@@ -229,22 +229,36 @@ class ArmKinematics:
 
     def tip_and_jacobian(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tip position (m) at joint angles ``q`` (rad) and the 3 x n Jacobian of the tip's
-        position with respect to ``q`` (m/rad)."""
-        frame = np.eye(4)
-        origins, axes = [], []
-        for before, axis, angle in zip(self.before, self.axes, q):
-            frame = frame @ before
-            origins.append(frame[:3, 3].copy())
-            axes.append(frame[:3, :3] @ axis)
-            frame[:3, :3] = frame[:3, :3] @ _axis_rotation(axis, float(angle))
-        tip = (frame @ self.to_ee)[:3, 3]
-        jac = np.stack([np.cross(a, tip - o) for a, o in zip(axes, origins)], axis=1)
+        position with respect to ``q`` (m/rad). (Kept to small rotations and one vectorised
+        cross product: it runs every control step, beside 8 physics steps.)"""
+        n = len(self.axes)
+        rot, pos = np.eye(3), np.zeros(3)
+        origins, axes = np.empty((n, 3)), np.empty((n, 3))
+        for i in range(n):
+            before, axis = self.before[i], self.axes[i]
+            pos = pos + rot @ before[:3, 3]
+            rot = rot @ before[:3, :3]
+            origins[i] = pos
+            axes[i] = rot @ axis
+            rot = rot @ _axis_rotation(axis, float(q[i]))
+        tip = pos + rot @ self.to_ee[:3, 3]
+        r = tip - origins
+        jac = np.array(
+            [
+                axes[:, 1] * r[:, 2] - axes[:, 2] * r[:, 1],
+                axes[:, 2] * r[:, 0] - axes[:, 0] * r[:, 2],
+                axes[:, 0] * r[:, 1] - axes[:, 1] * r[:, 0],
+            ]
+        )  # column i: axis_i x (tip - origin_i)
         return tip, jac
+
+
+_EYE3 = np.eye(3)
 
 
 def damped_step(jac: np.ndarray, error: np.ndarray, damping: float = DLS_DAMPING) -> np.ndarray:
     """The damped least-squares joint step ``J^T (J J^T + damping^2 I)^-1 error`` (rad)."""
-    return jac.T @ np.linalg.solve(jac @ jac.T + damping * damping * np.eye(3), error)
+    return jac.T @ np.linalg.solve(jac @ jac.T + (damping * damping) * _EYE3, error)
 
 
 def bounded_step(step: np.ndarray) -> np.ndarray:
