@@ -48,6 +48,13 @@ _STALL = textwrap.dedent(
 )
 
 
+def _as_in_a_terminal() -> None:
+    """The child's SIGINT as a terminal gives it (Python's default handling). A test run started
+    in the background (``nohup ... &`` from a script) has SIGINT ignored, children inherit
+    that, and a Python that starts with SIGINT ignored never turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def stall_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("stall")
@@ -62,8 +69,9 @@ def interrupt_while_importing(stall_dir: Path, module: str, argv: list[str], cwd
     env = dict(os.environ, STALL_AT=module, READY_FD=str(write_end))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(stall_dir), os.environ.get("PYTHONPATH")]))
     proc = subprocess.Popen(
-        argv, env=env, cwd=cwd, pass_fds=[write_end], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        argv, env=env, cwd=cwd, pass_fds=[write_end], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_as_in_a_terminal,
+    )  # fmt: skip
     os.close(write_end)
     try:
         ready, _, _ = select.select([read_end], [], [], 300)  # a generous "did it start" bound
@@ -124,7 +132,7 @@ def test_only_the_command_is_recognised_as_the_command(tmp_path):
     mine = tmp_path / "metarobot"  # a user's own script of that name is not the console script
     mine.write_text(probe + "\n")
     for argv in ([sys.executable, str(mine)], [sys.executable, "-c", probe]):
-        out = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path)
+        out = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, preexec_fn=_as_in_a_terminal)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "False", (argv, out.stdout)
 
@@ -153,7 +161,8 @@ def test_a_spawned_worker_of_the_command_keeps_pythons_sigint_handling(tmp_path)
             """
         )
     )
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    argv = [sys.executable, str(script)]
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, preexec_fn=_as_in_a_terminal)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "False", "True"], out.stdout
 
