@@ -384,13 +384,19 @@ def test_a_ctrl_c_that_reaches_another_thread_still_waits_for_the_checkpoint_blo
     from metarobot.training import _signals_deferred
 
     finished = []
-    with pytest.raises(KeyboardInterrupt):
-        with _signals_deferred():
-            other = threading.Thread(target=signal.raise_signal, args=(signal.SIGINT,))
-            other.start()
-            other.join()
-            for _ in range(1000):  # chances for the main thread to run a pending handler
-                time.sleep(0)
-            finished.append(True)
-    assert finished == [True]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    # Python's own Ctrl-C handling, as a terminal starts it: a test run started in the background
+    # (nohup ... &) inherits SIGINT ignored, and the deferral rightly restores that
+    started_with = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _signals_deferred():
+                other = threading.Thread(target=signal.raise_signal, args=(signal.SIGINT,))
+                other.start()
+                other.join()
+                for _ in range(1000):  # chances for the main thread to run a pending handler
+                    time.sleep(0)
+                finished.append(True)
+        assert finished == [True]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, started_with)
