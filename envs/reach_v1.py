@@ -186,13 +186,24 @@ class ReachV1Env(ReachEnv):
         super()._apply_task(task, previous)
         self._offsets = np.asarray(task.joint_offsets, dtype=np.float64)
         if rebuilt or self._payload_key != (task.body_key(), task.payload_mass):
-            # the payload is a point mass on the (massless) tip link; no rebuild needed
-            m = max(task.payload_mass, 1e-6)
-            inertia = [1e-6 * max(m, 1.0)] * 3
+            mass, inertia = self._tip_dynamics(task)  # no rebuild needed
             p.changeDynamics(
-                self.robot, self._ee, mass=m, localInertiaDiagonal=inertia, physicsClientId=self.sim.client
+                self.robot, self._ee, mass=mass, localInertiaDiagonal=inertia, physicsClientId=self.sim.client
             )
             self._payload_key = (task.body_key(), task.payload_mass)
+
+    def _tip_dynamics(self, task: ReachV1Task) -> tuple[float, list[float]]:
+        """Mass (kg) and inertia diagonal of the end-effector link carrying ``task``'s payload:
+        here a point mass on the (massless) procedural tip link."""
+        m = max(task.payload_mass, 1e-6)
+        return m, [1e-6 * max(m, 1.0)] * 3
+
+    def _believe(self, obs: np.ndarray, q_read: np.ndarray) -> None:
+        """Write the encoders' belief into ``obs``: the tip as the forward kinematics of the read
+        angles, and goal - that tip."""
+        believed = tip_position(self.task, q_read)  # type: ignore[arg-type]
+        obs[28:31] = believed
+        obs[34:37] = (np.asarray(self._goal_t) - believed) / ERROR_SCALE
 
     def _obs(self, fresh_kinematics: bool = False) -> tuple[np.ndarray, tuple[float, float, float], bool]:
         """Observation built from the encoders' readings (``q + offset``), the true tip (m) for
@@ -203,14 +214,12 @@ class ReachV1Env(ReachEnv):
         n = self._n
         q_read = np.array([s[0] for s in states]) + self._offsets
         qd = [s[1] for s in states]
-        believed = tip_position(self.task, q_read)  # type: ignore[arg-type]
         obs = self._obs_template.copy()
         obs[0:n] = np.sin(q_read)
         obs[7 : 7 + n] = np.cos(q_read)
         obs[14 : 14 + n] = qd
         obs[14 : 14 + n] *= 1.0 / VEL_SCALE
-        obs[28:31] = believed
-        obs[34:37] = (np.asarray(self._goal_t) - believed) / ERROR_SCALE
+        self._believe(obs, q_read)
         check = sum(qd) + tip[0] + tip[1] + tip[2]
         sane = math.isfinite(check) and max(abs(tip[0]), abs(tip[1]), abs(tip[2])) < OBS_BOUND
         np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)

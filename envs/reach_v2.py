@@ -54,9 +54,7 @@ from metarobot.envs.reach import (
     BASE_HEIGHT,
     ERROR_SCALE,
     MAX_JOINTS,
-    OBS_BOUND,
     OBS_DIM,
-    VEL_SCALE,
     ReachTask,
     arm_task_from_urdf,
 )
@@ -296,46 +294,32 @@ class ReachV2Env(ReachV1Env):
         info = p.getDynamicsInfo(self.robot, self._ee, physicsClientId=self.sim.client)
         self._ee_dynamics = (float(info[0]), tuple(float(v) for v in info[2]))
 
-    def _apply_task(self, task: Task, previous: Task | None) -> None:
-        assert isinstance(task, ReachV2Task)
-        super()._apply_task(task, previous)
+    def _tip_dynamics(self, task: ReachV1Task) -> tuple[float, list[float]]:
         mass, inertia = self._ee_dynamics
         if task.urdf_path is not None and mass > 0:
             # the payload rides on the link, which keeps its own mass and inertia (reach-v1's
             # procedural tip is massless, and a near-zero inertia on a real link is unstable)
-            p.changeDynamics(
-                self.robot, self._ee, mass=mass + task.payload_mass, localInertiaDiagonal=inertia,
-                physicsClientId=self.sim.client,
-            )  # fmt: skip
+            return mass + task.payload_mass, list(inertia)
+        return super()._tip_dynamics(task)
+
+    def _apply_task(self, task: Task, previous: Task | None) -> None:
+        assert isinstance(task, ReachV2Task)
+        super()._apply_task(task, previous)
         if self._kinematics_key != task.body_key():
             self._kinematics = ArmKinematics.of(task)
             self._kinematics_key = task.body_key()
 
-    def _obs(self, fresh_kinematics: bool = False) -> tuple[np.ndarray, tuple[float, float, float], bool]:
-        """Observation built from the encoders' readings (``q + offset``) and the nominal model,
-        the true tip (m) for reward and success, and whether the state is sane."""
-        c = self.sim.client
-        states = p.getJointStates(self.robot, self._joints, physicsClientId=c)
-        tip = p.getLinkState(self.robot, self._ee, computeForwardKinematics=fresh_kinematics, physicsClientId=c)[4]
+    def _believe(self, obs: np.ndarray, q_read: np.ndarray) -> None:
+        """The belief from the nominal model: the believed tip, goal - it (bounded: see the module
+        doc) and the model's step at the read angles, from which the nominal command follows."""
         n = self._n
-        q_read = np.array([s[0] for s in states]) + self._offsets
-        qd = [s[1] for s in states]
         believed, jac = self._kinematics.tip_and_jacobian(q_read)
         error = np.asarray(self._goal_t) - believed
-        obs = self._obs_template.copy()
-        obs[0:n] = np.sin(q_read)
-        obs[7 : 7 + n] = np.cos(q_read)
-        obs[14 : 14 + n] = qd
-        obs[14 : 14 + n] *= 1.0 / VEL_SCALE
         obs[28:31] = believed
-        obs[34:37] = error / max(ERROR_SCALE, float(np.linalg.norm(error)))  # bounded: see the module doc
+        obs[34:37] = error / max(ERROR_SCALE, float(np.linalg.norm(error)))
         step = bounded_step(damped_step(jac, error))
         obs[OBS_DIM : OBS_DIM + n] = step
         self._nominal = nominal_command(step)
-        check = sum(qd) + tip[0] + tip[1] + tip[2]
-        sane = math.isfinite(check) and max(abs(tip[0]), abs(tip[1]), abs(tip[2])) < OBS_BOUND
-        np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
-        return obs, tip, sane
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """``action`` is a residual on the nominal controller: joint j is commanded
