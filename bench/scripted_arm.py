@@ -24,8 +24,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-VARIATION_SEED = 10_000  # as bench/real_robot_eval.py
+from real_robot_eval import VARIATION_SEED  # the same robots of each file's model
 
 
 def run(family, tasks, seeds: int, mode: str) -> float:

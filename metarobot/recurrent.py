@@ -73,11 +73,10 @@ def train_recurrent(
     there after each (then ``on_chunk(model)`` runs); a ``partial`` zip that exists already is
     loaded and training continues from its step count (the envs restart their episodes, so a
     resumed run is not bit-identical to an uninterrupted one)."""
+    model = make_recurrent(family, seed=seed, n_envs=n_envs)
     if partial is None:
-        model = make_recurrent(family, seed=seed, n_envs=n_envs)
         model.learn(int(env_steps))
         return model
-    model = make_recurrent(family, seed=seed, n_envs=n_envs)
     if Path(partial).is_file():
         model = _contrib().RecurrentPPO.load(str(partial), env=model.get_env(), device="cpu")
     while model.num_timesteps < env_steps:
