@@ -560,20 +560,29 @@ class ReachEnv(MetaRobotEnv):
         # link frames are current after stepSimulation; only a reset needs forward kinematics
         tip = p.getLinkState(self.robot, self._ee, computeForwardKinematics=fresh_kinematics, physicsClientId=c)[4]
         n = self._n
-        q = np.array([s[0] for s in states])
+        q = self._read_angles(np.array([s[0] for s in states]))
         qd = [s[1] for s in states]
         obs = self._obs_template.copy()
         obs[0:n] = np.sin(q)
         obs[7 : 7 + n] = np.cos(q)
         obs[14 : 14 + n] = qd
         obs[14 : 14 + n] *= 1.0 / VEL_SCALE
-        obs[28:31] = tip
-        gx, gy, gz = self._goal_t
-        obs[34:37] = ((gx - tip[0]) / ERROR_SCALE, (gy - tip[1]) / ERROR_SCALE, (gz - tip[2]) / ERROR_SCALE)
+        self._believe(obs, q, tip)
         check = sum(qd) + tip[0] + tip[1] + tip[2]
         sane = math.isfinite(check) and max(abs(tip[0]), abs(tip[1]), abs(tip[2])) < OBS_BOUND
         np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
         return obs, tip, sane
+
+    def _read_angles(self, q: np.ndarray) -> np.ndarray:
+        """The joint angles the observation shows for the true ``q`` (rad): here ``q`` itself."""
+        return q
+
+    def _believe(self, obs: np.ndarray, q: np.ndarray, tip: tuple[float, float, float]) -> None:
+        """Write the tip and goal - tip into ``obs`` (here the true ``tip``; a later version writes
+        what the robot believes from the read angles ``q``)."""
+        obs[28:31] = tip
+        gx, gy, gz = self._goal_t
+        obs[34:37] = ((gx - tip[0]) / ERROR_SCALE, (gy - tip[1]) / ERROR_SCALE, (gz - tip[2]) / ERROR_SCALE)
 
     # -- gym API ----------------------------------------------------------------------------
     def reset(

@@ -43,8 +43,6 @@ import pybullet as p
 from metarobot.envs.reach import (
     BASE_HEIGHT,
     ERROR_SCALE,
-    OBS_BOUND,
-    VEL_SCALE,
     ReachEnv,
     ReachFamily,
     ReachTask,
@@ -198,29 +196,13 @@ class ReachV1Env(ReachEnv):
         m = max(task.payload_mass, 1e-6)
         return m, [1e-6 * max(m, 1.0)] * 3
 
-    def _believe(self, obs: np.ndarray, q_read: np.ndarray) -> None:
+    def _read_angles(self, q: np.ndarray) -> np.ndarray:
+        """What the encoders read: ``q + offset``."""
+        return q + self._offsets
+
+    def _believe(self, obs: np.ndarray, q_read: np.ndarray, tip: tuple[float, float, float]) -> None:
         """Write the encoders' belief into ``obs``: the tip as the forward kinematics of the read
-        angles, and goal - that tip."""
+        angles, and goal - that tip (the true ``tip`` only judges success)."""
         believed = tip_position(self.task, q_read)  # type: ignore[arg-type]
         obs[28:31] = believed
         obs[34:37] = (np.asarray(self._goal_t) - believed) / ERROR_SCALE
-
-    def _obs(self, fresh_kinematics: bool = False) -> tuple[np.ndarray, tuple[float, float, float], bool]:
-        """Observation built from the encoders' readings (``q + offset``), the true tip (m) for
-        reward and success, and whether the state is sane."""
-        c = self.sim.client
-        states = p.getJointStates(self.robot, self._joints, physicsClientId=c)
-        tip = p.getLinkState(self.robot, self._ee, computeForwardKinematics=fresh_kinematics, physicsClientId=c)[4]
-        n = self._n
-        q_read = np.array([s[0] for s in states]) + self._offsets
-        qd = [s[1] for s in states]
-        obs = self._obs_template.copy()
-        obs[0:n] = np.sin(q_read)
-        obs[7 : 7 + n] = np.cos(q_read)
-        obs[14 : 14 + n] = qd
-        obs[14 : 14 + n] *= 1.0 / VEL_SCALE
-        self._believe(obs, q_read)
-        check = sum(qd) + tip[0] + tip[1] + tip[2]
-        sane = math.isfinite(check) and max(abs(tip[0]), abs(tip[1]), abs(tip[2])) < OBS_BOUND
-        np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
-        return obs, tip, sane

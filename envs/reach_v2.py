@@ -309,7 +309,7 @@ class ReachV2Env(ReachV1Env):
             self._kinematics = ArmKinematics.of(task)
             self._kinematics_key = task.body_key()
 
-    def _believe(self, obs: np.ndarray, q_read: np.ndarray) -> None:
+    def _believe(self, obs: np.ndarray, q_read: np.ndarray, tip: tuple[float, float, float]) -> None:
         """The belief from the nominal model: the believed tip, goal - it (bounded: see the module
         doc) and the model's step at the read angles, from which the nominal command follows."""
         n = self._n
