@@ -55,6 +55,7 @@ from metarobot.envs.reach import (
     ERROR_SCALE,
     MAX_JOINTS,
     OBS_DIM,
+    VEL_SCALE,
     ReachTask,
     arm_task_from_urdf,
 )
@@ -138,6 +139,9 @@ class ReachV2Family(ReachV1Family):
             joint_offsets=round_params(offsets) if offsets is not None else self.param("joint_offsets").sample(rng, n),
             payload_mass=round_params(payload) if payload is not None else self.param("payload_mass").sample(rng),
         )
+
+    def identification(self) -> ArmIdentification:
+        return ArmIdentification()
 
     def make_env(self, task: Task, render_mode: str | None = None) -> ReachV2Env:
         return ReachV2Env(task=task, render_mode=render_mode)  # type: ignore[arg-type]
@@ -272,6 +276,67 @@ def nominal_command(step: np.ndarray) -> np.ndarray:
     direction at full speed far from the goal, proportional near it)."""
     command = FOLLOW_GAIN * np.asarray(step, dtype=np.float64)
     return command / max(1.0, float(np.abs(command).max(initial=0.0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Classic online identification: each joint's signed gain from its speed after a command
+
+#: rad/s per unit command that a joint is taken to turn at before it has moved: the file's word
+FILE_GAIN = 1.5
+#: the identified controller commands ``IDENTIFY_FOLLOW * d / g`` (rad/s per rad of step over the
+#: joint's estimated signed gain ``g``: a command that turns the joint at 10 d rad/s), scaled
+#: down as a whole so that no command exceeds 1
+IDENTIFY_FOLLOW = 10.0
+#: an estimate of smaller magnitude is not trusted (a joint at its limit barely moves)
+MIN_GAIN = 0.05
+_VEL = slice(2 * MAX_JOINTS, 3 * MAX_JOINTS)
+_MASK = slice(3 * MAX_JOINTS, 4 * MAX_JOINTS)
+_STEP = slice(OBS_DIM, OBS_DIM_V2)
+
+
+class ArmIdentification:
+    """reach-v2's identification model (``metarobot.online.Identification``).
+
+    A joint's signed gain ``g`` (direction times rad/s per unit command) is the least-squares
+    ratio of its observed speed to the command it was sent the step before, over every
+    transition seen: ``sum(speed * command) / sum(command^2)``. The statistics are those two
+    products per joint; the command is recomputed from the transition as the env computes it
+    (the nominal command of the observed step plus the residual action). Until a joint has been
+    pushed, or where the ratio is under ``MIN_GAIN``, the file's word (``FILE_GAIN``) stands in.
+
+    The controller follows the model's step at ``IDENTIFY_FOLLOW * d / g``, scaled down as a whole
+    to commands of at most 1, sent as the residual on the nominal controller. It is the
+    ``identified online`` reference of ``bench/scripted_arm.py``."""
+
+    dim = MAX_JOINTS
+    stats_dim = 2 * MAX_JOINTS
+
+    def statistics(self, transitions: np.ndarray) -> np.ndarray:
+        obs = transitions[:, :OBS_DIM_V2]
+        action = np.clip(transitions[:, OBS_DIM_V2 : OBS_DIM_V2 + MAX_JOINTS], -1.0, 1.0)
+        delta = transitions[:, OBS_DIM_V2 + MAX_JOINTS + 1 :]
+        mask = obs[:, _MASK]
+        nominal = FOLLOW_GAIN * obs[:, _STEP]
+        nominal = nominal / np.maximum(1.0, np.abs(nominal).max(axis=1, keepdims=True))
+        command = np.clip(nominal + RESIDUAL_SCALE * action, -1.0, 1.0) * mask
+        speed = (obs[:, _VEL] + delta[:, _VEL]) * VEL_SCALE
+        return np.concatenate([speed * command, command * command], axis=1)
+
+    def estimate(self, sums: np.ndarray) -> np.ndarray:
+        moved, pushed = sums[:, :MAX_JOINTS], sums[:, MAX_JOINTS:]
+        ratio = np.where(pushed > 1e-3, moved / np.maximum(pushed, 1e-9), FILE_GAIN)
+        return np.where(np.abs(ratio) > MIN_GAIN, ratio, FILE_GAIN).astype(np.float32)
+
+    def action(self, obs: Any, estimate: Any) -> Any:
+        import torch
+
+        step, mask = obs[..., _STEP], obs[..., _MASK]
+        gain = torch.where(estimate.abs() > MIN_GAIN, estimate, torch.full_like(estimate, FILE_GAIN))
+        want = IDENTIFY_FOLLOW * step * mask / gain
+        want = want / want.abs().amax(-1, keepdim=True).clamp(min=1.0)
+        nominal = FOLLOW_GAIN * step
+        nominal = nominal / nominal.abs().amax(-1, keepdim=True).clamp(min=1.0)
+        return (want - nominal) / RESIDUAL_SCALE
 
 
 class ReachV2Env(ReachV1Env):

@@ -144,6 +144,7 @@ class MetaConfig:
         base = cls()
         family = get_family(str(asked.get("family", base.family)))
         algo = get_algorithm(str(asked.get("algo", default_algo(family.name))))
+        algo.check_family(family)
         merged = {**algo.defaults, **family.meta_defaults, **asked}
         return cls.from_dict({**base.to_dict(), **merged})
 

@@ -30,6 +30,7 @@ from metarobot.validation import check_task_layout, check_task_values, check_urd
 
 if TYPE_CHECKING:  # pragma: no cover
     from metarobot.envs.base import MetaRobotEnv
+    from metarobot.online import Identification
     from metarobot.privileged import PrivilegedEnv
 
 Split = Literal["train", "test", "ood"]
@@ -549,6 +550,12 @@ class TaskFamily(ABC):
         """``param``'s value in ``task`` as the oracle sees it (a family overrides this for a value
         its spec cannot normalise, like a joint axis)."""
         return param.normalise(getattr(task, param.name))
+
+    def identification(self) -> Identification | None:
+        """The family's model for classic online identification of its hidden parameters and
+        the controller that uses the estimate (``metarobot.online.Identification``; the
+        ``identify`` algorithm), or ``None`` (the default: a family has none)."""
+        return None
 
     def make_privileged_env(self, task: Task, render_mode: str | None = None) -> PrivilegedEnv:
         """``make_env(task)`` whose observation is the normal one followed by

@@ -38,7 +38,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from metarobot import adaptation as ad
 from metarobot.config import MetaConfig, default_algo
 from metarobot.errors import MetarobotError
-from metarobot.family import Task
+from metarobot.family import Task, TaskFamily
 from metarobot.policies import MaskedActorCriticPolicy
 from metarobot.ppo import BufferPPO
 from metarobot.registry import get_family
@@ -159,6 +159,10 @@ class MetaLearner:
             ) from None
 
     # -- what an algorithm defines ----------------------------------------------------------
+    @classmethod
+    def check_family(cls, family: TaskFamily) -> None:
+        """Refuse (``MetarobotError``) a family this algorithm cannot run on, before a run starts."""
+
     @property
     def context_dim(self) -> int:
         """Floats appended to the observation the policy sees (0: the plain observation)."""

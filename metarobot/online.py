@@ -109,3 +109,69 @@ class OnlineStream:
         np.add.at(self.sums, rows, emb)
         np.add.at(self.counts, rows, 1.0)
         self._cache = None
+
+
+class Identification(Protocol):
+    """A family's model of how a robot's hidden parameters show in its transitions, and of the
+    controller that uses them (classic system identification; the ``identify`` algorithm).
+
+    The estimate is a function of sums of per-transition statistics (least-squares normal
+    equations, say), so it runs online as ``OnlineEstimator`` does, and earlier adaptation
+    episodes' sums are its prior."""
+
+    #: floats of the estimate (the context the policy reads)
+    dim: int
+    #: floats of one transition's statistics
+    stats_dim: int
+
+    def statistics(self, transitions: np.ndarray) -> np.ndarray:
+        """``(m, stats_dim)``: each transition's ``(o, a, r, o' - o)`` row's statistics."""
+
+    def estimate(self, sums: np.ndarray) -> np.ndarray:
+        """``(n, dim)`` float32 estimates from ``(n, stats_dim)`` sums of statistics."""
+
+    def action(self, obs: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+        """The model's action for observations ``(..., obs_dim)`` under ``estimate`` ``(..., dim)``."""
+
+
+def identification_of(family: str) -> Identification:
+    """The identification model of the family named ``family`` (a one-line error if it has none)."""
+    from metarobot.errors import MetarobotError
+    from metarobot.registry import get_family
+
+    ident = get_family(family).identification()
+    if ident is None:
+        raise MetarobotError(f"family {family!r} has no identification model (reach-v2 has one)")
+    return ident
+
+
+@dataclasses.dataclass
+class IdentifiedContext:
+    """A picklable online context of a family's ``Identification``: each slot's sums start at
+    ``prior`` (the sums of earlier adaptation episodes) and grow with every transition."""
+
+    family: str
+    prior: np.ndarray
+
+    def start(self, n: int) -> IdentifiedStream:
+        return IdentifiedStream(identification_of(self.family), self.prior, n)
+
+
+class IdentifiedStream:
+    """``n`` slots' sums of identification statistics and the estimates they give."""
+
+    def __init__(self, ident: Identification, prior: np.ndarray, n: int) -> None:
+        self.ident = ident
+        self.sums = np.repeat(np.asarray(prior, np.float64).reshape(1, -1), n, axis=0)
+        self._cache: np.ndarray | None = None
+
+    def contexts(self) -> np.ndarray:
+        if self._cache is None:
+            self._cache = np.asarray(self.ident.estimate(self.sums), np.float32)
+        return self._cache
+
+    def observe(self, rows: np.ndarray, transitions: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        np.add.at(self.sums, rows, self.ident.statistics(np.asarray(transitions, np.float64)))
+        self._cache = None

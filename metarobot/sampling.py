@@ -36,7 +36,7 @@ import torch
 
 from metarobot.errors import MetarobotError
 from metarobot.family import Task
-from metarobot.online import ConstantContext, ContextStream, OnlineEstimator, transition_rows
+from metarobot.online import ConstantContext, ContextStream, IdentifiedContext, OnlineEstimator, transition_rows
 from metarobot.registry import get_family
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,7 +80,7 @@ class Job:
     context: np.ndarray | None = None
     #: when given, the context is instead re-estimated after every step from the transitions
     #: seen so far (``metarobot.online``); ``context`` then only gives its width
-    online: OnlineEstimator | None = None
+    online: OnlineEstimator | IdentifiedContext | None = None
 
 
 def as_box(space: Any) -> spaces.Box:

@@ -30,18 +30,34 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
     hidden parameters, an inferred prototype). The context then also *gates* the action mean
     per action dimension, ``mean = tanh(G c + g) * action_net(latent)``: a reversed motor or a
     different gain is a sign or a scale of one action, which a gate expresses directly and an
-    MLP over ``[obs; c]`` has to learn as a product (slowly). ``G`` starts at zero."""
+    MLP over ``[obs; c]`` has to learn as a product (slowly). ``G`` starts at zero.
+
+    ``prior``: the name of a family whose identification model's controller
+    (``family.identification().action``) is added to the action mean, so the network learns a
+    residual on it. The controller reads the observation and the estimate: the context columns,
+    or ``prior_context`` (a fixed estimate: an exported policy's)."""
 
     def __init__(
         self,
         *args: Any,
         action_mask_slice: tuple[int, int] | None = None,
         context_slice: tuple[int, int] | None = None,
+        prior: str | None = None,
+        prior_context: list[float] | None = None,
         **kwargs: Any,
     ) -> None:
         self.action_mask_slice = tuple(action_mask_slice) if action_mask_slice is not None else None
         self.context_slice = tuple(context_slice) if context_slice is not None else None
+        self.prior = prior
+        self.prior_context = None if prior_context is None else [float(v) for v in prior_context]
         super().__init__(*args, **kwargs)
+        self._prior_action: Any = None
+        if prior is not None:
+            from metarobot.online import identification_of
+
+            if self.context_slice is None and self.prior_context is None:
+                raise ValueError("a policy with a prior needs context_slice or prior_context")
+            self._prior_action = identification_of(prior).action
         if self.context_slice is not None:
             start, stop = self.context_slice
             self.context_gate = torch.nn.Linear(stop - start, int(self.action_space.shape[0]))  # type: ignore[index]
@@ -56,19 +72,33 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data["action_mask_slice"] = self.action_mask_slice
         data["context_slice"] = self.context_slice
+        if self.prior is not None:
+            data["prior"] = self.prior
+            data["prior_context"] = self.prior_context
         return data
 
     def _distribution(self, latent_pi: torch.Tensor, obs: torch.Tensor) -> Any:
-        """The action distribution, its mean gated by the context where there is one."""
-        if self.context_slice is None:
+        """The action distribution, its mean gated by the context where there is one, plus the
+        prior controller's action where there is one."""
+        if self.context_slice is None and self.prior is None:
             return self._get_action_dist_from_latent(latent_pi)
-        start, stop = self.context_slice
-        gate = torch.tanh(self.context_gate(obs[..., start:stop].to(latent_pi.dtype)))
-        mean = self.action_net(latent_pi) * gate
+        mean = self.action_net(latent_pi)
+        if self.context_slice is not None:
+            start, stop = self.context_slice
+            mean = mean * torch.tanh(self.context_gate(obs[..., start:stop].to(latent_pi.dtype)))
+        if self._prior_action is not None:
+            obs = obs.to(latent_pi.dtype)
+            if self.context_slice is not None:
+                start, stop = self.context_slice
+                own, estimate = obs[..., :start], obs[..., start:stop]
+            else:
+                own = obs
+                estimate = torch.as_tensor(self.prior_context, dtype=obs.dtype).expand(*obs.shape[:-1], -1)
+            mean = mean + self._prior_action(own, estimate)
         return self.action_dist.proba_distribution(mean, self.log_std)  # type: ignore[call-arg]
 
     def get_distribution(self, obs: Any) -> Any:  # type: ignore[override]
-        if self.context_slice is None:
+        if self.context_slice is None and self.prior is None:
             return super().get_distribution(obs)
         latent_pi, _ = self._latents(obs)
         return self._distribution(latent_pi, obs)

@@ -296,6 +296,7 @@ CASES = [
     ("meta-train --family ''", "unknown family ''"),
     ("meta-train --algo ppo2", "'ppo2' is not one of"),
     ("meta-train --family cartpole --algo cavia --context-dim 0", "context-dim=0 is out of range [1, 1024]"),
+    ("meta-train --family cartpole --algo identify", "family 'cartpole' has no identification model"),
     ("meta-train --family cartpole --algo metasgd --inner-lr 0", "inner-lr=0.0 is out of range (0, 100]"),
     ("meta-train --family cartpole --bogus 1", "No such option '--bogus'"),
     # -- meta-train: run directories ----------------------------------------------------------

@@ -29,6 +29,7 @@ _BUILTIN: dict[str, str] = {
     "rma-online": "metarobot.algorithms.rma_online:OnlineRMA",
     "metasgd": "metarobot.algorithms.metasgd:MetaSGD",
     "cavia": "metarobot.algorithms.cavia:CAVIA",
+    "identify": "metarobot.algorithms.identify:Identify",
 }
 _extra: dict[str, type[MetaLearner]] = {}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,6 +61,10 @@ class ContextLearner(MetaLearner):
             return state
         return {k: v for k, v in state.items() if not k.startswith("context.")}
 
+    def export_kwargs(self, context: torch.Tensor) -> dict[str, Any]:
+        """Policy settings an exported policy needs beyond the run's (given the folded context)."""
+        return {}
+
     def save_sb3(self, path: Path | str, state: State | None = None) -> Path:
         """An SB3 PPO zip over the env's own observation, the deployed context folded in."""
         state = state if state is not None else self.meta_state()
@@ -71,6 +76,7 @@ class ContextLearner(MetaLearner):
         env = DummyVecEnv([lambda: self.family.make_env(first)])
         try:
             kwargs = {k: v for k, v in self.spec.policy_kwargs.items() if k != "context_slice"}
+            kwargs.update(self.export_kwargs(context.float()))
             from metarobot.policies import MaskedActorCriticPolicy
             from metarobot.ppo import BufferPPO
 
