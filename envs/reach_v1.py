@@ -101,6 +101,9 @@ class ReachV1Family(ReachFamily):
     #: ``reach``'s 49 per-joint values, then the 7 (padded) zero offsets (the training range maps
     #: to [-1, 1]) and the payload
     hidden = (*ReachFamily.hidden, "joint_offsets", "payload_mass")
+    #: rma-online beat multitask and finetune by 55 points on held-out arms at their budget
+    #: (bench/RESULTS.md, reach-v1): policies/pretrained/reach-v1-rma-online.pt is this default run
+    meta_defaults: ClassVar[dict[str, Any]] = {"algo": "rma-online", "teacher_fraction": 0.85}
 
     def _build(
         self,

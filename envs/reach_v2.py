@@ -115,6 +115,9 @@ class ReachV2Family(ReachV1Family):
     #: per joint (padded to 7): gain (training range -> [-1, 1]), direction (+1/-1), zero offset;
     #: then the payload. The kinematics are not hidden: the observation carries the model's step.
     hidden = ("actuator_gains", "actuator_signs", "joint_offsets", "payload_mass")
+    #: the oracle and the learned adapters did not learn reach-v2 within 2M env steps, while
+    #: identification reaches 83-100% of real arm files' goals (bench/RESULTS.md, reach-v2)
+    meta_defaults: ClassVar[dict[str, Any]] = {"algo": "identify"}
 
     def _build(
         self,

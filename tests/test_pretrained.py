@@ -149,3 +149,16 @@ def test_render_runs_a_context_conditioned_policy_on_its_context(tmp_path, algo)
     assert (tmp_path / "v.mp4").stat().st_size > 1000
     after = [line for line in r.output.splitlines() if line.startswith(f"{algo} k=1:")]
     assert after and after[0].endswith("successes [True]"), r.output  # both reach 100% on test cart-poles
+
+
+def test_every_family_that_ships_policies_ships_its_default_methods():
+    """``adapt``/``evaluate``/``render --family F`` load the shipped policy of F's default
+    method: it must exist wherever F ships any policy."""
+    from conftest import FAMILIES
+    from metarobot.policies.pretrained import has_pretrained
+
+    from metarobot.algorithms import algorithm_names
+
+    for family in FAMILIES:
+        if any(has_pretrained(family, algo) for algo in algorithm_names()):
+            assert has_pretrained(family, default_algo(family)), (family, default_algo(family))
