@@ -97,6 +97,9 @@ class MetaLearner:
     adapts_in_training: ClassVar[bool] = True
     #: whether adapting changes the policy's parameters (and so may need a safety check)
     updates_parameters: ClassVar[bool] = True
+    #: the fewest iterations a run may ask for (0: the untrained policy already acts, as
+    #: identify's controller does, and a run of none ships it as it is)
+    min_iterations: ClassVar[int] = 1
 
     def __new__(cls, config: MetaConfig | None = None, *args: Any, **settings: Any) -> MetaLearner:
         settings.pop("restoring", None)

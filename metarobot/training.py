@@ -310,7 +310,7 @@ class Run:
             "algo": cfg.algo,
             "iterations": learner.iteration,
             "env_steps": learner.env_steps,
-            "wall_s": learner.history[-1].get("wall_s") if learner.history else None,
+            "wall_s": learner.history[-1].get("wall_s") if learner.history else 0.0,
         }
         if cfg.eval_tasks > 0:
             test = learner.test("test", cfg.eval_tasks, seed=cfg.seed + 1)

@@ -201,7 +201,11 @@ def validate_meta_config(cfg: Any) -> None:
     """Every field of a ``MetaConfig``: type, range, device and the machine's limits."""
     if not isinstance(cfg.family, str) or not cfg.family:
         raise MetarobotError(f"family must be a family name, got {cfg.family!r}")
+    from metarobot.algorithms import get_algorithm
+
     for name, (low, high) in INT_RANGES.items():
+        if name == "iterations":  # an algorithm that acts untrained may run none (identify)
+            low = get_algorithm(str(cfg.algo)).min_iterations
         check_int(name, getattr(cfg, name), low, high)
     for name, (lo, hi, lo_open, hi_open) in FLOAT_RANGES.items():
         check_float(name, getattr(cfg, name), lo, hi, lo_open, hi_open)

@@ -41,6 +41,7 @@ class Identify(ContextLearner, Multitask):
 
     name = "identify"
     updates_parameters = False  # adapting adds statistics, never changes a parameter
+    min_iterations = 0  # the controller acts untrained: a run of no iterations ships it
     # small exploration: the residual's noise is also noise on the identified commands
     defaults = {"context_dropout": 0.0, "log_std_init": -2.0}
 
