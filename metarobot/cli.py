@@ -657,6 +657,21 @@ def evaluate(
                     )
         base = learners[0]
         fam = base.config.family
+        if base.env_steps == 0:  # a policy that acts untrained (identify): no budget to match
+            from metarobot.policies.pretrained import has_pretrained, shipped_file
+
+            given = {"multitask": multitask_checkpoint, "oracle": oracle_checkpoint, "recurrent": recurrent_checkpoint}
+            for algo in ("multitask", "recurrent", "oracle"):
+                needed = algo in wanted or (algo == "multitask" and "finetune" in wanted)
+                if algo == "recurrent":
+                    available = not checkpoints and shipped_file(fam, "recurrent", ".zip") is not None
+                else:
+                    available = not checkpoints and has_pretrained(fam, algo)
+                if needed and given[algo] is None and not available:
+                    raise MetarobotError(
+                        f"{paths[0]} was trained with 0 env steps, so a {algo} baseline of the same budget would be "
+                        f"untrained and none is shipped for {fam!r}: pass --{algo}-checkpoint"
+                    )
         out_dir = _out_dir(out, f"evaluate-{fam}")
         n = base.config.episodes_per_update if episodes is None else episodes
         methods = []

@@ -12,7 +12,7 @@ from stable_baselines3 import PPO
 from tiny import cli_args, tiny
 
 from metarobot.algorithms.identify import SUMS, Identify
-from metarobot.cli import cli
+from metarobot.cli import cli, main
 from metarobot.errors import MetarobotError
 from metarobot.online import IdentifiedContext, transition_rows
 
@@ -145,3 +145,16 @@ def test_cli_meta_train_and_evaluate_identify(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert (out / "results.json").exists()
+
+
+def test_evaluate_refuses_to_train_a_baseline_on_a_budget_of_zero(tmp_path, capsys):
+    """identify's shipped policy has 0 env steps: a baseline "of the same budget" would be an
+    untrained network, so evaluate asks for its checkpoint instead of measuring one."""
+    out = tmp_path / "ev"
+    args = ["evaluate", "--family", "reach-v2", "--baselines", "multitask", "--tasks", "1", "--seeds", "1"]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--workers", "0", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "trained with 0 env steps" in err and "--multitask-checkpoint" in err
+    assert not out.exists()
