@@ -158,3 +158,13 @@ def test_evaluate_refuses_to_train_a_baseline_on_a_budget_of_zero(tmp_path, caps
     assert exc.value.code == 2 and len(err.splitlines()) == 1, err
     assert "trained with 0 env steps" in err and "--multitask-checkpoint" in err
     assert not out.exists()
+
+
+def test_reach_v2s_default_run_is_the_untrained_identification_controller():
+    from metarobot.config import MetaConfig
+
+    cfg = MetaConfig.resolve(family="reach-v2")
+    assert cfg.algo == "identify" and cfg.iterations == 0
+    assert MetaConfig.resolve(family="reach-v2", algo="oracle").iterations >= 1  # others still train
+    with pytest.raises(MetarobotError, match="iterations=0 is out of range"):
+        MetaConfig.resolve(family="reach-v2", algo="oracle", iterations=0)
