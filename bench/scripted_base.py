@@ -5,6 +5,10 @@ is a reference for the learned policies, which must also work the wiring out: wh
 the robot cannot make the goal in the episode's time with this simple a controller.
 
     python bench/scripted_base.py --family navigate-v1 --urdf husky/husky.urdf --tasks 10 --seeds 3
+
+``--episode-steps 60,90,120`` runs each window length in turn (the family's is 60 steps, 3 s): a
+diagnosis of whether the robot runs out of time. Each line also counts the failures by kind
+(timeout, collision, flipped).
 """
 
 from __future__ import annotations
@@ -39,35 +43,44 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=10)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--turn-gains", default="1,2,4")
+    ap.add_argument("--episode-steps", default="", help="window lengths to run (default: the family's)")
     args = ap.parse_args()
     urdf = Path(args.urdf)
     if not urdf.is_absolute() and not urdf.exists():
         urdf = Path(pybullet_data.getDataPath()) / urdf
     family = get_family(args.family)
     tasks = [family.task_from_urdf(urdf, map_from=t) for t in family.heldout_tasks("test", args.tasks)]
-    for gain in (float(g) for g in args.turn_gains.split(",")):
-        outcomes, steps_to_goal = [], []
-        for task in tasks:
-            env = family.make_env(task)
-            try:
-                for seed in range(args.seeds):
-                    obs, _ = env.reset(seed=seed)
-                    done, info, t = False, {}, 0
-                    while not done:
-                        obs, _, term, trunc, info = env.step(controller(obs, gain))
-                        t += 1
-                        done = term or trunc
-                    outcomes.append(bool(info.get("is_success", False)))
-                    if outcomes[-1]:
-                        steps_to_goal.append(t)
-            finally:
-                env.close()
-        median = f"{np.median(steps_to_goal):.0f}" if steps_to_goal else "-"
-        print(
-            f"{urdf.name} on {args.family} ({args.tasks} test floors x {args.seeds} seeds), turn gain {gain:g}: "
-            f"success {100 * np.mean(outcomes):.1f}%, median steps to the goal {median} "
-            f"(episode: {family.episode_steps})"
-        )
+    windows = [int(w) for w in args.episode_steps.split(",") if w] or [family.episode_steps]
+    for window in windows:
+        for gain in (float(g) for g in args.turn_gains.split(",")):
+            outcomes, steps_to_goal, failures = [], [], {}
+            for task in tasks:
+                env = family.make_env(task)
+                env.max_episode_steps = window
+                try:
+                    for seed in range(args.seeds):
+                        obs, _ = env.reset(seed=seed)
+                        done, info, t = False, {}, 0
+                        while not done:
+                            obs, _, term, trunc, info = env.step(controller(obs, gain))
+                            t += 1
+                            done = term or trunc
+                        outcomes.append(bool(info.get("is_success", False)))
+                        if outcomes[-1]:
+                            steps_to_goal.append(t)
+                        else:
+                            kind = "timeout"
+                            if info.get("flipped") or info.get("collision"):
+                                kind = "flipped" if info.get("flipped") else "collision"
+                            failures[kind] = failures.get(kind, 0) + 1
+                finally:
+                    env.close()
+            median = f"{np.median(steps_to_goal):.0f}" if steps_to_goal else "-"
+            print(
+                f"{urdf.name} on {args.family} ({args.tasks} test floors x {args.seeds} seeds), turn gain {gain:g}, "
+                f"{window}-step window: success {100 * np.mean(outcomes):.1f}%, median steps to the goal {median}, "
+                f"failures {failures or 'none'}"
+            )
 
 
 if __name__ == "__main__":
