@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 
 import numpy as np
-from metarobot.envs.grasp_v1 import holding_force
+from metarobot.envs.grasp_v1 import holding_force, squeeze_command
 
 import metarobot
 
@@ -51,7 +51,8 @@ def main() -> None:
         unbreakable = dataclasses.replace(task, object_crush_force=1000.0)
         env.set_task(unbreakable)
         hold = holding_force(task)
-        row = [int(scripted(env, unbreakable, min(k * hold / task.grip_force, 1.0))["is_success"]) for k in FACTORS]
+        commands = [min(squeeze_command(k * hold, task.grip_force), 1.0) for k in FACTORS]
+        row = [int(scripted(env, unbreakable, c)["is_success"]) for c in commands]
         print(
             f"{task.object_shape:8s} m={task.object_mass:.2f} mu={task.pad_friction * task.object_friction:.2f} "
             f"hold={hold:5.1f} N grip={task.grip_force:4.1f} N crush={task.object_crush_force / hold:.2f}x",

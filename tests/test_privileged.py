@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from metarobot.envs.grasp_v1 import holding_force
+from metarobot.envs.grasp_v1 import SQUEEZE_RATE, holding_force, squeeze_command, squeeze_force
 from metarobot.envs.reach_v1 import tip_position
 
 import metarobot
@@ -264,12 +264,47 @@ def test_grasp_v1_needs_a_squeeze_inside_the_window():
             env.set_task(task)
             hold, crush, strength = holding_force(task), task.object_crush_force, task.grip_force
             assert 1.8 * hold <= crush + 1e-3 <= strength + 1e-3
-            inside = _squeeze_and_lift(env, task, math.sqrt(1.3 * hold * crush) / strength)
+            inside = _squeeze_and_lift(env, task, squeeze_command(math.sqrt(1.3 * hold * crush), strength))
             assert inside["is_success"] and not inside["crushed"]
-            light = _squeeze_and_lift(env, task, 0.5 * hold / strength)
+            assert hold < inside["squeeze"] < crush
+            light = _squeeze_and_lift(env, task, squeeze_command(0.5 * hold, strength))
             assert not light["is_success"] and not light["crushed"]  # it slips out
             hard = _squeeze_and_lift(env, task, 1.0)
             assert hard["crushed"] and not hard["is_success"]
+    finally:
+        env.close()
+
+
+def test_grasp_v1_squeeze_is_a_log_scale_reached_with_a_lag_and_contact_pays_only_when_it_holds():
+    assert squeeze_force(1.0, 30.0) == pytest.approx(30.0)
+    assert squeeze_force(0.6, 30.0) == pytest.approx(3.0)  # 2.5 decades over a[4] in (0, 1]
+    for force in (0.2, 1.0, 7.5, 30.0):
+        assert squeeze_force(squeeze_command(force, 30.0), 30.0) == pytest.approx(force)
+    fam = metarobot.get_family("grasp-v1")
+    task = next(t for t in fam.sample_tasks(40, "train", np.random.default_rng(6)) if t.object_shape == "box")
+    env = fam.make_env(task)
+    try:
+        obs, _ = env.reset(seed=0)
+        for _ in range(30):  # open, centre the fingers around the object and descend
+            rel = obs[6:9] * 0.05
+            down = (rel[2] + task.finger_length * 0.6) / 0.02
+            obs, *_ = env.step(np.clip([rel[0] / 0.02, rel[1] / 0.02, down, 0, -1], -1, 1))
+        target = 0.5 * holding_force(task)
+        command = squeeze_command(target, task.grip_force)
+        *_, info = env.step(np.array([0, 0, 0, 0, command]))
+        assert info["squeeze"] == pytest.approx(SQUEEZE_RATE * target)  # the lag: 30% of the way
+        rewards = []
+        for _ in range(15):  # both fingers close on it, too lightly to hold
+            _, r, *_, info = env.step(np.array([0, 0, 0, 0, command]))
+            rewards.append((r, info))
+        touching = [(r, i) for r, i in rewards if i["contact_left"] and i["contact_right"]]
+        assert touching, "the fingers never closed on the object"
+        # grasp's reward would add 0.5 per touching step; grasp-v1 pays it only above the holding force
+        for r, i in touching:
+            assert i["squeeze"] < holding_force(task)
+            assert r < 0.25
+        *_, info = env.step(np.array([0, 0, 0, 0, -1.0]))
+        assert info["squeeze"] == 0.0  # opening releases it
     finally:
         env.close()
 
