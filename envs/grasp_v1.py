@@ -19,14 +19,16 @@ procedural objects, 20 Hz control, 100-step episodes, the 21-float observation, 
   with more than ``object_crush_force`` N, drawn as 1.8-2.8 times the force that holds it.
   A crushed object can no longer succeed; the step it breaks costs 5, and afterwards only the
   distance and action terms of the reward remain (``info["crushed"]``);
-* **contact pays only for a squeeze that holds**: ``grasp``'s 0.5 per step with both fingers on
-  the object is paid only while the squeeze is at least the holding force.
+* **contact pays for the squeeze's firmness**: ``grasp``'s 0.5 per step with both fingers on the
+  object is paid times ``min(1, squeeze / holding force)``: in full for a squeeze that holds.
 
 Why the log scale, the lag and the contact term (bench/RESULTS.md, "grasp-v1"): with a squeeze
 linear in ``a[4]``, no lag and ``grasp``'s contact term, the oracle trained for 1.2M env steps
 never lifted an object. It learned to touch the object with both fingers (70% of steps) at a
 squeeze of 0.04, below the window that holds (median 0.14-0.31; 5% of windows under 0.03 wide):
-touching paid, and a sampled step too high crushed the object.
+touching paid, and a sampled step too high crushed the object. With contact paid only for a
+squeeze that holds, it learned to keep the fingers open (0% at 950k env steps): nothing led
+toward the window.
 
 A squeeze that works is a window whose place depends on mass, both frictions, the motors'
 strength and the fragility together; none of them shows in an observation before the object
@@ -200,14 +202,14 @@ class GraspV1Env(GraspEnv):
         if info.get("physics_error"):
             return obs, reward, terminated, truncated, {**info, "crushed": self._crushed}
         both = bool(info["contact_left"] and info["contact_right"])
-        if both and self._squeeze < holding_force(task):
-            reward -= 0.5  # contact pays only for a squeeze that holds
+        firmness = min(1.0, self._squeeze / holding_force(task))  # the share of what holds it
+        reward -= 0.5 * both * (1.0 - firmness)  # contact pays in proportion to the squeeze's firmness
         crushed_now = not self._crushed and both and self._squeeze > task.object_crush_force
         self._crushed = self._crushed or crushed_now
         if self._crushed:
             # a broken object earns no contact, lift or success reward
             lift = max(info["lift"], 0.0)
-            reward -= 0.5 * (both and self._squeeze >= holding_force(task)) + 20.0 * min(lift, LIFT_HEIGHT)
+            reward -= 0.5 * both * firmness + 20.0 * min(lift, LIFT_HEIGHT)
             reward -= 5.0 * (self._held == HOLD_STEPS)
             reward -= CRUSH_PENALTY * crushed_now
             self._success = False

@@ -275,7 +275,7 @@ def test_grasp_v1_needs_a_squeeze_inside_the_window():
         env.close()
 
 
-def test_grasp_v1_squeeze_is_a_log_scale_reached_with_a_lag_and_contact_pays_only_when_it_holds():
+def test_grasp_v1_squeeze_is_a_log_scale_reached_with_a_lag_and_contact_pays_for_its_firmness():
     assert squeeze_force(1.0, 30.0) == pytest.approx(30.0)
     assert squeeze_force(0.6, 30.0) == pytest.approx(3.0)  # 2.5 decades over a[4] in (0, 1]
     for force in (0.2, 1.0, 7.5, 30.0):
@@ -299,10 +299,10 @@ def test_grasp_v1_squeeze_is_a_log_scale_reached_with_a_lag_and_contact_pays_onl
             rewards.append((r, info))
         touching = [(r, i) for r, i in rewards if i["contact_left"] and i["contact_right"]]
         assert touching, "the fingers never closed on the object"
-        # grasp's reward would add 0.5 per touching step; grasp-v1 pays it only above the holding force
+        # grasp's reward adds 0.5 per touching step; grasp-v1 pays it times the squeeze's firmness
         for r, i in touching:
             assert i["squeeze"] < holding_force(task)
-            assert r < 0.25
+            assert r < 0.5 * i["squeeze"] / holding_force(task) + 0.05
         *_, info = env.step(np.array([0, 0, 0, 0, -1.0]))
         assert info["squeeze"] == 0.0  # opening releases it
     finally:
