@@ -37,7 +37,7 @@ from metarobot.algorithms.context import CONTEXT_KEY, ContextLearner
 from metarobot.algorithms.maml import MAML
 from metarobot.family import Task
 from metarobot.meta import AdaptationResult
-from metarobot.sampling import Rollout, as_box
+from metarobot.sampling import Rollout
 
 State = dict[str, torch.Tensor]
 
@@ -57,8 +57,6 @@ class CAVIA(ContextLearner, MAML):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._shared_part: State | None = None
         super().__init__(*args, **kwargs)
-        #: floats of the env's own observation (the context follows them)
-        self.obs_dim = int(as_box(self.policy.observation_space).shape[0]) - self.context_dim
 
     @property
     def context_dim(self) -> int:

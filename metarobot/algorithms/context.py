@@ -20,7 +20,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from metarobot.family import Task
 from metarobot.meta import MetaLearner
-from metarobot.sampling import Job, PolicySpec
+from metarobot.sampling import Job, PolicySpec, as_box
 
 State = dict[str, torch.Tensor]
 #: where an adaptation state keeps the context it deploys with (exported policies fold it in)
@@ -36,6 +36,11 @@ class ContextLearner(MetaLearner):
         kwargs = self.config.policy_kwargs(self.family.action_mask_slice)
         kwargs["context_slice"] = (obs_dim, obs_dim + self.context_dim)
         return PolicySpec(self.config.family, kwargs, context_dim=self.context_dim)
+
+    @property
+    def obs_dim(self) -> int:
+        """Floats of the env's own observation (the context follows them in the policy's input)."""
+        return int(as_box(self.policy.observation_space).shape[0]) - self.context_dim
 
     @property
     def training_context_dropout(self) -> float:

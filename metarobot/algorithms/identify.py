@@ -32,7 +32,7 @@ from metarobot.algorithms.multitask import Multitask
 from metarobot.algorithms.proto import transitions
 from metarobot.family import Task, TaskFamily
 from metarobot.online import Identification, IdentifiedContext, identification_of
-from metarobot.sampling import Job, PolicySpec, Rollout, as_box
+from metarobot.sampling import Job, PolicySpec, Rollout
 
 State = dict[str, torch.Tensor]
 #: where an adaptation state keeps the sums of identification statistics of its episodes
@@ -54,10 +54,6 @@ class Identify(ContextLearner, Multitask):
     @classmethod
     def check_family(cls, family: TaskFamily) -> None:
         identification_of(family.name)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.obs_dim = int(as_box(self.policy.observation_space).shape[0]) - self.context_dim
 
     @property
     def identification(self) -> Identification:

@@ -106,7 +106,6 @@ class Proto(ContextLearner):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.obs_dim = int(as_box(self.policy.observation_space).shape[0]) - self.context_dim
         act_dim = int(as_box(self.policy.action_space).shape[0])
         torch.manual_seed(job_seed(self.config.seed, 4_242))
         self.encoder = TransitionEncoder(self.obs_dim, act_dim, self.config.context_dim)
