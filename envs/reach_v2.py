@@ -276,9 +276,10 @@ def bounded_step(step: np.ndarray) -> np.ndarray:
 def nominal_command(step: np.ndarray) -> np.ndarray:
     """The nominal controller's joint commands in [-1, 1] for an observed (bounded) step: the
     step times ``FOLLOW_GAIN``, scaled down as a whole so that no command exceeds 1 (the
-    direction at full speed far from the goal, proportional near it)."""
+    direction at full speed far from the goal, proportional near it). ``step`` may be a batch
+    of rows (the last axis is the joints)."""
     command = FOLLOW_GAIN * np.asarray(step, dtype=np.float64)
-    return command / max(1.0, float(np.abs(command).max(initial=0.0)))
+    return command / np.maximum(1.0, np.abs(command).max(axis=-1, initial=0.0, keepdims=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,7 +294,7 @@ IDENTIFY_FOLLOW = 10.0
 #: an estimate of smaller magnitude is not trusted (a joint at its limit barely moves)
 MIN_GAIN = 0.05
 _VEL = slice(2 * MAX_JOINTS, 3 * MAX_JOINTS)
-_MASK = slice(3 * MAX_JOINTS, 4 * MAX_JOINTS)
+_MASK = slice(*ReachV1Family.action_mask_slice)
 _STEP = slice(OBS_DIM, OBS_DIM_V2)
 
 
@@ -318,10 +319,7 @@ class ArmIdentification:
         obs = transitions[:, :OBS_DIM_V2]
         action = np.clip(transitions[:, OBS_DIM_V2 : OBS_DIM_V2 + MAX_JOINTS], -1.0, 1.0)
         delta = transitions[:, OBS_DIM_V2 + MAX_JOINTS + 1 :]
-        mask = obs[:, _MASK]
-        nominal = FOLLOW_GAIN * obs[:, _STEP]
-        nominal = nominal / np.maximum(1.0, np.abs(nominal).max(axis=1, keepdims=True))
-        command = np.clip(nominal + RESIDUAL_SCALE * action, -1.0, 1.0) * mask
+        command = np.clip(nominal_command(obs[:, _STEP]) + RESIDUAL_SCALE * action, -1.0, 1.0) * obs[:, _MASK]
         speed = (obs[:, _VEL] + delta[:, _VEL]) * VEL_SCALE
         return np.concatenate([speed * command, command * command], axis=1)
 
