@@ -82,19 +82,17 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
         prior controller's action where there is one."""
         if self.context_slice is None and self.prior is None:
             return self._get_action_dist_from_latent(latent_pi)
+        obs = obs.to(latent_pi.dtype)
         mean = self.action_net(latent_pi)
         if self.context_slice is not None:
             start, stop = self.context_slice
-            mean = mean * torch.tanh(self.context_gate(obs[..., start:stop].to(latent_pi.dtype)))
+            own, context = obs[..., :start], obs[..., start:stop]
+            mean = mean * torch.tanh(self.context_gate(context))
+        else:  # an exported policy: the estimate it deploys with is fixed
+            own = obs
+            context = torch.as_tensor(self.prior_context, dtype=obs.dtype).expand(*obs.shape[:-1], -1)
         if self._prior_action is not None:
-            obs = obs.to(latent_pi.dtype)
-            if self.context_slice is not None:
-                start, stop = self.context_slice
-                own, estimate = obs[..., :start], obs[..., start:stop]
-            else:
-                own = obs
-                estimate = torch.as_tensor(self.prior_context, dtype=obs.dtype).expand(*obs.shape[:-1], -1)
-            mean = mean + self._prior_action(own, estimate)
+            mean = mean + self._prior_action(own, context)
         return self.action_dist.proba_distribution(mean, self.log_std)  # type: ignore[call-arg]
 
     def get_distribution(self, obs: Any) -> Any:  # type: ignore[override]
