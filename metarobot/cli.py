@@ -657,17 +657,22 @@ def evaluate(
                     )
         base = learners[0]
         fam = base.config.family
-        if base.env_steps == 0:  # a policy that acts untrained (identify): no budget to match
-            from metarobot.policies.pretrained import has_pretrained, shipped_file
 
+        def shipped(algo: str) -> Path | None:
+            """The family's shipped baseline policy, used unless checkpoints were given to compare."""
+            from metarobot.policies.pretrained import has_pretrained, pretrained_path, shipped_file
+
+            if checkpoints:
+                return None
+            if algo == "recurrent":
+                return shipped_file(fam, "recurrent", ".zip")
+            return pretrained_path(fam, algo) if has_pretrained(fam, algo) else None
+
+        if base.env_steps == 0:  # a policy that acts untrained (identify): no budget to match
             given = {"multitask": multitask_checkpoint, "oracle": oracle_checkpoint, "recurrent": recurrent_checkpoint}
             for algo in ("multitask", "recurrent", "oracle"):
                 needed = algo in wanted or (algo == "multitask" and "finetune" in wanted)
-                if algo == "recurrent":
-                    available = not checkpoints and shipped_file(fam, "recurrent", ".zip") is not None
-                else:
-                    available = not checkpoints and has_pretrained(fam, algo)
-                if needed and given[algo] is None and not available:
+                if needed and given[algo] is None and shipped(algo) is None:
                     raise MetarobotError(
                         f"{paths[0]} was trained with 0 env steps, so a {algo} baseline of the same budget would be "
                         f"untrained and none is shipped for {fam!r}: pass --{algo}-checkpoint"
@@ -684,10 +689,8 @@ def evaluate(
         def baseline(algo: str, given: Path | None) -> Any:
             """A baseline policy's learner: given, shipped, or trained now on the same budget."""
             from metarobot.meta import MetaLearner
-            from metarobot.policies.pretrained import has_pretrained, pretrained_path
 
-            if given is None and not checkpoints and has_pretrained(fam, algo):
-                given = pretrained_path(fam, algo)
+            given = given or shipped(algo)
             if given is not None:
                 learner = _load_learner(fam, given, workers, device)[0]
                 notes[f"{algo}_checkpoint"] = str(given)
@@ -713,11 +716,9 @@ def evaluate(
                 learners.append(ft)
                 methods.append(Method("finetune", ft.meta_state(), ft, f"ppo lr {lr_choice:g}"))
         if "recurrent" in wanted:
-            from metarobot.policies.pretrained import shipped_file
             from metarobot.recurrent import RecurrentBaseline, load_recurrent, train_recurrent
 
-            shipped = None if checkpoints else shipped_file(fam, "recurrent", ".zip")
-            path = recurrent_checkpoint or shipped
+            path = recurrent_checkpoint or shipped("recurrent")
             if path is not None:
                 model = load_recurrent(path)
                 notes["recurrent_checkpoint"] = str(path)
