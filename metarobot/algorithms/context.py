@@ -70,12 +70,16 @@ class ContextLearner(MetaLearner):
         """Policy settings an exported policy needs beyond the run's (given the folded context)."""
         return {}
 
+    def undeployed_context(self, state: State) -> torch.Tensor:
+        """The context an exported state that deploys none (the meta-parameters) folds in."""
+        return torch.zeros(self.context_dim)
+
     def save_sb3(self, path: Path | str, state: State | None = None) -> Path:
         """An SB3 PPO zip over the env's own observation, the deployed context folded in."""
         state = state if state is not None else self.meta_state()
         context = state.get(CONTEXT_KEY)
         if context is None:
-            context = torch.zeros(self.context_dim)
+            context = self.undeployed_context(state)
         folded = fold_context(self.policy_part(state), self.policy, context.float())
         first = self.family.heldout_tasks("train", 1)[0]
         env = DummyVecEnv([lambda: self.family.make_env(first)])

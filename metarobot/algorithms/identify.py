@@ -21,7 +21,6 @@ no gradient step (``updates_parameters = False``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,8 +72,12 @@ class Identify(ContextLearner, Multitask):
             return state[SUMS].detach().numpy().astype(np.float64)
         return np.zeros(self.identification.stats_dim)
 
-    def job_context(self, task: Task, state: State) -> np.ndarray:
+    def _estimate(self, state: State) -> np.ndarray:
+        """The estimate from the statistics ``state`` holds (the file's word where none)."""
         return self.identification.estimate(self._sums(state)[None])[0]
+
+    def job_context(self, task: Task, state: State) -> np.ndarray:
+        return self._estimate(state)
 
     def make_job(self, task: Task, state: State, n_episodes: int, seed: int) -> Job:
         job = super().make_job(task, state, n_episodes, seed)
@@ -87,14 +90,10 @@ class Identify(ContextLearner, Multitask):
         return {**state, SUMS: torch.as_tensor(sums)}
 
     def deployed_state(self, task: Task, state: State) -> State:
-        return {**state, CONTEXT_KEY: torch.as_tensor(self.job_context(task, state))}
+        return {**state, CONTEXT_KEY: torch.as_tensor(self._estimate(state))}
+
+    def undeployed_context(self, state: State) -> torch.Tensor:
+        return torch.as_tensor(self._estimate(state))  # the meta-parameters: the file's word
 
     def export_kwargs(self, context: torch.Tensor) -> dict[str, Any]:
         return {"prior_context": [float(v) for v in context]}
-
-    def save_sb3(self, path: Path | str, state: State | None = None) -> Path:
-        state = state if state is not None else self.meta_state()
-        if CONTEXT_KEY not in state:  # the meta-parameters: the file's word for every joint
-            first = self.family.heldout_tasks("train", 1)[0]
-            state = {**state, CONTEXT_KEY: torch.as_tensor(self.job_context(first, state))}
-        return super().save_sb3(path, state)
