@@ -8,8 +8,10 @@
   least-squares ratio of its observed speed to the command sent the step before, over the
   episode so far (the file's word until a joint has moved), and the wanted command uses it.
 
-The wanted command is ``10 * s * d / g``, scaled down as a whole so that no command exceeds 1,
-sent as the residual on the nominal controller that gives it. The same tasks as
+The wanted command is ``10 * d / g`` (``g``: the signed gain), scaled down as a whole so that
+no command exceeds 1, sent as the residual on the nominal controller that gives it: the
+controller and the estimate are those of ``--algo identify`` (``ArmIdentification``), run
+here without its residual network and its sampled exploration. The same tasks as
 ``bench/real_robot_eval.py`` (the file's arm varied with seeds 10000 + i), or a split's held-out
 tasks with ``--split``; success at the end of each of ``--seeds`` episodes per task.
 
@@ -28,9 +30,13 @@ from real_robot_eval import VARIATION_SEED  # the same robots of each file's mod
 
 
 def run(family, tasks, seeds: int, mode: str) -> float:
-    from metarobot.envs.reach import MAX_JOINTS, OBS_DIM, VEL_SCALE
-    from metarobot.envs.reach_v2 import RESIDUAL_SCALE, nominal_command
+    """Success (%) of ``mode``'s controller: the ``identify`` method's (``ArmIdentification``),
+    fed the true signed gains, the file's word, or its own online estimate."""
+    import torch
+    from metarobot.envs.reach import MAX_JOINTS
+    from metarobot.envs.reach_v2 import FILE_GAIN, ArmIdentification
 
+    ident = ArmIdentification()
     wins = []
     for task in tasks:
         env = family.make_env(task)
@@ -38,26 +44,21 @@ def run(family, tasks, seeds: int, mode: str) -> float:
         try:
             for seed in range(seeds):
                 obs, info = env.reset(seed=seed)
-                signed = np.asarray(task.actuator_signs) * np.asarray(task.actuator_gains)
-                gain = signed if mode == "known" else np.full(n, 1.5)
-                moved, pushed = np.zeros(n), np.zeros(n)  # sums of speed x command and command^2
-                sent = np.zeros(n)
+                estimate = np.full(MAX_JOINTS, FILE_GAIN)
+                if mode == "known":
+                    estimate[:n] = np.asarray(task.actuator_signs) * np.asarray(task.actuator_gains)
+                sums = np.zeros(ident.stats_dim)  # over the episode so far
                 for _ in range(family.episode_steps):
                     if mode == "identified":
-                        speed = obs[2 * MAX_JOINTS : 2 * MAX_JOINTS + n] * VEL_SCALE
-                        moved += speed * sent
-                        pushed += sent * sent
-                        seen = pushed > 1e-3
-                        estimate = np.where(seen, moved / np.maximum(pushed, 1e-9), 1.5)
-                        gain = np.where(np.abs(estimate) > 0.05, estimate, 1.5)
-                    step = obs[OBS_DIM : OBS_DIM + n]
-                    want = 10.0 * step / gain
-                    want = want / max(1.0, float(np.abs(want).max()))
-                    sent = want
-                    a = np.pad((want - nominal_command(step)) / RESIDUAL_SCALE, (0, MAX_JOINTS - n))
-                    obs, _, terminated, truncated, info = env.step(a)
+                        estimate = ident.estimate(sums[None])[0].astype(np.float64)
+                    seen = torch.as_tensor(obs, dtype=torch.float64)
+                    a = ident.action(seen, torch.as_tensor(estimate)).numpy()
+                    next_obs, r, terminated, truncated, info = env.step(a)
                     if terminated or truncated:
                         break
+                    row = np.concatenate([obs, a, [r], next_obs.astype(np.float64) - obs])  # as transition_rows
+                    sums += ident.statistics(row[None])[0]
+                    obs = next_obs
                 wins.append(bool(info["is_success"]))
         finally:
             env.close()
