@@ -326,13 +326,15 @@ class GraspEnv(MetaRobotEnv):
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 20}
     task_type = GraspTask
     max_episode_steps = EPISODE_STEPS
+    #: length of the observation (a variant may append to ``grasp``'s 21 floats)
+    obs_dim = OBS_DIM
 
     def __init__(
         self, task: GraspTask | None = None, render_mode: str | None = None, task_seed: int | None = None
     ) -> None:
         if task is None:
             task = GraspFamily().sample_tasks(1, "train", np.random.default_rng(task_seed))[0]  # type: ignore[assignment]
-        self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (OBS_DIM,), np.float32)
+        self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (self.obs_dim,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (5,), np.float32)
         self._gripper_key: tuple[float, ...] | None = None
         self.object: int | None = None
@@ -549,7 +551,7 @@ class GraspEnv(MetaRobotEnv):
         obs, info = self._obs()
         if not info["sane"]:
             out = {"physics_error": True, "is_success": False, "lift": 0.0, "distance": float("nan")}
-            return np.zeros(OBS_DIM, np.float32), -1.0, True, False, out
+            return np.zeros(self.obs_dim, np.float32), -1.0, True, False, out
         left, right = info["contacts"]
         lift = info["lift"]
         self._held = self._held + 1 if lift >= LIFT_HEIGHT else 0

@@ -20,6 +20,7 @@ _BUILTIN: dict[str, str] = {
     "reach-v2": "metarobot.envs.reach_v2:ReachV2Family",
     "navigate-v1": "metarobot.envs.navigate_v1:NavigateV1Family",
     "grasp-v1": "metarobot.envs.grasp_v1:GraspV1Family",
+    "grasp-v2": "metarobot.envs.grasp_v2:GraspV2Family",
 }
 _extra: dict[str, type[TaskFamily]] = {}
 _instances: dict[str, TaskFamily] = {}

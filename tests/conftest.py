@@ -4,7 +4,7 @@ import torch
 
 import metarobot
 
-FAMILIES = ["reach", "cartpole", "navigate", "grasp", "reach-v1", "reach-v2", "navigate-v1", "grasp-v1"]
+FAMILIES = ["reach", "cartpole", "navigate", "grasp", "reach-v1", "reach-v2", "navigate-v1", "grasp-v1", "grasp-v2"]
 
 
 @pytest.fixture(autouse=True)

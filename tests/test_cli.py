@@ -42,7 +42,7 @@ def test_unknown_family_is_a_one_line_error_with_exit_code_2():
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "Error: unknown family 'bogus'; known families: "
-        "cartpole, grasp, grasp-v1, navigate, navigate-v1, reach, reach-v1, reach-v2"
+        "cartpole, grasp, grasp-v1, grasp-v2, navigate, navigate-v1, reach, reach-v1, reach-v2"
     ]
     assert "Traceback" not in proc.stderr
 

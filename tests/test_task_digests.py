@@ -8,7 +8,8 @@ default_rng(seed))`` for seeds 0, 1 and 7; a second hash covers the privileged o
 before the families' parameters moved into one declarative spec each -- except navigate-v1's,
 computed at 39c4ee0, the commit that gave navigate-v1 an open floor (its oracle stalled on
 navigate's maps; bench/RESULTS.md), on which its policies were trained -- and reach-v2's,
-computed at 110d503, the commit that introduced it.
+computed at 110d503, the commit that introduced it, and grasp-v2's, computed with the commit
+that introduced it.
 """
 
 import hashlib
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 import metarobot
+from metarobot.registry import _BUILTIN
 
 SEEDS = (0, 1, 7)
 
@@ -57,6 +59,18 @@ PINNED: dict[tuple[str, str], tuple[str, str]] = {
     ("grasp-v1", "ood"): (
         "ec3414c3b18945ec1fc885ffbcdba5bea9cf18faf4c9886f6ae7918a7066b3e4",
         "5d5eeb22426599857f3ccf77d5bc0c9acc0d96bc934e9501f24d373c00692cf9",
+    ),
+    ("grasp-v2", "train"): (
+        "06fbe910aa032651f6578b3a6c203889a27eb1286ed78b51dffb3c85d3bcd103",
+        "45a420a40c3c5cba876fcb6909f61be408b8a3712916b056eb574a04acb1ebf3",
+    ),
+    ("grasp-v2", "test"): (
+        "bd8d12632cc59ea85d1a83fbd293b604eb9097af071c67f0415b8518152eebcb",
+        "8016a2e8739e45a8b8be0be32d613422bdadc5fa3347b0d2082c45a9c21eb746",
+    ),
+    ("grasp-v2", "ood"): (
+        "f72508bf5716adf2498c35707c61107cc505acd35fbbbe4f72ec8ce69e1a3124",
+        "7d560f58521197f7ccc282b15ff4b0c94c24caeb5bb17905351205175d46b66d",
     ),
     ("navigate", "train"): (
         "94616b4ba0d324a6da26a95c903c366254e60cdf3279bc2077ac713526ba964a",
@@ -143,3 +157,7 @@ def test_generated_tasks_are_unchanged(family, split):
 @pytest.mark.parametrize(("family", "split"), sorted(PINNED))
 def test_hidden_parameters_are_unchanged(family, split):
     assert hidden_hash(family, split) == PINNED[family, split][1]
+
+
+def test_every_family_is_pinned():
+    assert {name for name, _ in PINNED} == set(_BUILTIN)
