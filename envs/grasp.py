@@ -328,6 +328,8 @@ class GraspEnv(MetaRobotEnv):
     max_episode_steps = EPISODE_STEPS
     #: length of the observation (a variant may append to ``grasp``'s 21 floats)
     obs_dim = OBS_DIM
+    #: the palm's height at reset (m), above the tallest object the family holds
+    start_height = START_HEIGHT
 
     def __init__(
         self, task: GraspTask | None = None, render_mode: str | None = None, task_seed: int | None = None
@@ -520,7 +522,7 @@ class GraspEnv(MetaRobotEnv):
         )
         p.resetBaseVelocity(self.object, [0, 0, 0], [0, 0, 0], physicsClientId=c)
         x0, y0 = rng.uniform(-0.01, 0.01, size=2)
-        z0 = START_HEIGHT  # the same for every task: a start height that depended on the finger
+        z0 = self.start_height  # the same for every task: a start height that depended on the finger
         # length (or the object) would reveal it in the first observation
         q0 = [x0, y0, z0, rng.uniform(-0.1, 0.1), 0.0, 0.0]
         for j, q in zip(self._move + self._fingers, q0):

@@ -15,10 +15,12 @@ hidden parameters (finger geometry, grip force, pad friction, object mass and fr
 
 * **objects of real sizes**: 3-9 cm across at their narrow side (``grasp``: 3-6 cm), up to 1.6
   times that along the other (``object_depth``), 3-12 cm tall, 30-500 g, friction 0.4-1.0, held
-  by grippers that open 8.5-14 cm (two-finger hands of real arms open 8-14 cm). An object is at
-  least 1.5 cm narrower than its gripper's opening;
+  by grippers that open 8.5-14 cm (two-finger hands of real arms open 8-14 cm) with fingers 5-9
+  cm long. An object is at least 1.5 cm narrower than its gripper's opening. The gripper starts
+  5 cm higher than in ``grasp`` (palm 25 cm up), above the tallest object;
 * **lumpy shapes**: besides ``grasp``'s box (now of any footprint), cylinder, sphere and capsule,
-  a ``blob`` (a star-shaped convex solid: a superellipsoid with random bumps) and a
+  a ``blob`` (a superellipsoid with random bumps and a flat base; it collides as its convex
+  hull) and a
   ``compound`` (a box or cylinder body with one to three lumps -- heads, arms, handles -- fused
   on, its centre of mass where the parts put it), both drawn from ``shape_variation``;
 * **the object's size is observed** (3 more floats, 24 in all): its half-extents along its own
@@ -55,6 +57,8 @@ SHAPES_V2 = (*SHAPES, "blob", "compound")
 EXTENT_DIM = 3
 OBS_DIM_V2 = OBS_DIM + EXTENT_DIM
 EXTENT_UNIT = 0.05  # m per observed unit (as the object's position)
+#: the palm's height at reset (m): fingers up to 9 cm long clear objects up to 12 cm tall
+START_HEIGHT_V2 = 0.25
 #: an object is at least this much narrower than its gripper opens (m)
 FIT_MARGIN = 0.015
 
@@ -102,7 +106,7 @@ def blob_mesh(task: GraspV2Task) -> tuple[np.ndarray, np.ndarray]:
     """A ``blob``'s vertices (m, its bounding box centred on the origin: ``2 object_size`` by
     ``2 object_size object_depth`` wide -- the long side along x -- and ``object_height`` tall)
     and triangles: a superellipsoid (roundness drawn per axis pair) whose radius carries up to
-    three low-frequency bumps. It collides as its convex hull."""
+    three low-frequency bumps, its bottom cut flat to stand on. It collides as its convex hull."""
     rng = _rng(task)
     e_lat, e_lon = rng.uniform(0.35, 1.2, size=2)  # < 1: boxy, 1: ellipsoid, > 1: pinched
     n_lat, n_lon = 9, 16
@@ -122,6 +126,8 @@ def blob_mesh(task: GraspV2Task) -> tuple[np.ndarray, np.ndarray]:
     z = pw(np.sin(th), e_lat) * bump
     ring = np.stack([x, y, z], axis=-1).reshape(-1, 3)
     vertices = np.concatenate([ring, [[0.0, 0.0, -1.0], [0.0, 0.0, 1.0]]])
+    # a flat base to stand on (a round one rolls away before it is touched)
+    vertices[:, 2] = np.maximum(vertices[:, 2], vertices[:, 2].min() + rng.uniform(0.3, 0.6))
     size = np.array([task.object_size * task.object_depth, task.object_size, task.object_height / 2])
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
     vertices = (vertices - (lo + hi) / 2) / ((hi - lo) / 2) * size
@@ -241,6 +247,8 @@ class GraspV2Env(GraspEnv):
 
     task_type = GraspV2Task
     obs_dim = OBS_DIM_V2
+    #: fingertips 16-20 cm up at reset (``grasp``: 12-16.5 cm), above objects up to 12 cm tall
+    start_height = START_HEIGHT_V2
 
     def __init__(
         self, task: GraspV2Task | None = None, render_mode: str | None = None, task_seed: int | None = None
