@@ -19,8 +19,8 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 import torch
-
 from metarobot.envs.grasp import object_task_from_mesh, object_task_from_urdf
+
 from metarobot.meta import MetaLearner
 
 
