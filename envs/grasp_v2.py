@@ -234,6 +234,17 @@ class GraspV2Family(GraspFamily):
     def make_env(self, task: Task, render_mode: str | None = None) -> GraspV2Env:
         return GraspV2Env(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
+    def describe(self, task: Task) -> dict[str, Any]:
+        """``grasp``'s description of a user's object, and the extents the policy is shown."""
+        out = super().describe(task)
+        env = self.make_env(task)
+        try:
+            x, y, top = (round(float(v), 4) for v in env.object_extents)
+        finally:
+            env.close()
+        out["observed_extents_m"] = {"half_x": x, "half_y": y, "top_above_centre_of_mass": top}
+        return out
+
     def task_from_object_urdf(self, path: Path) -> GraspTask:
         return object_task_from_urdf(path, gripper_from=self.heldout_tasks("test", 1)[0])  # type: ignore[arg-type]
 

@@ -160,3 +160,5 @@ def test_a_users_object_file_loads_measured_on_a_grasp_v2_gripper(fam):
         assert 0.03 < extents[0] < 0.08 and 0.03 < extents[1] < 0.08 and 0.01 < extents[2] < 0.07
     finally:
         env.close()
+    described = fam.describe(task)["observed_extents_m"]
+    assert np.allclose(list(described.values()), extents, atol=1e-3)
