@@ -6,6 +6,7 @@ the robot cannot make the goal in the episode's time with this simple a controll
 
     python bench/scripted_base.py --family navigate-v1 --urdf husky/husky.urdf --tasks 10 --seeds 3
 
+``--reverse`` drives to a goal behind backward (navigate-v1's ``identify`` controller).
 ``--episode-steps 60,90,120`` runs each window length in turn (the family's is 60 steps, 3 s): a
 diagnosis of whether the robot runs out of time. Each line also counts the failures by kind
 (timeout, collision, flipped).
@@ -20,11 +21,19 @@ from pathlib import Path
 import numpy as np
 
 
-def controller(obs: np.ndarray, turn_gain: float) -> np.ndarray:
+def controller(obs: np.ndarray, turn_gain: float, reverse: bool = False) -> np.ndarray:
     """Wheel commands (left, right) in [-1, 1] from the goal bearing in the observation (obs[3],
     obs[4]: cos and sin of the goal's bearing in the robot frame): turn toward it, drive forward
-    as much as it lies ahead."""
+    as much as it lies ahead. With ``reverse``, a goal behind is driven to backward, the rear
+    turned toward it (the controller of navigate-v1's ``identify``, told the wiring)."""
     bearing = math.atan2(float(obs[4]), float(obs[3]))
+    if reverse and math.cos(bearing) < 0:
+        aim = math.remainder(bearing - math.pi, 2 * math.pi)
+        turn = float(np.clip(turn_gain * aim, -1.0, 1.0))
+        forward = math.cos(bearing)
+        left, right = forward - turn, forward + turn
+        scale = max(abs(left), abs(right))
+        return np.array([left / scale, right / scale], dtype=np.float32)
     turn = float(np.clip(turn_gain * bearing, -1.0, 1.0))
     forward = max(0.0, math.cos(bearing))
     left, right = forward - turn, forward + turn
@@ -44,6 +53,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--turn-gains", default="1,2,4")
     ap.add_argument("--episode-steps", default="", help="window lengths to run (default: the family's)")
+    ap.add_argument("--reverse", action="store_true", help="drive to a goal behind in reverse")
     args = ap.parse_args()
     urdf = Path(args.urdf)
     if not urdf.is_absolute() and not urdf.exists():
@@ -62,7 +72,7 @@ def main() -> None:
                         obs, _ = env.reset(seed=seed)
                         done, info, t = False, {}, 0
                         while not done:
-                            obs, _, term, trunc, info = env.step(controller(obs, gain))
+                            obs, _, term, trunc, info = env.step(controller(obs, gain, args.reverse))
                             t += 1
                             done = term or trunc
                         outcomes.append(bool(info.get("is_success", False)))
