@@ -94,6 +94,7 @@ def families(name: str | None, as_json: bool) -> None:
             "summary": fam.summary,
             "ranges": fam.ranges(),
             "meta_train_defaults": dict(fam.meta_defaults),
+            "meta_train_defaults_by_algo": {a: dict(d) for a, d in fam.algo_defaults.items()},
         }
     if as_json:
         click.echo(json.dumps(out, indent=2))
@@ -107,6 +108,9 @@ def families(name: str | None, as_json: bool) -> None:
         if desc["meta_train_defaults"]:
             own = ", ".join(f"{k}={v}" for k, v in desc["meta_train_defaults"].items())
             click.echo(f"    meta-train defaults: {own}")
+        for algo_name, settings in desc["meta_train_defaults_by_algo"].items():
+            own = ", ".join(f"{k}={v}" for k, v in settings.items())
+            click.echo(f"    with --algo {algo_name}: {own}")
 
 
 class _IntTuple(click.ParamType):

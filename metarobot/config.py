@@ -3,8 +3,8 @@
 Every setting is declared once, here, with its doc (``setting(default, doc)``); the CLI's
 ``meta-train`` options are derived from these fields. ``MetaConfig.resolve`` is the one place
 that turns what a user asked for into a run's settings, for the Python API, YAML and the CLI
-alike: dataclass defaults < the algorithm's defaults < the family's ``meta_defaults`` < what
-was given.
+alike: dataclass defaults < the algorithm's defaults < the family's ``meta_defaults`` < the
+family's ``algo_defaults`` for that algorithm < what was given.
 """
 
 from __future__ import annotations
@@ -132,8 +132,9 @@ class MetaConfig:
     @classmethod
     def resolve(cls, settings: Mapping[str, Any] | None = None, **given: Any) -> MetaConfig:
         """The settings of a run from what the user gave (API keywords, YAML, CLI options):
-        dataclass defaults < the algorithm's ``defaults`` < the family's ``meta_defaults`` <
-        ``settings``/``given``. The same input gives the same run whichever way it came in."""
+        dataclass defaults < the algorithm's ``defaults`` < the family's ``meta_defaults`` < the
+        family's ``algo_defaults[algo]`` < ``settings``/``given``. The same input gives the same
+        run whichever way it came in."""
         from metarobot.algorithms import get_algorithm
         from metarobot.registry import get_family
 
@@ -145,7 +146,7 @@ class MetaConfig:
         family = get_family(str(asked.get("family", base.family)))
         algo = get_algorithm(str(asked.get("algo", default_algo(family.name))))
         algo.check_family(family)
-        merged = {**algo.defaults, **family.meta_defaults, **asked}
+        merged = {**algo.defaults, **family.meta_defaults, **family.algo_defaults.get(algo.name, {}), **asked}
         return cls.from_dict({**base.to_dict(), **merged})
 
     @classmethod

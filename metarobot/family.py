@@ -461,6 +461,10 @@ class TaskFamily(ABC):
     control_hz: ClassVar[float] = 30.0
     #: meta-training settings this family changes from ``MetaConfig``'s defaults
     meta_defaults: ClassVar[dict[str, Any]] = {}
+    #: settings this family gives one algorithm (by name), over ``meta_defaults``: what its
+    #: shipped run of that algorithm used (an iteration budget that suits one method may not
+    #: suit another: ``identify`` runs no iterations)
+    algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     #: ``(start, stop)`` of the 0/1 action mask inside the observation, if actions are padded
     action_mask_slice: ClassVar[tuple[int, int] | None] = None
     #: what success means, one line (``metarobot families``)

@@ -136,6 +136,17 @@ def test_api_yaml_and_cli_resolve_to_the_same_run(tmp_path):
         assert learner.config.to_dict() == expected
 
 
+def test_a_familys_settings_for_one_algorithm_beat_its_general_ones_and_lose_to_the_users():
+    # navigate-v1 trains identify (no iterations) by default and its learned methods for 130
+    family = metarobot.get_family("navigate-v1")
+    assert family.meta_defaults["algo"] == "identify" and family.meta_defaults["iterations"] == 130
+    assert MetaConfig.resolve(family="navigate-v1").iterations == 0
+    assert MetaConfig.resolve(family="navigate-v1", algo="rma-online").iterations == 130
+    assert MetaConfig.resolve(family="navigate-v1", algo="identify", iterations=5).iterations == 5
+    r = CliRunner().invoke(cli, ["families", "navigate-v1"])
+    assert "with --algo identify: iterations=0" in r.output
+
+
 def test_cli_options_come_from_the_config_field_docs():
     r = CliRunner().invoke(cli, ["meta-train", "--help"], terminal_width=200)
     assert r.exit_code == 0
@@ -393,17 +404,20 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def test_a_family_names_its_default_algorithm():
-    """navigate-v1's defaults are rma-online's shipped run; naming an algo, or a family without
-    its own default, gives the named one or maml."""
+    """navigate-v1's default is identify (its shipped controller, no iterations); naming an
+    algo gives the family's settings for it (rma-online: its shipped run), and a family without
+    its own default gives maml."""
     cfg = MetaConfig.resolve(family="navigate-v1")
-    assert cfg.algo == "rma-online" and cfg.teacher_fraction == 0.75 and cfg.iterations == 130
-    assert cfg.context_dropout == get_algorithm("rma-online").defaults["context_dropout"] == 0.0
+    assert cfg.algo == "identify" and cfg.iterations == 0
+    online = MetaConfig.resolve(family="navigate-v1", algo="rma-online")
+    assert online.teacher_fraction == 0.75 and online.iterations == 130
+    assert online.context_dropout == get_algorithm("rma-online").defaults["context_dropout"] == 0.0
     rma = MetaConfig.resolve(family="navigate-v1", algo="rma")  # the family's budget, rma's own dropout
     assert rma.iterations == 130 and rma.context_dropout == get_algorithm("rma").defaults["context_dropout"] > 0
     assert MetaConfig.resolve(family="navigate-v1", algo="multitask").algo == "multitask"
     assert MetaConfig.resolve(family="cartpole").algo == "maml"
     learner = MetaLearner(family="navigate-v1", workers=0, iterations=1, meta_batch=1, eval_tasks=0)
     try:
-        assert type(learner).name == "rma-online" and learner.config.algo == "rma-online"
+        assert type(learner).name == "identify" and learner.config.algo == "identify"
     finally:
         learner.close()
