@@ -179,6 +179,10 @@ class GraspFamily(TaskFamily):
     task_type = GraspTask
     summary = "procedural parallel-jaw grippers (fingers, opening, force, friction) and objects to lift"
     success = f"object held {LIFT_HEIGHT * 100:g} cm above the table for {HOLD_STEPS} steps (0.5 s)"
+    file_hint = (
+        "--family grasp-v2 is trained on objects of real sizes and shapes and sees their size "
+        "(the teddy: 92-97% there, 49-61% here; bench/RESULTS.md)"
+    )
     episode_steps = EPISODE_STEPS
     control_hz = 20.0
     meta_defaults: ClassVar[dict[str, Any]] = {"iterations": 120, "meta_batch": 10, "episodes_per_update": 5}

@@ -112,6 +112,7 @@ class GraspV1Family(GraspFamily):
     summary = "grasp with a squeeze command: heavy objects slip from a light squeeze, fragile ones break"
     #: ``grasp``'s 7 values, then the crush force (log scale: 0.5-40 N maps to [-1, 1])
     hidden = (*GraspFamily.hidden, "object_crush_force")
+    file_hint = ""
 
     def _grasp_task(self, rng: np.random.Generator) -> GraspTask:
         """A training task drawn as ``grasp`` draws one, before its crush force is set."""

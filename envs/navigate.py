@@ -321,6 +321,10 @@ class NavigateFamily(TaskFamily):
     task_type = NavigateTask
     summary = "procedural differential-drive robots (size, wheels, motor gains and wiring) in procedural maps"
     success = "robot centre within 0.15 m of the goal within 100 steps (5 s)"
+    file_hint = (
+        "--family navigate-v1 identifies each wheel's wiring online (80-100% of goals on the Husky, "
+        "racecar and R2-D2 files; bench/RESULTS.md)"
+    )
     episode_steps = EPISODE_STEPS
     control_hz = 20.0
     meta_defaults: ClassVar[dict[str, Any]] = {"iterations": 120, "meta_batch": 10, "episodes_per_update": 5}

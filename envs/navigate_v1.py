@@ -110,6 +110,7 @@ class NavigateV1Family(NavigateFamily):
     }
     #: identify's shipped policy is its controller untrained: no iterations
     algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {"identify": {"iterations": 0}}
+    file_hint = ""
     #: ``navigate``'s 11 robot values (signs: each motor's own), then the right wheel's scale
     #: (the training range maps to [-1, 1])
     hidden = (*NavigateFamily.hidden, "right_wheel_scale")

@@ -118,6 +118,7 @@ class ReachV2Family(ReachV1Family):
     #: the oracle and the learned adapters did not learn reach-v2 within 2M env steps, while
     #: identification reaches 83-100% of real arm files' goals (bench/RESULTS.md, reach-v2)
     meta_defaults: ClassVar[dict[str, Any]] = {"algo": "identify"}
+    file_hint = ""
 
     def _build(
         self,

@@ -457,6 +457,8 @@ def _report_file_task(family: Any, task: Any, as_json: bool = False, err: bool =
                 click.echo("  " + "  ".join(f"{k}={v}" for k, v in row.items()), err=err)
         else:
             click.echo(f"{key}: {value}", err=err)
+    if family.file_hint:
+        click.echo(f"hint: {family.file_hint}", err=err)
 
 
 def _out_dir(out: Path | None, default: str) -> Path:

@@ -469,6 +469,9 @@ class TaskFamily(ABC):
     action_mask_slice: ClassVar[tuple[int, int] | None] = None
     #: what success means, one line (``metarobot families``)
     success: ClassVar[str] = ""
+    #: one line shown (on stderr) when a user's own robot or object file is run on this family:
+    #: where another family serves such files better, as measured
+    file_hint: ClassVar[str] = ""
     #: the parameters a privileged ``oracle`` sees (``hidden_params``), in order
     hidden: ClassVar[tuple[str, ...]] = ()
     #: per-joint parameters in ``hidden`` are padded with zeros to this many values

@@ -376,6 +376,9 @@ def test_inspect_prints_what_was_read_and_pybullet_stays_off_stdout(tmp_path, ca
     assert "drive: skid-steer (2 wheels a side)" in out and "root_link: base_footprint" in out
     assert "'wl_rear_joint': 0.06" in out and "mass_kg: 3.8" in out
     assert "b3Warning" not in out + err  # base_footprint and imu_link have no inertial data
+    assert "hint: --family navigate-v1" in out  # the family measured to serve base files better
+    code, out, err = _cli(capfd, "inspect", "--family", "navigate-v1", "--urdf", str(path))
+    assert code == 0 and "drive: skid-steer" in out and "hint:" not in out
     code, out, err = _cli(capfd, "--debug", "inspect", "--family", "navigate", "--urdf", str(path))
     assert code == 0 and "b3Warning" not in out and "No inertial data" in err  # --debug shows them, on stderr
     arm = _write(tmp_path, "arm.urdf", _arm_with_gripper())
