@@ -328,6 +328,8 @@ class NavigateFamily(TaskFamily):
     episode_steps = EPISODE_STEPS
     control_hz = 20.0
     meta_defaults: ClassVar[dict[str, Any]] = {"iterations": 120, "meta_batch": 10, "episodes_per_update": 5}
+    #: ``identify`` ships its controller untrained
+    algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {"identify": {"iterations": 0}}
     #: the robot's parameters (the map is sensed): chassis length, track width, chassis mass,
     #: wheel radius, maximum wheel speed, left and right motor gain, wheel and floor friction
     #: (each mapped from its training range to [-1, 1]), left and right motor sign
@@ -423,6 +425,13 @@ class NavigateFamily(TaskFamily):
     def describe(self, task: Task) -> dict[str, Any]:
         """What was read from the user's file behind ``task`` (``metarobot inspect``)."""
         return describe_base(task)  # type: ignore[arg-type]
+
+    def identification(self) -> Any:
+        """navigate-v1's model of each wheel's wiring (``BaseIdentification``): the observation
+        is the same, and it ignores the obstacles, which the range readings show."""
+        from metarobot.envs.navigate_v1 import BaseIdentification
+
+        return BaseIdentification()
 
     def make_env(self, task: Task, render_mode: str | None = None) -> NavigateEnv:
         return NavigateEnv(task=task, render_mode=render_mode)  # type: ignore[arg-type]

@@ -145,9 +145,6 @@ class NavigateV1Family(NavigateFamily):
     def make_env(self, task: Task, render_mode: str | None = None) -> NavigateV1Env:
         return NavigateV1Env(task=task, render_mode=render_mode)  # type: ignore[arg-type]
 
-    def identification(self) -> BaseIdentification:
-        return BaseIdentification()
-
     def task_from_urdf(
         self,
         path: Path,

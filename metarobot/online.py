@@ -141,7 +141,9 @@ def identification_of(family: str) -> Identification:
 
     ident = get_family(family).identification()
     if ident is None:
-        raise MetarobotError(f"family {family!r} has no identification model (reach-v2 and navigate-v1 have one)")
+        raise MetarobotError(
+            f"family {family!r} has no identification model (reach-v2, navigate and navigate-v1 have one)"
+        )
     return ident
 
 

@@ -98,3 +98,11 @@ def test_the_controller_drives_to_a_goal_behind_in_reverse():
     normal = ident.action(obs, wired)[0]
     flipped = ident.action(obs, torch.tensor([[-PRIOR_GAIN, PRIOR_GAIN]]))[0]
     assert flipped[0] == pytest.approx(-normal[0]) and flipped[1] == pytest.approx(normal[1])
+
+
+def test_navigate_v0_runs_the_same_model_with_no_iterations():
+    from metarobot.config import MetaConfig
+
+    assert isinstance(metarobot.get_family("navigate").identification(), BaseIdentification)
+    assert MetaConfig.resolve(family="navigate", algo="identify").iterations == 0
+    assert MetaConfig.resolve(family="navigate").algo == "maml"  # v0's default stays as published
