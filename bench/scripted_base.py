@@ -28,12 +28,11 @@ def controller(obs: np.ndarray, turn_gain: float, reverse: bool = False) -> np.n
     turned toward it (the controller of navigate-v1's ``identify``, told the wiring)."""
     bearing = math.atan2(float(obs[4]), float(obs[3]))
     if reverse and math.cos(bearing) < 0:
-        aim = math.remainder(bearing - math.pi, 2 * math.pi)
-        turn = float(np.clip(turn_gain * aim, -1.0, 1.0))
-        forward = math.cos(bearing)
-        left, right = forward - turn, forward + turn
-        scale = max(abs(left), abs(right))
-        return np.array([left / scale, right / scale], dtype=np.float32)
+        import torch
+        from metarobot.envs.navigate import goal_wheel_speeds
+
+        want = goal_wheel_speeds(torch.tensor(bearing, dtype=torch.float64), turn_gain).numpy()
+        return (want / np.abs(want).max()).astype(np.float32)
     turn = float(np.clip(turn_gain * bearing, -1.0, 1.0))
     forward = max(0.0, math.cos(bearing))
     left, right = forward - turn, forward + turn

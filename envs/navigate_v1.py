@@ -33,26 +33,16 @@ reward and success -- except:
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from metarobot.envs.navigate import OBS_DIM, NavigateEnv, NavigateFamily, NavigateTask, wheeled_task_from_urdf
+from metarobot.envs.navigate import NavigateEnv, NavigateFamily, NavigateTask, wheeled_task_from_urdf
 
 from metarobot.family import FloatParam, Param, Range, Task, replace_param, revise, round_params
 
 #: control steps of an episode (3 s at 20 Hz)
 EPISODE_STEPS_V1 = 60
-#: identification: the controller turns toward the goal at this gain on its bearing (rad), in
-#: units of full wheel speed (``bench/scripted_base.py``'s reference controller)
-TURN_GAIN = 2.0
-#: identification: a wheel whose estimated forward effect is under this (m/s per unit command)
-#: is taken at ``PRIOR_GAIN`` (the estimate of a wheel not yet seen to move the robot)
-MIN_WHEEL_GAIN = 0.02
-PRIOR_GAIN = 0.5  # m/s of forward speed per unit command of one wheel: a wheel wired as labelled
-#: identification: pseudo-transitions of the prior (ridge weight toward ``PRIOR_GAIN``)
-PRIOR_WEIGHT = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,8 +98,6 @@ class NavigateV1Family(NavigateFamily):
         "iterations": 130,
         "teacher_fraction": 0.75,
     }
-    #: identify's shipped policy is its controller untrained: no iterations
-    algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {"identify": {"iterations": 0}}
     file_hint = ""
     #: ``navigate``'s 11 robot values (signs: each motor's own), then the right wheel's scale
     #: (the training range maps to [-1, 1])
@@ -161,67 +149,6 @@ class NavigateV1Family(NavigateFamily):
         as_v0 = NavigateTask(**{f.name: getattr(floor, f.name) for f in dataclasses.fields(NavigateTask)})
         base = wheeled_task_from_urdf(path, left_wheels, right_wheels, map_from=as_v0, **options)
         return self._v1(base, 1.0)
-
-
-class BaseIdentification:
-    """navigate-v1's identification model (``metarobot.online.Identification``).
-
-    How a base's hidden wiring shows: each wheel's signed forward effect (``k_L``, ``k_R``: m/s
-    of forward speed per unit of its command, negative for a motor wired reversed, smaller for
-    a weak motor or a small wheel). It is fitted by least squares over every transition seen,
-    with the speed before the step as a third regressor (the momentum a heavy base carries from
-    earlier commands): ``v' = a v + k_L u_L + k_R u_R``. A ridge prior of ``PRIOR_WEIGHT``
-    transitions pulls toward ``a = 0`` and ``k = PRIOR_GAIN`` for both (a base wired as
-    labelled). The statistics are ``z z^T`` and ``v' z`` for ``z = (v, u_L, u_R)``; the estimate
-    is ``(k_L, k_R)``. Without the momentum term a base that had been turning looked wired
-    backward after a change of command (bench/RESULTS.md: 73% of test goals after one episode
-    with it left out, 97% with it).
-
-    The controller is ``bench/scripted_base.py``'s, with the identified wiring: it wants
-    ``(forward - turn, forward + turn)`` of full wheel speed for the left and right wheels
-    (``forward`` the cosine of the goal's bearing, ``turn`` ``TURN_GAIN`` times the bearing) and
-    commands each wheel that divided by its signed effect, scaled as a whole to commands of at
-    most 1. A goal behind the robot is driven to in reverse, the rear turned toward it, so no
-    turn is more than a quarter circle (a 1 m skid-steer turns slowly: the Husky reached 80% of
-    its goals this way in the 3 s window, 60% driving forward only)."""
-
-    dim = 2
-    stats_dim = 9  # z z^T (6 unique) and v' z, for z = (v, u_L, u_R)
-
-    def statistics(self, transitions: np.ndarray) -> np.ndarray:
-        obs = transitions[:, :OBS_DIM]
-        u = np.clip(transitions[:, OBS_DIM : OBS_DIM + 2], -1.0, 1.0)
-        delta = transitions[:, OBS_DIM + 3 :]
-        v, ul, ur = obs[:, 5], u[:, 0], u[:, 1]
-        after = v + delta[:, 5]  # forward speed after the step (m/s)
-        return np.stack([v * v, v * ul, v * ur, ul * ul, ul * ur, ur * ur, after * v, after * ul, after * ur], axis=1)
-
-    def estimate(self, sums: np.ndarray) -> np.ndarray:
-        sums = np.asarray(sums, np.float64).reshape(-1, self.stats_dim)
-        n = len(sums)
-        gram = np.empty((n, 3, 3))
-        idx = [(0, 0, 0), (1, 0, 1), (2, 0, 2), (3, 1, 1), (4, 1, 2), (5, 2, 2)]
-        for k, i, j in idx:
-            gram[:, i, j] = gram[:, j, i] = sums[:, k]
-        gram += PRIOR_WEIGHT * np.eye(3)
-        target = sums[:, 6:9] + PRIOR_WEIGHT * np.array([0.0, PRIOR_GAIN, PRIOR_GAIN])
-        coef = np.linalg.solve(gram, target[..., None])[..., 0]
-        return coef[:, 1:].astype(np.float32)
-
-    def action(self, obs: Any, estimate: Any) -> Any:
-        import torch
-
-        bearing = torch.atan2(obs[..., 4], obs[..., 3])
-        ahead = torch.cos(bearing) >= 0
-        # a goal behind is driven to in reverse: the rear turns toward it
-        aim = torch.where(ahead, bearing, torch.remainder(bearing, 2 * math.pi) - math.pi)
-        turn = (TURN_GAIN * aim).clamp(-1.0, 1.0)
-        forward = torch.cos(bearing)
-        want = torch.stack([forward - turn, forward + turn], dim=-1)
-        small = estimate.abs() < MIN_WHEEL_GAIN
-        gain = torch.where(small, torch.full_like(estimate, PRIOR_GAIN), estimate)
-        command = want / gain
-        return command / command.abs().amax(-1, keepdim=True).clamp(min=1e-6)
 
 
 class NavigateV1Env(NavigateEnv):

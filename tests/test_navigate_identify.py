@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from metarobot.envs.navigate import OBS_DIM
-from metarobot.envs.navigate_v1 import PRIOR_GAIN, BaseIdentification
+from metarobot.envs.navigate import OBS_DIM, PRIOR_GAIN, BaseIdentification
 
 import metarobot
 from metarobot.online import IdentifiedContext, transition_rows
