@@ -84,6 +84,12 @@ class MetaConfig:
         "(squared difference of its action means on the visited states), beside the regression of the "
         "hidden parameters; it weighs each estimation error by what it changes in the actions.",
     )
+    context_head: int = setting(
+        0,
+        "proto, rma, rma-online: hidden units of the head that maps the mean transition embedding to the "
+        "hidden parameters (0: a linear head, whose estimate is the mean of one estimate per transition; "
+        "> 0: one tanh layer, which can combine what different transitions tell).",
+    )
     context_aux_steps: int = setting(20, "proto: extra supervised steps of the hidden-parameter head per iteration.")
     context_dropout: float = setting(
         0.0,

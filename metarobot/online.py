@@ -66,15 +66,12 @@ class OnlineEstimator:
     prior_sum: torch.Tensor
     prior_count: float
 
-    def build(self) -> tuple[torch.nn.Module, torch.nn.Linear]:
-        from metarobot.algorithms.proto import TransitionEncoder
+    def build(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        from metarobot.algorithms.proto import TransitionEncoder, head_from_state
 
         encoder = TransitionEncoder(self.obs_dim, self.act_dim, self.embed_dim)
         encoder.load_state_dict(self.encoder_state)
-        weight = self.head_state["weight"]
-        head = torch.nn.Linear(weight.shape[1], weight.shape[0])
-        head.load_state_dict(self.head_state)
-        return encoder.eval(), head.eval()
+        return encoder.eval(), head_from_state(self.head_state).eval()
 
     def start(self, n: int) -> OnlineStream:
         return OnlineStream(self, n)
@@ -84,10 +81,12 @@ class OnlineStream:
     """``n`` slots' running embedding sums, each starting from the estimator's prior."""
 
     def __init__(self, spec: OnlineEstimator, n: int) -> None:
+        from metarobot.algorithms.proto import head_out_dim
+
         self.encoder, self.head = spec.build()
         self.sums = np.repeat(spec.prior_sum.detach().numpy().reshape(1, -1).astype(np.float64), n, axis=0)
         self.counts = np.full(n, float(spec.prior_count))
-        self.out_dim = int(self.head.out_features)
+        self.out_dim = head_out_dim(spec.head_state)
         self._cache: np.ndarray | None = None
 
     def contexts(self) -> np.ndarray:

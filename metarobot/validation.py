@@ -161,6 +161,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "eval_tasks": (0, 10_000),
     "context_dim": (1, 1024),
     "context_aux_steps": (1, 10_000),
+    "context_head": (0, 4096),
 }
 #: name: (low, high, low_open, high_open)
 FLOAT_RANGES: dict[str, tuple[float, float, bool, bool]] = {

@@ -44,9 +44,9 @@ def expected_contexts(learner, rollout, prior_sum, prior_count):
     return out
 
 
-@pytest.mark.parametrize("with_prior", [False, True])
-def test_each_steps_context_is_the_estimate_from_every_transition_before_it(with_prior):
-    with student() as learner:
+@pytest.mark.parametrize("with_prior,head", [(False, 0), (True, 0), (True, 16)])
+def test_each_steps_context_is_the_estimate_from_every_transition_before_it(with_prior, head):
+    with student(context_head=head) as learner:
         task = learner.family.heldout_tasks("test", 1)[0]
         state = learner.meta_state()
         if with_prior:  # an earlier phase's episodes, as adapt accumulates them
@@ -228,3 +228,21 @@ def test_the_batched_prefix_fit_equals_the_slot_by_slot_one(action_coef):
         learner.step()
         assert seen["batched"] == pytest.approx(seen["reference"], rel=1e-5, abs=1e-7)
         assert seen["reference"] > 0
+
+
+def test_a_linear_head_averages_per_transition_estimates_and_a_nonlinear_one_need_not():
+    """Why ``context_head`` exists: a linear head on the mean embedding is the mean of one
+    estimate per transition, so two histories with the same per-transition estimates on average
+    get the same estimate; a one-layer head on the mean can tell them apart."""
+    from metarobot.algorithms.proto import estimator_head, head_from_state, head_out_dim
+
+    torch.manual_seed(0)
+    emb = torch.randn(6, 4)
+    linear, mlp = estimator_head(4, 3), estimator_head(4, 3, width=8)
+    with torch.no_grad():
+        torch.testing.assert_close(linear(emb.mean(0)), linear(emb).mean(0))
+        assert not torch.allclose(mlp(emb.mean(0)), mlp(emb).mean(0), atol=1e-4)
+        for head in (linear, mlp):
+            copy = head_from_state(head.state_dict())
+            assert head_out_dim(head.state_dict()) == 3
+            torch.testing.assert_close(copy(emb), head(emb))

@@ -97,6 +97,34 @@ def transitions(rollout: Rollout, obs_dim: int) -> torch.Tensor:
     return torch.as_tensor(rows)
 
 
+def estimator_head(context_dim: int, out_dim: int, width: int = 0) -> nn.Module:
+    """The head from a mean transition embedding to ``out_dim`` hidden parameters.
+
+    ``width`` 0: linear. A linear head on a mean is the mean of one estimate per transition, so
+    it can only average what transitions say one by one; evidence that only means something
+    together ("squeezed at c and held", after "squeezed at c' and slipped") needs a nonlinear
+    map of the mean (DeepSets' rho). ``width`` > 0: one tanh layer of that many units."""
+    if width <= 0:
+        return nn.Linear(context_dim, out_dim)
+    return nn.Sequential(nn.Linear(context_dim, width), nn.Tanh(), nn.Linear(width, out_dim))
+
+
+def head_from_state(state: dict[str, torch.Tensor]) -> nn.Module:
+    """The ``estimator_head`` whose ``state_dict`` is ``state`` (a linear or a one-layer head)."""
+    if "weight" in state:
+        head: nn.Module = nn.Linear(state["weight"].shape[1], state["weight"].shape[0])
+    else:
+        width, context_dim = state["0.weight"].shape
+        head = estimator_head(context_dim, state["2.weight"].shape[0], width)
+    head.load_state_dict(state)
+    return head
+
+
+def head_out_dim(state: dict[str, torch.Tensor]) -> int:
+    """How many values the head whose ``state_dict`` is ``state`` outputs."""
+    return int((state["bias"] if "bias" in state else state["2.bias"]).shape[0])
+
+
 class Proto(ContextLearner):
     """Prototype task inference: ``Proto(family="reach-v1").train()``; adapting infers ``z``."""
 
@@ -110,7 +138,9 @@ class Proto(ContextLearner):
         torch.manual_seed(job_seed(self.config.seed, 4_242))
         self.encoder = TransitionEncoder(self.obs_dim, act_dim, self.config.context_dim)
         hidden = int(getattr(self.family, "hidden_dim", 0))
-        self.aux_head = nn.Linear(self.config.context_dim, hidden) if hidden > 0 else None
+        self.aux_head = (
+            estimator_head(self.config.context_dim, hidden, self.config.context_head) if hidden > 0 else None
+        )
         # the encoder has an optimiser (and gradient clipping) of its own: clipped together with
         # the policy's, whose value loss is large early on, its steps were too small to learn
         # (seen on cartpole: after 800k env steps the hidden-parameter head predicted the motor
