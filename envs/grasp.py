@@ -71,6 +71,11 @@ MOVE_FORCE = 200.0  # N (N*m for yaw): the gantry is strong; the grip force is w
 LIFT_HEIGHT = 0.05  # m above the rest height
 HOLD_STEPS = 10  # consecutive control steps (0.5 s)
 MAX_OBJECT_SPEED = 20.0  # m/s: faster means the physics blew up
+#: m: an object whose centre of mass is this far under the floor's top (z = 0) has gone through
+#: the 2 cm floor slab and is falling (seen on grasp-v2: a light cylinder pressed into the floor by
+#: a finger sank through it and fell 46 m, returning -3,000; slower than MAX_OBJECT_SPEED, so
+#: nothing else caught it)
+BELOW_FLOOR = -0.02
 SHAPES = ("box", "cylinder", "sphere", "capsule")
 START_HEIGHT = 0.2  # m: the palm's height at reset (fingertips 12-16.5 cm up, above every object)
 
@@ -500,7 +505,7 @@ class GraspEnv(MetaRobotEnv):
         obs[18:20] = (float(left), float(right))
         obs[20] = lift * 10.0
         speed = math.sqrt(vel[0] ** 2 + vel[1] ** 2 + vel[2] ** 2)
-        sane = math.isfinite(speed + ox + oy + oz) and speed < MAX_OBJECT_SPEED
+        sane = math.isfinite(speed + ox + oy + oz) and speed < MAX_OBJECT_SPEED and oz > BELOW_FLOOR
         np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
         task: GraspTask = self.task  # type: ignore[assignment]
         # the point between the fingers, a third of the way up from their tips
