@@ -28,13 +28,21 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=5)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--teacher", action="store_true", help="an rma checkpoint's teacher, shown the truth")
+    ap.add_argument(
+        "--identify-actions", choices=("on", "off"), help="override the checkpoint's identify_actions setting"
+    )
     args = ap.parse_args()
     for path in args.checkpoints:
         # far more iterations than were run: an rma learner is then still in its teacher stage
-        extra = {"iterations": 10**6} if args.teacher else {}
+        extra: dict = {"iterations": 10**6} if args.teacher else {}
+        if args.identify_actions:
+            extra["identify_actions"] = args.identify_actions == "on"
         learner = MetaLearner.load(path, workers=args.workers, **extra)
         names = tuple(getattr(learner.family, "hidden", ()))
-        print(f"{path} ({learner.name}{', teacher on the truth' if args.teacher else ''})")
+        print(
+            f"{path} ({learner.name}{', teacher on the truth' if args.teacher else ''}"
+            f"{', identified actions' if learner.config.identify_actions else ''})"
+        )
         for seed in (int(s) for s in args.seeds.split(",")):
             tasks = learner.family.heldout_tasks("train", args.tasks)
             res = learner.adapt_many(tasks, steps=args.steps, episodes=args.episodes, seed=seed)

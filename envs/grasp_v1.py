@@ -38,6 +38,7 @@ slips or breaks, and a slip or a break is too late to act on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from pathlib import Path
 from typing import Any, ClassVar
@@ -122,6 +123,10 @@ class GraspV1Family(GraspFamily):
         "iterations": 200,
         "teacher_fraction": 0.85,
     }
+    #: rma-online's student moves the gripper and decides when to squeeze, the squeeze's own
+    #: identification how hard (``SqueezeIdentification``; chosen on the train split,
+    #: bench/RESULTS.md "grasp-v1: the squeeze, identified"); the baselines stay plain policies
+    algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {"rma-online": {"identify_actions": True}}
 
     def _grasp_task(self, rng: np.random.Generator) -> GraspTask:
         """A training task drawn as ``grasp`` draws one, before its crush force is set."""
@@ -166,6 +171,9 @@ class GraspV1Family(GraspFamily):
 
     def make_env(self, task: Task, render_mode: str | None = None) -> GraspV1Env:
         return GraspV1Env(task=task, render_mode=render_mode)  # type: ignore[arg-type]
+
+    def action_identification(self) -> SqueezeIdentification:
+        return SqueezeIdentification()
 
     def task_from_object_urdf(self, path: Path) -> GraspTask:
         raise MetarobotError("grasp-v1 takes procedural objects only; use --family grasp for a URDF object")
@@ -227,3 +235,117 @@ class GraspV1Env(GraspEnv):
         info["squeeze"] = self._squeeze
         info["crushed"] = self._crushed
         return obs, reward, terminated, truncated, info
+
+
+#: where the parts of a transition row ``(o, a, r, o' - o)`` lie (``metarobot.online.transition_rows``)
+_OBS = 21
+_SQUEEZE, _REWARD, _DELTA = _OBS + 4, _OBS + 5, _OBS + 6
+
+
+@functools.cache
+def lower_edge_quantiles() -> np.ndarray:
+    """Percentiles 0..100 of the grip command at which a training object starts to hold (the
+    window's lower edge, ``squeeze_command(holding_force)``), over 4,000 train-split draws."""
+    tasks = GraspV1Family().sample_tasks(4000, "train", np.random.default_rng(20_261_127))
+    edges = [squeeze_command(holding_force(t), t.grip_force) for t in tasks]  # type: ignore[arg-type]
+    return np.percentile(edges, np.arange(101))
+
+
+class SqueezeIdentification:
+    """grasp-v1's squeeze, identified from what it did (``metarobot.online.ActionIdentification``).
+
+    The squeeze that lifts an object lies in a window of grip commands (``squeeze_command``)
+    whose lower edge is where friction carries the object and whose upper edge is where it
+    breaks; the window's place depends on everything the policy cannot see, its width much
+    less (1.8-2.8 x the holding force: 0.10-0.18 of the command). What a squeeze did shows in
+    each transition while the fingers close (``a[4] > 0``):
+
+    * **held**: both fingers on the object, lifted 2 cm or more, and the step paid for the lift
+      (a broken object earns none): that squeeze is inside the window;
+    * **broke**: the step cost the crush penalty: that squeeze is above the window;
+    * **slipped**: both fingers on the object while the gripper rose 2 mm or more and the object
+      rose less than a third of that: that squeeze is below the window.
+
+    Each transition adds counts and soft minima / maxima (sums of ``exp(-+BETA c)``) of the
+    commands that held, broke and slipped. The command sent:
+
+    * where squeezes held: ``MARGIN`` above the lowest that held, but no higher than the highest
+      that held (both inside the window, so everything between is);
+    * else, between a slip and a break: halfway (the window lies between them);
+    * a slip only: ``RAMP`` above it (so within an episode a slipping grip tightens by ``RAMP``
+      a step, slower than the window is wide, until it holds);
+    * a break only: the ``n`` slots spread evenly between the lowest training edge and it;
+    * nothing yet: slot ``j`` of ``n`` at the ``(j + 1/2) / n`` quantile of the training
+      split's lower edges (one slot: the median), so one batch of episodes tries the range;
+
+    and never closer than ``MARGIN`` to a squeeze that broke, nor below one that slipped.
+    """
+
+    stats_dim = 7
+    BETA = 100.0
+    RAMP = 0.02
+    MARGIN = 0.04
+    #: transitions that held before their commands are trusted
+    HELD_MIN = 3
+
+    def statistics(self, transitions: np.ndarray) -> np.ndarray:
+        rows = np.asarray(transitions, np.float64)
+        c = np.clip(rows[:, _SQUEEZE], -1.0, 1.0)
+        r = rows[:, _REWARD]
+        obs, delta = rows[:, :_OBS], rows[:, _DELTA : _DELTA + _OBS]
+        nxt = obs + delta
+        squeezing = c > 0
+        touching = (obs[:, 18] > 0.5) & (obs[:, 19] > 0.5)
+        touching_next = (nxt[:, 18] > 0.5) & (nxt[:, 19] > 0.5)
+        lift_next = nxt[:, 20] / 10.0
+        palm_rise = delta[:, 2] / 5.0
+        object_rise = delta[:, 20] / 10.0
+        held = squeezing & touching_next & (lift_next >= 0.02) & (r > 0.2)
+        broke = squeezing & (r < -(CRUSH_PENALTY - 2.0))
+        slipped = squeezing & touching & ~held & ~broke & (palm_rise >= 0.002) & (object_rise < palm_rise / 3.0)
+        down, up = np.exp(-self.BETA * c), np.exp(self.BETA * c)
+        return np.stack([held, held * down, held * up, broke, broke * down, slipped, slipped * up], axis=1).astype(
+            np.float64
+        )
+
+    def _soft(self, count: float, total: float, sign: float) -> float | None:
+        """The soft maximum (``sign`` +1) or minimum (-1) of ``count`` commands from their sum of
+        ``exp(sign * BETA * c)``, or None where there are none."""
+        return sign * math.log(total / count) / self.BETA if count > 0 else None
+
+    def command(self, sums: np.ndarray, n: int) -> np.ndarray:
+        sums = np.asarray(sums, np.float64).reshape(-1, self.stats_dim)
+        edges = lower_edge_quantiles()
+        out = np.empty(len(sums))
+        for j, (held, held_down, held_up, broke, broke_down, slipped, slipped_up) in enumerate(sums):
+            slip = self._soft(slipped, slipped_up, 1.0)
+            brk = self._soft(broke, broke_down, -1.0)
+            if held >= self.HELD_MIN:
+                lowest, highest = self._soft(held, held_down, -1.0), self._soft(held, held_up, 1.0)
+                assert lowest is not None and highest is not None
+                c = min(lowest + self.MARGIN, highest)
+            elif slip is not None and brk is not None:
+                c = 0.5 * (slip + brk)
+            elif slip is not None:
+                c = slip + self.RAMP
+            elif brk is not None:
+                c = edges[0] + (brk - edges[0]) * (j + 1) / (n + 1)
+            else:
+                c = float(np.interp(100.0 * (j + 0.5) / n, np.arange(101), edges))
+            if brk is not None:
+                c = min(c, brk - self.MARGIN)
+            if slip is not None:
+                c = max(c, slip)
+            out[j] = min(max(c, 0.01), 1.0)
+        return out
+
+    def apply(self, actions: Any, values: Any) -> Any:
+        """Numpy arrays, or torch tensors (an exported policy's actions): a new one."""
+        if isinstance(actions, np.ndarray):
+            out = np.array(actions, copy=True)
+            out[:, 4] = np.where(out[:, 4] > 0, np.asarray(values, out.dtype), out[:, 4])
+            return out
+        import torch
+
+        squeeze = torch.where(actions[:, 4] > 0, torch.as_tensor(values, dtype=actions.dtype), actions[:, 4])
+        return torch.cat([actions[:, :4], squeeze[:, None], actions[:, 5:]], dim=1)

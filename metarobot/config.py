@@ -111,6 +111,11 @@ class MetaConfig:
         "Test-time updates: keep an update only if its episodes returned at least as much as the "
         "state it came from; otherwise retry at half the step.",
     )
+    identify_actions: bool = setting(
+        False,
+        "Let the family's action identification set the action it models (grasp-v1: how hard to "
+        "squeeze, bracketed from slips and breaks over the robot's episodes); the policy decides when.",
+    )
     workers: int = setting(2, "Sampling worker processes (0: sample in the main process).")
     sampler: str = setting("local", "Where episodes are sampled: local (worker processes) or ray (a Ray cluster).")
     ray_address: str | None = setting(
@@ -129,6 +134,12 @@ class MetaConfig:
             raise MetarobotError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         if not isinstance(self.safe_adaptation, bool):
             raise MetarobotError(f"safe-adaptation must be true or false, got {self.safe_adaptation!r}")
+        if not isinstance(self.identify_actions, bool):
+            raise MetarobotError(f"identify-actions must be true or false, got {self.identify_actions!r}")
+        if self.identify_actions:
+            from metarobot.online import action_identification_of
+
+            action_identification_of(self.family)  # a one-line error where the family has none
         for name in ("init_from", "ray_address"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):

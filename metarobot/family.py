@@ -30,7 +30,7 @@ from metarobot.validation import check_task_layout, check_task_values, check_urd
 
 if TYPE_CHECKING:  # pragma: no cover
     from metarobot.envs.base import MetaRobotEnv
-    from metarobot.online import Identification
+    from metarobot.online import ActionIdentification, Identification
     from metarobot.privileged import PrivilegedEnv
 
 Split = Literal["train", "test", "ood"]
@@ -562,6 +562,12 @@ class TaskFamily(ABC):
         """The family's model for classic online identification of its hidden parameters and
         the controller that uses the estimate (``metarobot.online.Identification``; the
         ``identify`` algorithm), or ``None`` (the default: a family has none)."""
+        return None
+
+    def action_identification(self) -> ActionIdentification | None:
+        """The family's model of an action it identifies and sets itself, from what the action
+        did (``metarobot.online.ActionIdentification``; grasp-v1: the squeeze), or ``None``
+        (the default). ``--identify-actions`` deploys it."""
         return None
 
     def make_privileged_env(self, task: Task, render_mode: str | None = None) -> PrivilegedEnv:

@@ -47,6 +47,9 @@ from metarobot.validation import check_inner_states, divergence_hook, validate_c
 from metarobot.wrappers import AppendContext
 
 CHECKPOINT_FORMAT = "metarobot-checkpoint"
+#: where an adaptation state keeps the sums of action-identification statistics of the robot's
+#: episodes so far (``MetaConfig.identify_actions``; ``metarobot.online.ActionStream``)
+ACTION_SUMS = "actions.sums"
 #: 2: adds ``algo_state`` (an algorithm's extra state); version-1 files load with it empty
 CHECKPOINT_VERSION = 2
 
@@ -226,8 +229,9 @@ class MetaLearner:
     def meta_state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone().cpu() for k, v in self.policy.state_dict().items()}
 
-    def _make_ppo(self, batch_size: int) -> BufferPPO:
-        """An SB3 PPO of the run's settings and policy architecture, logging nowhere."""
+    def _make_ppo(self, batch_size: int, extra_kwargs: dict[str, Any] | None = None) -> BufferPPO:
+        """An SB3 PPO of the run's settings and policy architecture (plus ``extra_kwargs`` of
+        the policy), logging nowhere."""
         cfg = self.config
         ppo = BufferPPO(
             MaskedActorCriticPolicy,
@@ -243,7 +247,7 @@ class MetaLearner:
             vf_coef=cfg.vf_coef,
             seed=cfg.seed,
             device=cfg.device,
-            policy_kwargs=self.spec.policy_kwargs,
+            policy_kwargs={**self.spec.policy_kwargs, **(extra_kwargs or {})},
             verbose=0,
         )
         ppo.set_logger(configure(None, [""]))
@@ -275,7 +279,20 @@ class MetaLearner:
 
     def make_job(self, task: Task, state: dict[str, torch.Tensor], n_episodes: int, seed: int) -> Job:
         """A sampling job: ``n_episodes`` episodes of ``task`` under ``state`` (policy
-        parameters, plus whatever the algorithm keeps there, e.g. an inferred context)."""
+        parameters, plus whatever the algorithm keeps there, e.g. an inferred context). With
+        ``identify_actions``, the family's action identification runs in it, from the sums of
+        statistics that ``state`` holds under ``ACTION_SUMS`` (none: nothing seen yet)."""
+        actions = None
+        if self.config.identify_actions:
+            from metarobot.online import IdentifiedActions, action_identification_of
+
+            prior = state.get(ACTION_SUMS)
+            actions = IdentifiedActions(
+                self.family.name,
+                np.zeros(action_identification_of(self.family.name).stats_dim)
+                if prior is None
+                else prior.detach().numpy().astype(np.float64),
+            )
         return Job(
             task,
             self.policy_part(state),
@@ -284,6 +301,7 @@ class MetaLearner:
             seed,
             self.config.gamma,
             context=self.job_context(task, state),
+            actions=actions,
         )
 
     def deployed_state(self, task: Task, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -292,7 +310,9 @@ class MetaLearner:
 
     def policy_part(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The policy's own tensors of an adaptation state (the same dict when that is all it holds)."""
-        return state
+        if ACTION_SUMS not in state:
+            return state
+        return {k: v for k, v in state.items() if k != ACTION_SUMS}
 
     def _batch(self, rollout: Rollout) -> ad.Batch:
         return ad.Batch.from_rollout(
@@ -342,13 +362,20 @@ class MetaLearner:
                 res.success.append(ro.success_rate)
                 res.returns.append(ro.mean_return)
                 res.env_steps += ro.env_steps
+                if ro.action_stats is not None:  # what the robot's episodes showed: always kept
+                    sums = _action_sums(states[i]) + torch.as_tensor(ro.action_stats.sum(axis=0))
+                    states[i] = {**states[i], ACTION_SUMS: sums}
+                    kept[i] = {**kept[i], ACTION_SUMS: sums}
                 accepted = not safe or k == 0 or ro.mean_return >= kept_return[i]
                 if accepted:
                     kept[i], kept_return[i] = states[i], ro.mean_return
                 if k == steps or not update:
                     continue
                 if accepted:
-                    states[i] = self.inner_update(kept[i], ro, seed=job_seed(seed, 8_888, k, i))
+                    own = {key: v for key, v in kept[i].items() if key != ACTION_SUMS}
+                    states[i] = self.inner_update(own, ro, seed=job_seed(seed, 8_888, k, i))
+                    if ACTION_SUMS in kept[i]:
+                        states[i] = {**states[i], ACTION_SUMS: kept[i][ACTION_SUMS]}
                 else:
                     states[i] = _halfway(kept[i], states[i])
             if k < steps and update:
@@ -489,10 +516,26 @@ class MetaLearner:
         return learner
 
     # -- SB3 export -------------------------------------------------------------------------
+    def identified_export_kwargs(self, state: dict[str, torch.Tensor] | None) -> dict[str, Any]:
+        """Policy settings that make an exported policy send the identified action an adaptation
+        found (``state``'s action-identification sums; a single robot: one slot), or none."""
+        if state is None or ACTION_SUMS not in state:
+            return {}
+        from metarobot.online import action_identification_of
+
+        ident = action_identification_of(self.family.name)
+        values = ident.command(state[ACTION_SUMS].detach().numpy().astype(np.float64)[None], 1)
+        return {"identified_actions": {"family": self.family.name, "values": [float(v) for v in values]}}
+
     def save_sb3(self, path: Path | str, state: dict[str, torch.Tensor] | None = None) -> Path:
         """Save ``state`` (default: the meta-parameters) as an SB3 PPO zip (``PPO.load`` opens it)."""
         path = Path(path)
-        model = self.inner_ppo()
+        extra = self.identified_export_kwargs(state)
+        if extra:
+            with global_rng_kept():
+                model = self._make_ppo(batch_size=self.ppo.batch_size, extra_kwargs=extra)
+        else:
+            model = self.inner_ppo()
         model.policy.load_state_dict(self.policy_part(state) if state is not None else self.meta_state())
         model.save(str(path))
         return path if path.suffix == ".zip" else path.with_suffix(".zip")
@@ -506,6 +549,11 @@ class MetaLearner:
             if callback is not None:
                 callback(row)
         return self.history
+
+
+def _action_sums(state: dict[str, torch.Tensor]) -> torch.Tensor | float:
+    """The action-identification sums a state holds (0 where none)."""
+    return state[ACTION_SUMS] if ACTION_SUMS in state else 0.0
 
 
 def _halfway(kept: dict[str, torch.Tensor], rejected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -528,6 +576,7 @@ def merge_rollouts(rollouts: list[Rollout]) -> Rollout:
         [x for r in rollouts for x in r.episode_returns],
         [x for r in rollouts for x in r.episode_successes],
         sum(r.physics_errors for r in rollouts),
+        None if any(r.action_stats is None for r in rollouts) else np.concatenate([r.action_stats for r in rollouts]),
     )
 
 

@@ -15,7 +15,7 @@ Both are ``ContextStream``s over ``n`` env slots stepped in lockstep: ``contexts
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -176,3 +176,75 @@ class IdentifiedStream:
             return
         np.add.at(self.sums, rows, self.ident.statistics(np.asarray(transitions, np.float64)))
         self._cache = None
+
+
+class ActionIdentification(Protocol):
+    """A family's model of an action whose right value is a hidden property of the robot that
+    shows only in what the action does: grasp-v1's squeeze, which holds an object inside a
+    window (too light: it slips; too hard: it breaks) whose place depends on the object's mass,
+    both frictions, the motors' strength and the object's fragility.
+
+    The identification sets that action itself (``apply``): the policy still decides *when* to
+    squeeze, the identification *how hard*, from sums of per-transition statistics over every
+    transition seen on the robot (earlier adaptation episodes' and this episode's), as
+    ``Identification`` does for a context. ``command`` may spread the ``n`` env slots of a job
+    over what is still possible, so that one batch of episodes explores in parallel."""
+
+    #: floats of one transition's statistics
+    stats_dim: int
+
+    def statistics(self, transitions: np.ndarray) -> np.ndarray:
+        """``(m, stats_dim)``: each ``(o, a, r, o' - o)`` row's statistics (rows of the action sent)."""
+
+    def command(self, sums: np.ndarray, n: int) -> np.ndarray:
+        """``(len(sums),)``: the value each slot ``j`` of ``n`` (row ``j`` of ``sums``) sends now."""
+
+    def apply(self, actions: Any, values: Any) -> Any:
+        """``actions`` ``(n, act_dim)`` with the identified values ``(n,)`` put in where they
+        apply: a new array (numpy for the sampler, torch for an exported policy)."""
+
+
+def action_identification_of(family: str) -> ActionIdentification:
+    """The action identification model of the family named ``family`` (a one-line error if none)."""
+    from metarobot.errors import MetarobotError
+    from metarobot.registry import get_family
+
+    ident = get_family(family).action_identification()
+    if ident is None:
+        raise MetarobotError(f"family {family!r} has no identified action (grasp-v1 has one: its squeeze)")
+    return ident
+
+
+@dataclasses.dataclass
+class IdentifiedActions:
+    """A picklable action identification for a job: each slot's sums start at ``prior`` (the
+    sums of earlier adaptation episodes) and grow with every transition."""
+
+    family: str
+    prior: np.ndarray
+
+    def start(self, n: int) -> ActionStream:
+        return ActionStream(action_identification_of(self.family), self.prior, n)
+
+
+class ActionStream:
+    """``n`` slots' sums of action-identification statistics; ``apply`` sets the identified
+    action of each slot, ``added`` is what the job's own transitions added (per slot)."""
+
+    def __init__(self, ident: ActionIdentification, prior: np.ndarray, n: int) -> None:
+        self.ident = ident
+        self.prior = np.asarray(prior, np.float64).reshape(1, -1)
+        self.sums = np.repeat(self.prior, n, axis=0)
+
+    def apply(self, actions: np.ndarray) -> np.ndarray:
+        return self.ident.apply(actions, self.ident.command(self.sums, len(self.sums)))
+
+    def observe(self, rows: np.ndarray, transitions: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        np.add.at(self.sums, rows, self.ident.statistics(np.asarray(transitions, np.float64)))
+
+    @property
+    def added(self) -> np.ndarray:
+        """``(n, stats_dim)``: the statistics of this job's transitions, per slot."""
+        return self.sums - self.prior

@@ -38,6 +38,7 @@ def rollout_frames(
     job = learner.make_job(task, state, 1, seed)
     learner.policy.load_state_dict(job.params)
     stream = job.online.start(1) if job.online is not None else ConstantContext(job.context, 1)
+    identified = job.actions.start(1) if job.actions is not None else None
     action_space = as_box(env.action_space)
     low, high = action_space.low, action_space.high
     per_episode: list[list[np.ndarray]] = []
@@ -52,12 +53,16 @@ def rollout_frames(
                 seen = np.concatenate([obs[None].astype(np.float32), stream.contexts()], axis=1)
                 with torch.no_grad():
                     action = learner.policy(torch.as_tensor(seen), deterministic=True)[0].numpy()
+                if identified is not None:  # the family sets the action it identifies, as in sampling
+                    action = identified.apply(action)
                 next_obs, r, term, trunc, info = env.step(np.clip(action[0], low, high))
                 total += float(r)
                 done = term or trunc
                 if not done:
                     seen_now = transition_rows(obs[None], action, np.array([r]), next_obs[None])
                     stream.observe(np.zeros(1, dtype=int), seen_now)
+                    if identified is not None:
+                        identified.observe(np.zeros(1, dtype=int), seen_now)
                 obs = next_obs
                 frames.append(env.render_frame(width, height))
             outcomes.append((total, bool(info.get("is_success", False))))

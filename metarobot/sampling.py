@@ -36,7 +36,14 @@ import torch
 
 from metarobot.errors import MetarobotError
 from metarobot.family import Task
-from metarobot.online import ConstantContext, ContextStream, IdentifiedContext, OnlineEstimator, transition_rows
+from metarobot.online import (
+    ConstantContext,
+    ContextStream,
+    IdentifiedActions,
+    IdentifiedContext,
+    OnlineEstimator,
+    transition_rows,
+)
 from metarobot.registry import get_family
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,6 +88,9 @@ class Job:
     #: when given, the context is instead re-estimated after every step from the transitions
     #: seen so far (``metarobot.online``); ``context`` then only gives its width
     online: OnlineEstimator | IdentifiedContext | None = None
+    #: when given, the family's identified action (grasp-v1's squeeze) is set by it, from
+    #: ``prior`` sums plus the job's own transitions (``metarobot.online.ActionStream``)
+    actions: IdentifiedActions | None = None
 
 
 def as_box(space: Any) -> spaces.Box:
@@ -118,6 +128,9 @@ class Rollout:
     episode_returns: list[float]
     episode_successes: list[bool]
     physics_errors: int
+    #: ``(n_envs, stats_dim)``: the action-identification statistics the job's transitions
+    #: added per slot (``Job.actions``), or None
+    action_stats: np.ndarray | None = None
 
     @property
     def env_steps(self) -> int:
@@ -169,6 +182,7 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
     torch.manual_seed(job.seed)
     n, t_max = job.n_envs, job.n_steps
     stream: ContextStream = job.online.start(n) if job.online is not None else ConstantContext(job.context, n)
+    identified = job.actions.start(n) if job.actions is not None else None
     raw_dim = envs[0].observation_space.shape[0]
     obs_dim = (raw_dim + stream.contexts().shape[1],)
     act_space = envs[0].action_space
@@ -200,7 +214,10 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
             values[t] = val_t.numpy().reshape(-1)
             log_probs[t] = logp_t.numpy()
             starts[t] = episode_start
-            clipped = np.clip(act, low, high)
+            # the identified action is set as a low-level controller would set it: the rollout
+            # keeps the policy's own sample (what PPO's log-probabilities are of)
+            sent = identified.apply(act) if identified is not None else act
+            clipped = np.clip(sent, low, high)
             terminal_obs: list[tuple[int, np.ndarray]] = []
             went_on: list[int] = []  # slots whose episode continues: their transition is seen
             previous = obs[:, :raw_dim].copy()
@@ -222,7 +239,10 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
                 obs[i, :raw_dim] = o
             if went_on:
                 rows = np.asarray(went_on)
-                stream.observe(rows, transition_rows(previous[rows], act[rows], rewards[t, rows], obs[rows, :raw_dim]))
+                seen = transition_rows(previous[rows], sent[rows], rewards[t, rows], obs[rows, :raw_dim])
+                stream.observe(rows, seen)
+                if identified is not None:
+                    identified.observe(rows, seen)
             if terminal_obs:  # bootstrap time-limit truncations with the value, as SB3 does
                 idx = [i for i, _ in terminal_obs]
                 final = with_context(np.stack([o for _, o in terminal_obs]), np.asarray(idx))
@@ -242,6 +262,7 @@ def run_job(pool: _SlotPool, spec: PolicySpec, job: Job) -> Rollout:
         ep_returns,
         ep_success,
         physics_errors,
+        identified.added if identified is not None else None,
     )
 
 

@@ -35,7 +35,12 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
     ``prior``: the name of a family whose identification model's controller
     (``family.identification().action``) is added to the action mean, so the network learns a
     residual on it. The controller reads the observation and the estimate: the context columns,
-    or ``prior_context`` (a fixed estimate: an exported policy's)."""
+    or ``prior_context`` (a fixed estimate: an exported policy's).
+
+    ``identified_actions``: ``{"family": NAME, "values": [...]}``, the values of the family's
+    identified action (``family.action_identification()``; grasp-v1: the squeeze) that an
+    adaptation found; the exported policy sends them where they apply, as the sampler did while
+    adapting. Its log-probabilities stay those of its own actions."""
 
     def __init__(
         self,
@@ -44,13 +49,20 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
         context_slice: tuple[int, int] | None = None,
         prior: str | None = None,
         prior_context: list[float] | None = None,
+        identified_actions: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         self.action_mask_slice = tuple(action_mask_slice) if action_mask_slice is not None else None
         self.context_slice = tuple(context_slice) if context_slice is not None else None
         self.prior = prior
         self.prior_context = None if prior_context is None else [float(v) for v in prior_context]
+        self.identified_actions = None if identified_actions is None else dict(identified_actions)
         super().__init__(*args, **kwargs)
+        self._identified: Any = None
+        if self.identified_actions is not None:
+            from metarobot.online import action_identification_of
+
+            self._identified = action_identification_of(str(self.identified_actions["family"]))
         self._prior_action: Any = None
         if prior is not None:
             from metarobot.online import identification_of
@@ -75,7 +87,20 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
         if self.prior is not None:
             data["prior"] = self.prior
             data["prior_context"] = self.prior_context
+        if self.identified_actions is not None:
+            data["identified_actions"] = self.identified_actions
         return data
+
+    def _send_identified(self, actions: torch.Tensor) -> torch.Tensor:
+        """``actions`` with the identified values put in where they apply (an exported policy's)."""
+        if self._identified is None:
+            return actions
+        values = torch.as_tensor(self.identified_actions["values"], dtype=actions.dtype)  # type: ignore[index]
+        flat = actions.reshape(-1, actions.shape[-1])
+        return self._identified.apply(flat, values.expand(flat.shape[0])).reshape(actions.shape)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
+        return self._send_identified(super()._predict(observation, deterministic))
 
     def _distribution(self, latent_pi: torch.Tensor, obs: torch.Tensor) -> Any:
         """The action distribution, its mean gated by the context where there is one, plus the
@@ -146,7 +171,7 @@ class MaskedActorCriticPolicy(ActorCriticPolicy):
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob, _ = self._log_prob_entropy(distribution, actions, obs)
         actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
-        return actions, values, log_prob
+        return self._send_identified(actions), values, log_prob
 
     def evaluate_actions(
         self, obs: PyTorchObs, actions: torch.Tensor

@@ -19,7 +19,7 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from metarobot.family import Task
-from metarobot.meta import MetaLearner
+from metarobot.meta import ACTION_SUMS, MetaLearner
 from metarobot.sampling import Job, PolicySpec, as_box
 
 State = dict[str, torch.Tensor]
@@ -62,9 +62,9 @@ class ContextLearner(MetaLearner):
     def policy_part(self, state: State) -> State:
         # jobs sharing one state share its dict: only states without context keys are shared
         # (the meta-parameters), and those are returned as they are
-        if not any(k.startswith("context.") for k in state):
+        if not any(k.startswith("context.") or k == ACTION_SUMS for k in state):
             return state
-        return {k: v for k, v in state.items() if not k.startswith("context.")}
+        return {k: v for k, v in state.items() if not (k.startswith("context.") or k == ACTION_SUMS)}
 
     def export_kwargs(self, context: torch.Tensor) -> dict[str, Any]:
         """Policy settings an exported policy needs beyond the run's (given the folded context)."""
@@ -86,6 +86,7 @@ class ContextLearner(MetaLearner):
         try:
             kwargs = {k: v for k, v in self.spec.policy_kwargs.items() if k != "context_slice"}
             kwargs.update(self.export_kwargs(context.float()))
+            kwargs.update(self.identified_export_kwargs(state))
             from metarobot.policies import MaskedActorCriticPolicy
             from metarobot.ppo import BufferPPO
 
