@@ -420,6 +420,7 @@ class MetaLearner:
         meta = self.meta_state()
         states = [meta] * len(tasks)
         phase = [0] * len(tasks)
+        seen: list[Any] = [0.0] * len(tasks)  # action-identification sums of each task's phases so far
 
         def follow(i: int, rollout: Rollout) -> Job | None:
             # task i's phase k is in: adapt (in this process, while the workers sample on)
@@ -430,7 +431,12 @@ class MetaLearner:
                 states[i] = self.inner_update(states[i], rollout, seed=job_seed(cfg.seed, self.iteration, k, i))
                 check_inner_states([states[i]], self.iteration + 1, k)
             phase[i] = k + 1
-            return self._jobs([tasks[i]], [states[i]], k + 1, cfg.episodes_per_update, index=i)[0]
+            job = self._jobs([tasks[i]], [states[i]], k + 1, cfg.episodes_per_update, index=i)[0]
+            if job.actions is not None and rollout.action_stats is not None:
+                # the next phase starts from what this task's squeezes showed, as when adapting
+                seen[i] = seen[i] + rollout.action_stats.sum(axis=0)
+                job.actions = dataclasses.replace(job.actions, prior=job.actions.prior + seen[i])
+            return job
 
         chains = run_chain(self.sampler(), self._jobs(tasks, states, 0, cfg.episodes_per_update), follow)
         phases: list[list[Rollout]] = [[chain[k] for chain in chains] for k in range(cfg.inner_steps + 1)]

@@ -197,3 +197,33 @@ def test_an_exported_adapted_policy_sends_the_squeeze_its_adaptation_found(tmp_p
             env.close()
     finally:
         learner.close()
+
+
+def test_a_training_phase_starts_from_what_the_earlier_phases_of_its_task_showed(monkeypatch):
+    from metarobot import meta as meta_module
+
+    learner = _closing_learner()
+    priors: list[np.ndarray] = []
+    own_run_chain = meta_module.run_chain
+
+    def watching(sampler, jobs, follow):  # record every job's identification prior
+        def wrapped(i, rollout):
+            job = follow(i, rollout)
+            if job is not None:
+                priors.append(job.actions.prior.copy())
+            return job
+
+        priors.extend(job.actions.prior.copy() for job in jobs)
+        return own_run_chain(sampler, jobs, wrapped)
+
+    monkeypatch.setattr(meta_module, "run_chain", watching)
+    small = learner.load_as(meta_batch=2, episodes_per_update=2, inner_steps=1)
+    learner.close()
+    learner = small
+    try:
+        learner.step()
+        first, later = priors[:2], priors[2:]
+        assert len(later) == 2 and all(not p.any() for p in first)
+        assert any(p.any() for p in later)  # the closing policy touched, slipped or lifted something
+    finally:
+        learner.close()
