@@ -190,7 +190,11 @@ class GraspFamily(TaskFamily):
     )
     episode_steps = EPISODE_STEPS
     control_hz = 20.0
-    meta_defaults: ClassVar[dict[str, Any]] = {"iterations": 120, "meta_batch": 10, "episodes_per_update": 5}
+    #: rma-online measured best of metarobot's methods on the train split (bench/RESULTS.md,
+    #: "grasp (v0): rma-online"); the variants set their own
+    meta_defaults: ClassVar[dict[str, Any]] = {
+        "algo": "rma-online", "iterations": 120, "meta_batch": 10, "episodes_per_update": 5,
+    }  # fmt: skip
     ood_shifts = ("object_mass", "object_size", "object_friction", "finger_length")
     #: what the module docstring lists as hidden: finger length, finger width, maximum opening,
     #: grip force, pad friction, object mass and object friction (each mapped from its training
