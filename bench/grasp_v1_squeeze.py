@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 
 import numpy as np
-from metarobot.envs.grasp_v1 import holding_force, squeeze_command
+from metarobot.envs.grasp_v1 import holding_force, scripted_grasp_action, squeeze_command
 
 import metarobot
 
@@ -25,14 +25,7 @@ def scripted(env, task, squeeze: float) -> dict:
     obs, _ = env.reset(seed=0)
     info: dict = {}
     for k in range(env.max_episode_steps):
-        rel = obs[6:9] * 0.05
-        if k < 30:
-            a = [rel[0] / 0.02, rel[1] / 0.02, (rel[2] + task.finger_length * 0.6) / 0.02, 0.0, -1.0]
-        elif k < 40:
-            a = [0.0, 0.0, 0.0, 0.0, squeeze]
-        else:
-            a = [0.0, 0.0, 1.0 if obs[2] / 5 < 0.3 else 0.0, 0.0, squeeze]
-        obs, _, term, trunc, info = env.step(np.clip(a, -1, 1))
+        obs, _, term, trunc, info = env.step(scripted_grasp_action(obs, k, task.finger_length, squeeze))
         if term or trunc:
             break
     return info

@@ -73,6 +73,21 @@ def holding_force(task: GraspTask) -> float:
     return task.object_mass * GRAVITY / (2.0 * task.pad_friction * task.object_friction)
 
 
+def scripted_grasp_action(obs: np.ndarray, step: int, finger_length: float, squeeze: float) -> np.ndarray:
+    """A scripted grasp's action at ``step`` of an episode: centre the palm over the object and
+    lower it to 0.6 finger lengths above it, fingers open (30 steps); close at ``squeeze`` (10
+    steps); lift to 0.3 m, still squeezing. It reads the finger length, a hidden parameter: the
+    tests and ``bench/grasp_v1_squeeze.py`` use it to check the family's physics, not as a method."""
+    rel = obs[6:9] * 0.05
+    if step < 30:
+        a = [rel[0] / 0.02, rel[1] / 0.02, (rel[2] + finger_length * 0.6) / 0.02, 0.0, -1.0]
+    elif step < 40:
+        a = [0.0, 0.0, 0.0, 0.0, squeeze]
+    else:
+        a = [0.0, 0.0, 1.0 if obs[2] / 5 < 0.3 else 0.0, 0.0, squeeze]
+    return np.clip(np.asarray(a, np.float32), -1.0, 1.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class GraspV1Task(GraspTask):
     """A ``grasp`` gripper and object plus the squeeze (N per finger) that crushes the object."""

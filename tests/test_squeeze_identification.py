@@ -10,6 +10,7 @@ from metarobot.envs.grasp_v1 import (
     SqueezeIdentification,
     holding_force,
     lower_edge_quantiles,
+    scripted_grasp_action,
     squeeze_command,
 )
 
@@ -28,14 +29,7 @@ def _scripted_rows(env, task, squeeze: float) -> tuple[np.ndarray, dict]:
     obs, _ = env.reset(seed=0)
     rows, info = [], {}
     for k in range(env.max_episode_steps):
-        rel = obs[6:9] * 0.05
-        if k < 30:
-            a = [rel[0] / 0.02, rel[1] / 0.02, (rel[2] + task.finger_length * 0.6) / 0.02, 0.0, -1.0]
-        elif k < 40:
-            a = [0.0, 0.0, 0.0, 0.0, squeeze]
-        else:
-            a = [0.0, 0.0, 1.0 if obs[2] / 5 < 0.3 else 0.0, 0.0, squeeze]
-        a = np.clip(np.asarray(a, np.float32), -1, 1)
+        a = scripted_grasp_action(obs, k, task.finger_length, squeeze)
         nxt, r, term, trunc, info = env.step(a)
         rows.append(transition_rows(obs[None], a[None], np.array([r]), nxt[None])[0])
         obs = nxt
