@@ -28,8 +28,7 @@ def main() -> None:
         tasks = learner.family.heldout_tasks(args.split, args.tasks)
         res = learner.adapt_many(tasks, steps=args.steps, episodes=5, seed=args.seed)
         for task, r in zip(tasks, res):
-            low = grasp_v1.squeeze_command(grasp_v1.holding_force(task), task.grip_force)  # type: ignore[arg-type]
-            high = grasp_v1.squeeze_command(task.object_crush_force, task.grip_force)  # type: ignore[attr-defined]
+            low, high = grasp_v1.squeeze_window(task)  # type: ignore[arg-type]
             sums = r.final_state[ACTION_SUMS].numpy()
             print(
                 f"window {low:.2f}-{high:.2f}  ends on {ident.command(sums[None], 1)[0]:.2f}  "

@@ -18,12 +18,6 @@ from metarobot.envs import grasp_v1
 from metarobot.meta import MetaLearner
 
 
-def window(task: grasp_v1.GraspV1Task) -> tuple[float, float]:
-    """The grip commands at which the task's object starts to hold and breaks."""
-    low = grasp_v1.squeeze_command(grasp_v1.holding_force(task), task.grip_force)
-    return low, grasp_v1.squeeze_command(task.object_crush_force, task.grip_force)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
@@ -37,13 +31,13 @@ def main() -> None:
     def step(env: grasp_v1.GraspV1Env, action: np.ndarray):  # type: ignore[no-untyped-def]
         a = np.array(action, dtype=np.float64).reshape(-1).copy()
         if mode["truth"] and a[4] > 0:
-            a[4] = float(np.mean(window(env.task)))  # type: ignore[arg-type]
+            a[4] = float(np.mean(grasp_v1.squeeze_window(env.task)))  # type: ignore[arg-type]
         return own_step(env, a)
 
     grasp_v1.GraspV1Env.step = step  # type: ignore[method-assign]
     with MetaLearner.load(args.checkpoint, workers=0, identify_actions=False) as learner:
         tasks = learner.family.heldout_tasks(args.split, args.tasks)
-        edges = [window(t) for t in tasks]  # type: ignore[arg-type]
+        edges = [grasp_v1.squeeze_window(t) for t in tasks]  # type: ignore[arg-type]
         print("window lower edges:", " ".join(f"{lo:.2f}" for lo, _ in edges))
         print("window widths:     ", " ".join(f"{hi - lo:.2f}" for lo, hi in edges))
         for name in args.modes.split(","):

@@ -73,6 +73,14 @@ def holding_force(task: GraspTask) -> float:
     return task.object_mass * GRAVITY / (2.0 * task.pad_friction * task.object_friction)
 
 
+def squeeze_window(task: GraspV1Task) -> tuple[float, float]:
+    """The grip commands at which ``task``'s object starts to hold and at which it breaks."""
+    return (
+        squeeze_command(holding_force(task), task.grip_force),
+        squeeze_command(task.object_crush_force, task.grip_force),
+    )
+
+
 def scripted_grasp_action(obs: np.ndarray, step: int, finger_length: float, squeeze: float) -> np.ndarray:
     """A scripted grasp's action at ``step`` of an episode: centre the palm over the object and
     lower it to 0.6 finger lengths above it, fingers open (30 steps); close at ``squeeze`` (10
@@ -262,7 +270,7 @@ def lower_edge_quantiles() -> np.ndarray:
     """Percentiles 0..100 of the grip command at which a training object starts to hold (the
     window's lower edge, ``squeeze_command(holding_force)``), over 4,000 train-split draws."""
     tasks = GraspV1Family().sample_tasks(4000, "train", np.random.default_rng(20_261_127))
-    edges = [squeeze_command(holding_force(t), t.grip_force) for t in tasks]  # type: ignore[arg-type]
+    edges = [squeeze_window(t)[0] for t in tasks]  # type: ignore[arg-type]
     return np.percentile(edges, np.arange(101))
 
 

@@ -15,6 +15,7 @@ Both are ``ContextStream``s over ``n`` env slots stepped in lockstep: ``contexts
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -158,12 +159,26 @@ class IdentifiedContext:
         return IdentifiedStream(identification_of(self.family), self.prior, n)
 
 
-class IdentifiedStream:
+class _StatisticSums:
+    """``n`` slots' sums of a model's per-transition statistics, each starting at ``prior``."""
+
+    def __init__(self, statistics: Callable[[np.ndarray], np.ndarray], prior: np.ndarray, n: int) -> None:
+        self._statistics = statistics
+        self.prior = np.asarray(prior, np.float64).reshape(1, -1)
+        self.sums = np.repeat(self.prior, n, axis=0)
+
+    def observe(self, rows: np.ndarray, transitions: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        np.add.at(self.sums, rows, self._statistics(np.asarray(transitions, np.float64)))
+
+
+class IdentifiedStream(_StatisticSums):
     """``n`` slots' sums of identification statistics and the estimates they give."""
 
     def __init__(self, ident: Identification, prior: np.ndarray, n: int) -> None:
+        super().__init__(ident.statistics, prior, n)
         self.ident = ident
-        self.sums = np.repeat(np.asarray(prior, np.float64).reshape(1, -1), n, axis=0)
         self._cache: np.ndarray | None = None
 
     def contexts(self) -> np.ndarray:
@@ -172,9 +187,7 @@ class IdentifiedStream:
         return self._cache
 
     def observe(self, rows: np.ndarray, transitions: np.ndarray) -> None:
-        if len(rows) == 0:
-            return
-        np.add.at(self.sums, rows, self.ident.statistics(np.asarray(transitions, np.float64)))
+        super().observe(rows, transitions)
         self._cache = None
 
 
@@ -227,22 +240,16 @@ class IdentifiedActions:
         return ActionStream(action_identification_of(self.family), self.prior, n)
 
 
-class ActionStream:
+class ActionStream(_StatisticSums):
     """``n`` slots' sums of action-identification statistics; ``apply`` sets the identified
     action of each slot, ``added`` is what the job's own transitions added (per slot)."""
 
     def __init__(self, ident: ActionIdentification, prior: np.ndarray, n: int) -> None:
+        super().__init__(ident.statistics, prior, n)
         self.ident = ident
-        self.prior = np.asarray(prior, np.float64).reshape(1, -1)
-        self.sums = np.repeat(self.prior, n, axis=0)
 
     def apply(self, actions: np.ndarray) -> np.ndarray:
         return self.ident.apply(actions, self.ident.command(self.sums, len(self.sums)))
-
-    def observe(self, rows: np.ndarray, transitions: np.ndarray) -> None:
-        if len(rows) == 0:
-            return
-        np.add.at(self.sums, rows, self.ident.statistics(np.asarray(transitions, np.float64)))
 
     @property
     def added(self) -> np.ndarray:
