@@ -31,17 +31,21 @@ def main() -> None:
     ap.add_argument(
         "--identify-actions", choices=("on", "off"), help="override the checkpoint's identify_actions setting"
     )
+    ap.add_argument("--carry-context", choices=("on", "off"), help="override the checkpoint's carry_context setting")
     args = ap.parse_args()
     for path in args.checkpoints:
         # far more iterations than were run: an rma learner is then still in its teacher stage
         extra: dict = {"iterations": 10**6} if args.teacher else {}
         if args.identify_actions:
             extra["identify_actions"] = args.identify_actions == "on"
+        if args.carry_context:
+            extra["carry_context"] = args.carry_context == "on"
         learner = MetaLearner.load(path, workers=args.workers, **extra)
         names = tuple(getattr(learner.family, "hidden", ()))
         print(
             f"{path} ({learner.name}{', teacher on the truth' if args.teacher else ''}"
-            f"{', identified actions' if learner.config.identify_actions else ''})"
+            f"{', identified actions' if learner.config.identify_actions else ''}"
+            f"{'' if learner.config.carry_context else ', context not carried across episodes'})"
         )
         for seed in (int(s) for s in args.seeds.split(",")):
             tasks = learner.family.heldout_tasks("train", args.tasks)

@@ -195,6 +195,11 @@ class GraspFamily(TaskFamily):
     meta_defaults: ClassVar[dict[str, Any]] = {
         "algo": "rma-online", "iterations": 120, "meta_batch": 10, "episodes_per_update": 5,
     }  # fmt: skip
+    #: its estimator reads grasp's hidden parameters at chance from whole episodes (mean error
+    #: 0.4-0.6 on a [-1, 1] scale), so adapting carries nothing across episodes; on the train
+    #: split that did not lose success after updates where carrying did (bench/RESULTS.md,
+    #: "grasp (v0): context carried or not"). The variants set their own.
+    algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {"rma-online": {"carry_context": False}}
     ood_shifts = ("object_mass", "object_size", "object_friction", "finger_length")
     #: what the module docstring lists as hidden: finger length, finger width, maximum opening,
     #: grip force, pad friction, object mass and object friction (each mapped from its training

@@ -215,6 +215,7 @@ class GraspV2Family(GraspFamily):
     #: domain-randomised multitask policy beat maml on held-out tasks and on every real object
     #: (bench/RESULTS.md), as the hidden parameters show in its observation
     meta_defaults: ClassVar[dict[str, Any]] = {**GraspFamily.meta_defaults, "algo": "multitask", "iterations": 150}
+    algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # grasp's choice was not measured here
     file_hint = ""
 
     def _fits(self, task: GraspTask) -> GraspTask:

@@ -111,6 +111,12 @@ class MetaConfig:
         "Test-time updates: keep an update only if its episodes returned at least as much as the "
         "state it came from; otherwise retry at half the step.",
     )
+    carry_context: bool = setting(
+        True,
+        "Context methods (rma, rma-online, identify, proto) when adapting: later episodes start from "
+        "what earlier ones showed. false: every episode infers the robot afresh (rma-online: within "
+        "the episode), for families whose hidden parameters earlier episodes do not tell.",
+    )
     identify_actions: bool = setting(
         False,
         "Let the family's action identification set the action it models (grasp-v1: how hard to "
@@ -134,6 +140,8 @@ class MetaConfig:
             raise MetarobotError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         if not isinstance(self.safe_adaptation, bool):
             raise MetarobotError(f"safe-adaptation must be true or false, got {self.safe_adaptation!r}")
+        if not isinstance(self.carry_context, bool):
+            raise MetarobotError(f"carry-context must be true or false, got {self.carry_context!r}")
         if not isinstance(self.identify_actions, bool):
             raise MetarobotError(f"identify-actions must be true or false, got {self.identify_actions!r}")
         if self.identify_actions:

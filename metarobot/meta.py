@@ -341,12 +341,17 @@ class MetaLearner:
         between the kept state and the rejected one: a backtracking line search), and the
         state handed over is the last one kept -- so a test-time update never leaves a policy
         worse than its own episodes showed it. Algorithms whose updates cannot hurt the
-        parameters (``updates_parameters = False``) skip the check."""
+        parameters (``updates_parameters = False``) skip the check.
+
+        A context method whose config has ``carry_context = False`` gathers no evidence across
+        episodes: every step runs the start state, as with ``update=False``, and that is the
+        state handed over (identified actions' sums are still kept)."""
         steps = self.config.inner_steps if steps is None else steps
         episodes = episodes or self.config.episodes_per_update
         if steps < 0 or episodes < 1:
             raise MetarobotError(f"steps must be >= 0 and episodes >= 1, got {steps} and {episodes}")
         safe = (self.config.safe_adaptation if safe is None else safe) and self.updates_parameters
+        update = update and (self.updates_parameters or self.config.carry_context)
         start = state if state is not None else self.meta_state()
         states = [start] * len(tasks)  # what runs at step k
         kept = [start] * len(tasks)  # the last state whose episodes did not return less

@@ -246,3 +246,30 @@ def test_a_linear_head_averages_per_transition_estimates_and_a_nonlinear_one_nee
             copy = head_from_state(head.state_dict())
             assert head_out_dim(head.state_dict()) == 3
             torch.testing.assert_close(copy(emb), head(emb))
+
+
+def test_without_carry_context_every_step_infers_the_robot_afresh():
+    # grasp (v0)'s rma-online: its estimator reads nothing across episodes there (bench/RESULTS.md)
+    with student() as carried, student(carry_context=False) as fresh:
+        tasks = carried.family.heldout_tasks("test", 2)
+        on = carried.adapt_many(tasks, steps=2, episodes=1, seed=3)
+        off = fresh.adapt_many(tasks, steps=2, episodes=1, seed=3)
+        start = fresh.meta_state()
+    for a, b in zip(on, off):
+        assert a.returns[0] == b.returns[0]  # k = 0 runs the same state either way
+        assert float(a.final_state[COUNT]) > 0  # carried: the earlier episodes' transitions
+        assert COUNT not in b.final_state or float(b.final_state[COUNT]) == 0
+        assert all(torch.equal(b.final_state[k], v) for k, v in start.items())  # the start state, deployed
+
+
+def test_carry_context_leaves_gradient_methods_alone_and_must_be_a_boolean():
+    from metarobot.config import MetaConfig
+    from metarobot.errors import MetarobotError
+    from metarobot.meta import MetaLearner
+
+    with MetaLearner(**tiny(algo="maml", carry_context=False)) as learner:
+        start = learner.meta_state()
+        res = learner.adapt_many(learner.family.heldout_tasks("test", 1), steps=1, episodes=1, safe=False)
+    assert any(not torch.equal(res[0].final_state[k], v) for k, v in start.items())  # still updated
+    with pytest.raises(MetarobotError, match="carry-context must be true or false"):
+        MetaConfig.resolve(**tiny(carry_context="yes"))
