@@ -68,6 +68,11 @@ class MetaConfig:
     )
     ppo_lr: float = setting(1e-3, "Adam step size of the PPO updates of reptile's inner loop and of multitask.")
     ppo_epochs: int = setting(10, "PPO epochs per update (reptile inner loop, multitask).")
+    ppo_minibatches: int = setting(
+        4,
+        "Minibatches per epoch of multitask's PPO update, which the oracle and the teacher stages of rma "
+        "and rma-online run too (more: more, smaller Adam steps per sample).",
+    )
     hidden_sizes: tuple[int, ...] = setting((64, 64), "Hidden layer sizes of the tanh MLP policy and value networks.")
     log_std_init: float = setting(-1.0, "Initial log standard deviation of the Gaussian policy.")
     context_dim: int = setting(

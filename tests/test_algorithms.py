@@ -421,3 +421,13 @@ def test_a_family_names_its_default_algorithm():
         assert type(learner).name == "identify" and learner.config.algo == "identify"
     finally:
         learner.close()
+
+
+@pytest.mark.parametrize("minibatches", [4, 10])
+def test_multitask_splits_each_update_into_ppo_minibatches(minibatches):
+    with MetaLearner(**tiny(algo="multitask", iterations=1, ppo_minibatches=minibatches)) as learner:
+        learner.step()
+        samples = learner.env_steps  # one iteration: every sample goes into the one update
+        assert learner.ppo.batch_size == max(64, samples // minibatches)
+    with pytest.raises(MetarobotError, match="ppo-minibatches|ppo_minibatches"):
+        MetaConfig.resolve(**tiny(ppo_minibatches=0))

@@ -34,5 +34,5 @@ class Multitask(MetaLearner):
         cfg = self.config
         merged = merge_rollouts([ro for ph in phases for ro in ph])
         buffer = ad.make_buffer(merged, self.policy, cfg.gamma, cfg.gae_lambda, cfg.device)
-        self.ppo.train_on(buffer, batch_size=max(64, merged.rewards.size // 4))
+        self.ppo.train_on(buffer, batch_size=max(64, merged.rewards.size // cfg.ppo_minibatches))
         return {}
