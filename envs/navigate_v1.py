@@ -98,6 +98,9 @@ class NavigateV1Family(NavigateFamily):
         "iterations": 130,
         "teacher_fraction": 0.75,
     }
+    #: navigate's recipe for multitask, oracle and rma-online was chosen on navigate's train
+    #: split, not on this family's: the shipped -v1 policies keep the library's
+    algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {"identify": {"iterations": 0}}
     file_hint = ""
     #: ``navigate``'s 11 robot values (signs: each motor's own), then the right wheel's scale
     #: (the training range maps to [-1, 1])
