@@ -104,6 +104,8 @@ class ReachV1Family(ReachFamily):
     #: rma-online beat multitask and finetune by 55 points on held-out arms at their budget
     #: (bench/RESULTS.md, reach-v1): policies/pretrained/reach-v1-rma-online.pt is this default run
     meta_defaults: ClassVar[dict[str, Any]] = {"algo": "rma-online", "teacher_fraction": 0.85}
+    #: reach's PPO recipe was chosen on reach's train split, not on this family's
+    algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def _build(
         self,
