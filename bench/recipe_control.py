@@ -18,7 +18,6 @@ If it matches the recurrent baseline, the recipe is what wins; if it matches mul
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from pathlib import Path
@@ -26,32 +25,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metarobot.recurrent import RecurrentBaseline
+from metarobot.recurrent import RecurrentBaseline, sb3_recipe
 from metarobot.registry import get_family
 
 
-def make_ff(family: str, seed: int = 0, n_envs: int = 16, minibatches: int = 2):  # noqa: ANN201
+def make_ff(family: str, seed: int = 0):  # noqa: ANN201
+    """SB3's feed-forward ``PPO`` on the recurrent baseline's recipe (``sb3_recipe``), the
+    LSTM's 64 units replaced by a 64-unit layer."""
     from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from metarobot.wrappers import ResampleTasks
-
-    fam = get_family(family)
-    venv = DummyVecEnv([functools.partial(ResampleTasks, family, "train", seed + i) for i in range(n_envs)])
-    n_steps = max(fam.episode_steps, 128)  # as metarobot.recurrent.make_recurrent
-    return PPO(
-        "MlpPolicy",
-        venv,
-        n_steps=n_steps,
-        batch_size=n_steps * n_envs // minibatches,
-        n_epochs=10,
-        learning_rate=1e-3,
-        gamma=0.97,
-        seed=seed,
-        device="cpu",
-        verbose=0,
-        policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}},
-    )
+    venv, kwargs = sb3_recipe(family, seed=seed)
+    return PPO("MlpPolicy", venv, policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}}, **kwargs)
 
 
 def main() -> None:

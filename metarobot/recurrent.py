@@ -28,14 +28,12 @@ def _contrib() -> Any:
     return sb3_contrib
 
 
-def make_recurrent(family: str, seed: int = 0, n_envs: int = 16, minibatches: int = 2) -> Any:
-    """An untrained ``RecurrentPPO`` on ``n_envs`` envs of tasks resampled from ``family``'s
-    train split, ``minibatches`` minibatches per rollout.
-
-    16 envs and two minibatches by default: sb3-contrib runs the LSTM one time step at a time
-    over each padded minibatch, so a minibatch costs about its sequence length whatever its
-    width. On navigate-v1, 4 envs and four minibatches cost 9.7 ms of CPU per env step on the
-    2-core VM, 16 envs and two minibatches 2.2 ms (``bench/recurrent_cost.py``)."""
+def sb3_recipe(family: str, seed: int = 0, n_envs: int = 16, minibatches: int = 2) -> tuple[Any, dict[str, Any]]:
+    """The recurrent baseline's SB3 training recipe, apart from its policy: ``n_envs`` envs of
+    tasks resampled from ``family``'s train split, and the keywords of an SB3 on-policy
+    algorithm (rollout, ``minibatches`` minibatches, epochs, learning rate, discount, seed).
+    ``make_recurrent`` builds the baseline on it, and ``bench/recipe_control.py`` a
+    feed-forward PPO, so that the two differ by memory only."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from metarobot.wrappers import ResampleTasks
@@ -43,18 +41,33 @@ def make_recurrent(family: str, seed: int = 0, n_envs: int = 16, minibatches: in
     fam = get_family(family)
     venv = DummyVecEnv([functools.partial(ResampleTasks, family, "train", seed + i) for i in range(n_envs)])
     n_steps = max(fam.episode_steps, 128)
+    kwargs = {
+        "n_steps": n_steps,
+        "batch_size": n_steps * n_envs // minibatches,
+        "n_epochs": 10,
+        "learning_rate": 1e-3,
+        "gamma": 0.97,
+        "seed": seed,
+        "device": "cpu",
+        "verbose": 0,
+    }
+    return venv, kwargs
+
+
+def make_recurrent(family: str, seed: int = 0, n_envs: int = 16, minibatches: int = 2) -> Any:
+    """An untrained ``RecurrentPPO`` on ``n_envs`` envs of tasks resampled from ``family``'s
+    train split, ``minibatches`` minibatches per rollout (``sb3_recipe``).
+
+    16 envs and two minibatches by default: sb3-contrib runs the LSTM one time step at a time
+    over each padded minibatch, so a minibatch costs about its sequence length whatever its
+    width. On navigate-v1, 4 envs and four minibatches cost 9.7 ms of CPU per env step on the
+    2-core VM, 16 envs and two minibatches 2.2 ms (``bench/recurrent_cost.py``)."""
+    venv, kwargs = sb3_recipe(family, seed=seed, n_envs=n_envs, minibatches=minibatches)
     return _contrib().RecurrentPPO(
         "MlpLstmPolicy",
         venv,
-        n_steps=n_steps,
-        batch_size=n_steps * n_envs // minibatches,
-        n_epochs=10,
-        learning_rate=1e-3,
-        gamma=0.97,
-        seed=seed,
-        device="cpu",
-        verbose=0,
         policy_kwargs={"lstm_hidden_size": 64, "net_arch": {"pi": [64], "vf": [64]}},
+        **kwargs,
     )
 
 
