@@ -53,6 +53,7 @@ from metarobot.envs.urdf_builder import WHEEL_WIDTH, UrdfModel, diff_drive_urdf
 from metarobot.errors import MetarobotError
 from metarobot.family import (
     FILE_ONLY,
+    SB3_STEP_RECIPE,
     FloatParam,
     IntParam,
     Param,
@@ -347,7 +348,7 @@ class NavigateFamily(TaskFamily):
     #: and the oracle from 47% to 55%, where either alone did worse (bench/RESULTS.md)
     algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "identify": {"iterations": 0},
-        **{algo: {"ppo_minibatches": 10, "log_std_init": 0.0} for algo in ("multitask", "oracle", "rma-online")},
+        **{algo: dict(SB3_STEP_RECIPE) for algo in ("multitask", "oracle", "rma-online")},
     }
     #: the robot's parameters (the map is sensed): chassis length, track width, chassis mass,
     #: wheel radius, maximum wheel speed, left and right motor gain, wheel and floor friction

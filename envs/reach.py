@@ -34,6 +34,7 @@ from metarobot.envs.urdf_builder import AXES, UrdfModel, serial_arm_urdf
 from metarobot.errors import MetarobotError
 from metarobot.family import (
     FILE_ONLY,
+    SB3_STEP_RECIPE,
     ChoiceParam,
     FloatParam,
     IntParam,
@@ -198,7 +199,7 @@ class ReachFamily(TaskFamily):
     #: trains: on reach's train split it lifted the oracle from 60% to 86% and rma with it
     #: (bench/RESULTS.md, "reach (v0) with the recipe"); the variants set their own
     algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {
-        algo: {"ppo_minibatches": 10, "log_std_init": 0.0} for algo in ("multitask", "oracle", "rma")
+        algo: dict(SB3_STEP_RECIPE) for algo in ("multitask", "oracle", "rma")
     }
 
     def _build(

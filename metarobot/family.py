@@ -44,6 +44,10 @@ _TEST_BUCKETS = frozenset({0})
 HELDOUT_SEEDS: dict[str, int] = {"train": 1001, "test": 2002, "ood": 3003}
 #: size of the canonical held-out set per split (``--index`` must be below this).
 HELDOUT_SIZE = 100
+#: the PPO settings that take SB3's own step count (more, smaller Adam steps per sample) and a
+#: policy that starts wider, for a family's ``algo_defaults`` where its train split chose them
+#: (navigate, reach: bench/RESULTS.md, "Memory or recipe?")
+SB3_STEP_RECIPE: dict[str, Any] = {"ppo_minibatches": 10, "log_std_init": 0.0}
 
 
 def _to_jsonable(value: Any) -> Any:
