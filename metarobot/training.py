@@ -119,6 +119,8 @@ class Run:
         if not self.resume:
             self._check_fresh()  # before the lock: a refused --out gets no lock file either
             self._check_resources()
+            if self.config.init_from:  # a missing or corrupt file is refused before --out is made
+                read_checkpoint(self.config.init_from)
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -131,8 +133,10 @@ class Run:
             return learner
         self._lock = RunLock(out)
         self._check_fresh()  # again under the lock: two fresh starts on one --out race otherwise
+        # the learner first: a setting it refuses (a missing --init-from file) leaves no half-made run
+        learner = MetaLearner(self.config)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False))
-        return MetaLearner(self.config)
+        return learner
 
     def _check_fresh(self) -> None:
         out = self.out

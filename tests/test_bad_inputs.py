@@ -393,6 +393,8 @@ CASES = [
     ("adapt --checkpoint {c_evil_pt}", "is corrupt or not a metarobot checkpoint"),
     ("adapt --checkpoint {c_list_pt}", "is not a metarobot checkpoint"),
     ("adapt --checkpoint {c_nan_pt}", "holds NaN or infinite values"),
+    ("meta-train --family cartpole --init-from {dir}/nope.pt", "nope.pt does not exist"),
+    ("meta-train --family cartpole --init-from {c_garbage_pt}", "is corrupt or not a metarobot checkpoint"),
     ("adapt --checkpoint {c_iter_str_pt}", "iteration must be a non-negative integer, got 'x'"),
     ("adapt --checkpoint {c_iter_neg_pt}", "iteration must be a non-negative integer, got -1"),
     ("adapt --checkpoint {c_iter_bool_pt}", "iteration must be a non-negative integer, got True"),
