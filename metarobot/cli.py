@@ -313,6 +313,15 @@ def _file_options(fn: Any) -> Any:
     return _with_options(_FILE_OPTIONS, fn)
 
 
+_FALLBACK_OPTION = click.option(
+    "--fallback",
+    metavar="PATH|none",
+    help="A policy of the family that acts without context (a multitask checkpoint) to run first and keep "
+    "wherever its episodes return more than the adapted ones; none: adapt without the one the checkpoint "
+    "carries [default: the checkpoint's, if any].",
+)
+
+
 def _task_options(fn: Any) -> Any:
     options = [
         click.option("--family", help="Task family [default: the checkpoint's]."),
@@ -335,6 +344,7 @@ def _task_options(fn: Any) -> Any:
             help="A task given as JSON (overrides --split/--index).",
         ),
         *_FILE_OPTIONS,
+        _FALLBACK_OPTION,
         click.option("--workers", type=int, default=0, help="Sampling worker processes (0: in-process)."),
         click.option("--seed", type=int, default=0, help="Random seed."),
         click.option("--device", default="cpu", help="Torch device."),
@@ -358,7 +368,12 @@ def _check_adapt_budget(steps: int | None, episodes: int | None, episodes_name: 
         check_int(episodes_name, episodes, 1, MAX_ADAPT_EPISODES)
 
 
-def _load_learner(family: str | None, checkpoint: Path | None, workers: int, device: str) -> tuple[Any, Path]:
+def _load_learner(
+    family: str | None, checkpoint: Path | None, workers: int, device: str, fallback: str | None = None
+) -> tuple[Any, Path]:
+    """The checkpoint's learner (default: the family's shipped policy). ``fallback``: a
+    checkpoint to set as its fallback policy, ``none`` to drop the one it carries, or None to
+    keep what it carries."""
     from metarobot.meta import MetaLearner, read_checkpoint
     from metarobot.policies.pretrained import pretrained_path
 
@@ -372,7 +387,18 @@ def _load_learner(family: str | None, checkpoint: Path | None, workers: int, dev
         raise MetarobotError(f"checkpoint {checkpoint} is for family {data['family']!r}, not {family!r}")
     if workers < 0:
         raise MetarobotError(f"workers must be a non-negative integer, got {workers}")
-    return MetaLearner.load(checkpoint, workers=workers, device=device), checkpoint
+    if fallback is not None and fallback != "none":
+        read_checkpoint(fallback)  # a bad file is refused before anything is built
+    learner = MetaLearner.load(checkpoint, workers=workers, device=device)
+    try:
+        if fallback == "none":
+            learner.set_fallback(None)
+        elif fallback is not None:
+            learner.set_fallback(MetaLearner.load(fallback, workers=workers, device=device))
+    except MetarobotError:
+        learner.close()
+        raise
+    return learner, checkpoint
 
 
 def _family_for(family: str | None, checkpoint: Path | None) -> Any:
@@ -500,6 +526,7 @@ def adapt(
     ee_link: str | None,
     left_wheels: str | None,
     right_wheels: str | None,
+    fallback: str | None,
     workers: int,
     seed: int,
     device: str,
@@ -515,6 +542,7 @@ def adapt(
       metarobot adapt --family reach --split ood --index 0
       metarobot adapt --family reach --urdf my_arm.urdf --steps 3
       metarobot adapt --checkpoint runs/x/meta_policy.pt --task task.json
+      metarobot adapt --checkpoint runs/x/meta_policy.pt --fallback runs/mt/meta_policy.pt
     """
     _check_common(workers, seed, device, index)
     _check_adapt_budget(steps, episodes)
@@ -526,16 +554,24 @@ def adapt(
         task_family, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh
     )
     _report_file_task(task_family, task)
-    learner, ckpt = _load_learner(family, checkpoint, workers, device)
+    learner, ckpt = _load_learner(family, checkpoint, workers, device, fallback)
     try:
         out_dir = _out_dir(out, f"adapt-{learner.config.family}")
         k = learner.config.inner_steps if steps is None else steps
         n = learner.config.episodes_per_update if episodes is None else episodes
         click.echo(f"adapting {ckpt} ({learner.config.algo}) to {task.family} task: {task.to_json()}", err=True)
         result = learner.adapt(task, steps=k, episodes=n, seed=seed)
+        from metarobot.meta import FALLBACK_KEY
+
+        ran = result.ran
+        fb_name = learner.fallback.config.algo if learner.fallback is not None else ""
+        show = [f"fallback ({fb_name})" if r == "fallback" else r for r in ran]
         click.echo(f"{'k':>3} {'success':>8} {'return':>9}   (each over {n} episodes)")
         for i, (succ, ret) in enumerate(zip(result.success, result.returns)):
-            click.echo(f"{i:>3} {succ:>8.0%} {ret:>9.2f}")
+            click.echo(f"{i:>3} {succ:>8.0%} {ret:>9.2f}" + (f"   {show[i]}" if fb_name else ""))
+        if fb_name:
+            chose = "the fallback" if FALLBACK_KEY in result.final_state else learner.config.algo
+            click.echo(f"kept: {chose} (its episodes returned more)")
         zip_path = atomic_save(out_dir / "adapted_policy.zip", lambda tmp: learner.save_sb3(tmp, result.final_state))
         report = {
             "checkpoint": str(ckpt),
@@ -546,6 +582,9 @@ def adapt(
             "env_steps": result.env_steps,
             "success": result.success,
             "return": result.returns,
+            "ran": result.ran,
+            "fallback": learner.fallback.config.algo if learner.fallback is not None else None,
+            "kept_fallback": FALLBACK_KEY in result.final_state,
             "policy": str(zip_path),
         }
         atomic_write_json(out_dir / "adaptation.json", report)
@@ -594,6 +633,7 @@ BASELINES = ("multitask", "finetune", "recurrent", "oracle", "scratch")
     type=click.Path(path_type=Path, dir_okay=False),
     help="oracle policy [default: the shipped one, else trained now with the same env-step budget].",
 )
+@_FALLBACK_OPTION
 @click.option("--workers", type=int, default=2, help="Sampling worker processes.")
 @click.option("--seed", type=int, default=0, help="Random seed (of on-the-spot baseline training).")
 @click.option("--device", default="cpu", help="Torch device.")
@@ -616,6 +656,7 @@ def evaluate(
     multitask_checkpoint: Path | None,
     recurrent_checkpoint: Path | None,
     oracle_checkpoint: Path | None,
+    fallback: str | None,
     workers: int,
     seed: int,
     device: str,
@@ -649,12 +690,12 @@ def evaluate(
     learners = []
     try:
         if not paths:
-            first, ckpt = _load_learner(family, None, workers, device)
+            first, ckpt = _load_learner(family, None, workers, device, fallback)
             learners.append(first)
             paths = [ckpt]
         else:
             for p in paths:
-                learners.append(_load_learner(family, p, workers, device)[0])
+                learners.append(_load_learner(family, p, workers, device, fallback)[0])
                 family = family or learners[0].config.family
                 if learners[-1].config.family != learners[0].config.family:
                     raise MetarobotError(
@@ -689,8 +730,13 @@ def evaluate(
         algos = [lr.config.algo for lr in learners]
         for p, lr in zip(paths, learners):
             name = lr.config.algo if algos.count(lr.config.algo) == 1 else f"{lr.config.algo}:{Path(p).parent.name}"
-            methods.append(Method(name, lr.meta_state(), lr, lr.config.algo))
+            inner = lr.config.algo
+            if lr.fallback is not None:  # a method with a fallback is not the method alone
+                name, inner = f"{name}+fallback", f"{inner}, fallback {lr.fallback.config.algo}"
+            methods.append(Method(name, lr.meta_state(), lr, inner))
         notes: dict[str, Any] = {}
+        if fallback is not None:
+            notes["fallback"] = fallback
 
         def baseline(algo: str, given: Path | None) -> Any:
             """A baseline policy's learner: given, shipped, or trained now on the same budget."""
@@ -740,7 +786,7 @@ def evaluate(
             oracle = baseline("oracle", oracle_checkpoint)
             methods.append(Method("oracle", oracle.meta_state(), oracle, "none", update=False))
         if "scratch" in wanted:
-            methods.append(Method("scratch", None, base, base.config.algo))
+            methods.append(Method("scratch", None, base, base.config.algo, fallback=False))
         splits = splits or ("test", "ood")
         total = len(splits) * len(methods) * seeds * (steps + 1) * n_tasks
         bar = None
@@ -801,6 +847,7 @@ def render(
     ee_link: str | None,
     left_wheels: str | None,
     right_wheels: str | None,
+    fallback: str | None,
     workers: int,
     seed: int,
     device: str,
@@ -849,7 +896,7 @@ def render(
         task_family, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh
     )
     _report_file_task(task_family, task)
-    learner, ckpt = _load_learner(family, checkpoint, workers, device)
+    learner, ckpt = _load_learner(family, checkpoint, workers, device, fallback)
     try:
         fam = learner.config.family
         panels = 2 if before_after else 1
@@ -870,7 +917,9 @@ def render(
             n = learner.config.episodes_per_update if adapt_episodes is None else adapt_episodes
             click.echo(f"adapting for {k} update(s) of {n} episodes...", err=True)
             result = learner.adapt(task, steps=k, episodes=n, seed=seed)
-            states.append((f"{algo} k={k}", result.final_state))
+            kept = learner.runner_for(result.final_state)[0]
+            chosen = f" (fallback: {kept.config.algo})" if kept is not learner else ""
+            states.append((f"{algo} k={k}{chosen}", result.final_state))
         info = render_rollouts(
             learner, task, states, out, episodes=episodes, width=width, height=height, fps=fps, seed=seed
         )

@@ -42,6 +42,7 @@ class Method:
     learner: MetaLearner  # whose inner loop (and settings) adapt this policy
     algo: str  # what adapts it, as shown in the results ("none" for a policy used as it is)
     update: bool = True  # False: the same episodes at every k, never an update
+    fallback: bool = True  # False: adapt without the learner's fallback policy (scratch)
 
 
 def ci95(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
@@ -109,6 +110,7 @@ def evaluate(
                     seed=s,
                     progress=tick,
                     update=m.update,
+                    fallback=m.fallback,
                 )
                 for i, r in enumerate(res):
                     success[s, i] = r.success

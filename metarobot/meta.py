@@ -52,6 +52,8 @@ CHECKPOINT_FORMAT = "metarobot-checkpoint"
 ACTION_SUMS = "actions.sums"
 #: 2: adds ``algo_state`` (an algorithm's extra state); version-1 files load with it empty
 CHECKPOINT_VERSION = 2
+#: an adaptation state that holds this key is the fallback policy's (``MetaLearner.fallback``)
+FALLBACK_KEY = "fallback.chosen"
 
 
 def job_seed(*parts: int) -> int:
@@ -80,6 +82,8 @@ class AdaptationResult:
     returns: list[float]
     env_steps: int
     final_state: dict[str, torch.Tensor]
+    #: which policy ran the episodes of each k: the algorithm's name, or "fallback"
+    ran: list[str] = dataclasses.field(default_factory=list)
 
 
 class MetaLearner:
@@ -151,6 +155,8 @@ class MetaLearner:
         self.env_steps = 0
         self.history: list[dict[str, Any]] = []
         self._sampler = sampler_instance
+        #: a context-free policy adaptation may run instead of this one (``set_fallback``)
+        self.fallback: MetaLearner | None = None
         if cfg.init_from and not restoring:
             self._warm_start(Path(cfg.init_from))
 
@@ -218,6 +224,8 @@ class MetaLearner:
         if self._sampler is not None:
             self._sampler.close()
             self._sampler = None
+        if self.fallback is not None:
+            self.fallback.close()
         self._vec_env.close()
 
     def __enter__(self) -> MetaLearner:
@@ -330,6 +338,7 @@ class MetaLearner:
         progress: Callable[[], None] | None = None,
         update: bool = True,
         safe: bool | None = None,
+        fallback: bool = True,
     ) -> list[AdaptationResult]:
         """Adapt ``state`` (default: the meta-parameters) to each task with this algorithm's
         inner loop: success and return at k = 0..steps, each update from ``episodes`` episodes.
@@ -345,33 +354,68 @@ class MetaLearner:
 
         A context method whose config has ``carry_context = False`` gathers no evidence across
         episodes: every step runs the start state, as with ``update=False``, and that is the
-        state handed over (identified actions' sums are still kept)."""
+        state handed over (identified actions' sums are still kept).
+
+        With a ``fallback`` policy set (``set_fallback``; ``fallback=False`` ignores it) and
+        ``update``, the fallback runs the first episodes (k = 0) and this algorithm the next
+        (k = 1), its context methods inferring from the fallback's episodes too. From k = 2 on,
+        whichever returned more runs: the fallback's k = 0 return against that of this
+        algorithm's kept state (its latest; with ``safe``, the last update kept). While it is
+        the fallback, this algorithm still infers from its episodes but runs no more. What is
+        handed over is the one that returned more (``FALLBACK_KEY`` marks the fallback's
+        state). Rule chosen on navigate's train split (bench/fallback_check.py)."""
         steps = self.config.inner_steps if steps is None else steps
         episodes = episodes or self.config.episodes_per_update
         if steps < 0 or episodes < 1:
             raise MetarobotError(f"steps must be >= 0 and episodes >= 1, got {steps} and {episodes}")
+        fb = self.fallback if (fallback and update) else None
         safe = (self.config.safe_adaptation if safe is None else safe) and self.updates_parameters
         update = update and (self.updates_parameters or self.config.carry_context)
+        # a context method infers from any episode on the robot; a gradient step needs its own
+        learns_from_fallback = fb is not None and update and not self.updates_parameters
         start = state if state is not None else self.meta_state()
-        states = [start] * len(tasks)  # what runs at step k
-        kept = [start] * len(tasks)  # the last state whose episodes did not return less
-        kept_return = [-math.inf] * len(tasks)
+        n = len(tasks)
+        states = [start] * n  # what runs at step k
+        kept = [start] * n  # the last state whose episodes did not return less
+        kept_return = [-math.inf] * n
+        fb_state = fb.meta_state() if fb is not None else {}
+        fb_return = [-math.inf] * n
+        on_fallback = [fb is not None] * n  # who the fallback serves at step k
         results = [AdaptationResult(t, [], [], 0, start) for t in tasks]
         for k in range(steps + 1):
-            jobs = [
-                self.make_job(t, s, episodes, job_seed(seed, 7_777, k, i))
-                for i, (t, s) in enumerate(zip(tasks, states))
-            ]
-            rollouts = self.sampler().run(jobs)
-            for i, (res, ro) in enumerate(zip(results, rollouts)):
+            rollouts: list[Rollout | None] = [None] * n
+            for runner, which in ((self, False), (fb, True)):
+                picked = [i for i in range(n) if on_fallback[i] == which]
+                if runner is None or not picked:
+                    continue
+                jobs = [
+                    runner.make_job(tasks[i], fb_state if which else states[i], episodes, job_seed(seed, 7_777, k, i))
+                    for i in picked
+                ]
+                for i, got in zip(picked, runner.sampler().run(jobs)):
+                    rollouts[i] = got
+            for i, res in enumerate(results):
+                ro = rollouts[i]
+                assert ro is not None
                 res.success.append(ro.success_rate)
                 res.returns.append(ro.mean_return)
                 res.env_steps += ro.env_steps
+                res.ran.append("fallback" if on_fallback[i] else self.name)
+                if on_fallback[i]:
+                    if k == 0:
+                        fb_return[i] = ro.mean_return
+                    if learns_from_fallback and k < steps:
+                        own = {key: v for key, v in states[i].items() if key != ACTION_SUMS}
+                        states[i] = self.inner_update(own, ro, seed=job_seed(seed, 8_888, k, i))
+                        if ACTION_SUMS in kept[i]:
+                            states[i] = {**states[i], ACTION_SUMS: kept[i][ACTION_SUMS]}
+                        kept[i] = states[i]
+                    continue
                 if ro.action_stats is not None:  # what the robot's episodes showed: always kept
                     sums = _action_sums(states[i]) + torch.as_tensor(ro.action_stats.sum(axis=0))
                     states[i] = {**states[i], ACTION_SUMS: sums}
                     kept[i] = {**kept[i], ACTION_SUMS: sums}
-                accepted = not safe or k == 0 or ro.mean_return >= kept_return[i]
+                accepted = not safe or math.isinf(kept_return[i]) or ro.mean_return >= kept_return[i]
                 if accepted:
                     kept[i], kept_return[i] = states[i], ro.mean_return
                 if k == steps or not update:
@@ -383,12 +427,17 @@ class MetaLearner:
                         states[i] = {**states[i], ACTION_SUMS: kept[i][ACTION_SUMS]}
                 else:
                     states[i] = _halfway(kept[i], states[i])
+            if fb is not None:  # k = 1 is this algorithm's; then the one that returned more
+                on_fallback = [k + 1 >= 2 and fb_return[i] > kept_return[i] for i in range(n)]
             if k < steps and update:
                 check_inner_states(states, None, k)
             if progress is not None:
                 progress()
-        for res, s in zip(results, kept):
-            res.final_state = self.deployed_state(res.task, s)
+        for i, res in enumerate(results):
+            if fb is not None and fb_return[i] > kept_return[i]:
+                res.final_state = {**fb_state, FALLBACK_KEY: torch.ones(1)}
+            else:
+                res.final_state = self.deployed_state(res.task, kept[i])
         return results
 
     def adapt(
@@ -465,8 +514,34 @@ class MetaLearner:
         self.history.append(row)
         return row
 
+    # -- the fallback -------------------------------------------------------------------------
+    def set_fallback(self, other: MetaLearner | None) -> None:
+        """Let adaptation run ``other``'s policy (as it is, no context: e.g. the family's
+        multitask policy) where it returns more than this algorithm's (``adapt_many``); None
+        removes it. Checkpoints carry it."""
+        if other is not None:
+            if other.config.family != self.config.family:
+                raise MetarobotError(
+                    f"the fallback is a {other.config.family!r} policy, not one of {self.config.family!r}"
+                )
+            if other.context_dim:
+                raise MetarobotError(f"the fallback must act on the observation alone; {other.name!r} reads a context")
+            if other.fallback is not None:
+                raise MetarobotError("the fallback has a fallback of its own")
+        self.fallback = other
+
+    def runner_for(self, state: dict[str, torch.Tensor]) -> tuple[MetaLearner, dict[str, torch.Tensor]]:
+        """The learner that runs an adaptation's ``state`` (the fallback, where it was chosen),
+        and the state as that learner reads it."""
+        if FALLBACK_KEY not in state:
+            return self, state
+        if self.fallback is None:
+            raise MetarobotError("this adapted state is the fallback policy's, and no fallback is loaded")
+        return self.fallback, {k: v for k, v in state.items() if k != FALLBACK_KEY}
+
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
+        fallback = {"fallback": self.fallback.checkpoint()} if self.fallback is not None else {}
         return {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
@@ -479,6 +554,7 @@ class MetaLearner:
             "rng_state": _rng_to_plain(self.rng.bit_generator.state),
             "history": self.history,
             "algo_state": self.extra_state(),
+            **fallback,
         }
 
     def save(self, path: Path | str) -> Path:
@@ -494,7 +570,12 @@ class MetaLearner:
     def load(cls, path: Path | str, sampler_instance: Sampler | None = None, **overrides: Any) -> MetaLearner:
         """A learner of the checkpoint's algorithm, restored from it (``overrides``: e.g.
         ``workers``, ``iterations``)."""
-        data = read_checkpoint(path)
+        return cls._restore(read_checkpoint(path), path, sampler_instance, **overrides)
+
+    @classmethod
+    def _restore(
+        cls, data: dict[str, Any], path: Path | str, sampler_instance: Sampler | None = None, **overrides: Any
+    ) -> MetaLearner:
         cfg = (
             MetaConfig.from_dict(data["config"]).replace(**overrides)
             if overrides
@@ -515,6 +596,9 @@ class MetaLearner:
         learner.iteration = int(data["iteration"])
         learner.env_steps = int(data["env_steps"])
         learner.history = list(data["history"])
+        if data.get("fallback") is not None:
+            where = {k: v for k, v in overrides.items() if k in ("workers", "device")}
+            learner.set_fallback(MetaLearner._restore(data["fallback"], f"{path} (its fallback)", **where))
         return learner
 
     def load_as(self, **overrides: Any) -> MetaLearner:
@@ -524,6 +608,7 @@ class MetaLearner:
         learner.policy.load_state_dict(self.meta_state())
         learner.load_extra_state(self.extra_state())
         learner.iteration, learner.env_steps = self.iteration, self.env_steps
+        learner.fallback = self.fallback
         return learner
 
     # -- SB3 export -------------------------------------------------------------------------
@@ -540,6 +625,9 @@ class MetaLearner:
 
     def save_sb3(self, path: Path | str, state: dict[str, torch.Tensor] | None = None) -> Path:
         """Save ``state`` (default: the meta-parameters) as an SB3 PPO zip (``PPO.load`` opens it)."""
+        if state is not None and FALLBACK_KEY in state:
+            runner, own = self.runner_for(state)
+            return runner.save_sb3(path, own)
         path = Path(path)
         extra = self.identified_export_kwargs(state)
         if extra:
@@ -614,4 +702,12 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
         if key not in data:
             raise MetarobotError(f"checkpoint {path} lacks {key!r}")
     validate_checkpoint(data, path)  # types and finiteness of every field
+    fallback = data.get("fallback")
+    if fallback is not None:
+        if not isinstance(fallback, dict) or fallback.get("format") != CHECKPOINT_FORMAT:
+            raise MetarobotError(f"checkpoint {path}: its fallback is not a metarobot checkpoint")
+        for key in ("config", "policy_state", "iteration"):
+            if key not in fallback:
+                raise MetarobotError(f"checkpoint {path}: its fallback lacks {key!r}")
+        validate_checkpoint(fallback, f"{path} (its fallback)")
     return data

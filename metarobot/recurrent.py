@@ -111,7 +111,8 @@ def load_recurrent(path: Path) -> Any:
 
 class RecurrentBaseline:
     """``adapt_many`` for a ``RecurrentPPO`` model (duck-typed like ``MetaLearner.adapt_many``,
-    so the evaluation protocol runs it): ``episodes`` episodes per step k, never an update."""
+    so the evaluation protocol runs it): ``episodes`` episodes per step k, never an update and
+    no fallback."""
 
     def __init__(self, model: Any, family: str) -> None:
         self.model = model
@@ -127,6 +128,7 @@ class RecurrentBaseline:
         seed: int = 0,
         progress: Callable[[], None] | None = None,
         update: bool = False,
+        fallback: bool = False,
     ) -> list[Any]:
         from metarobot.meta import AdaptationResult, job_seed
 

@@ -32,6 +32,7 @@ def rollout_frames(
 ) -> tuple[list[list[np.ndarray]], list[tuple[float, bool]]]:
     """Frames of ``episodes`` deterministic episodes of the policy ``state`` on ``task``, and
     each episode's (return, success)."""
+    learner, state = learner.runner_for(state)  # the fallback's, where an adaptation chose it
     env = learner.family.make_env(task, render_mode="rgb_array")
     # the job an adaptation would run: its parameters, and the context the policy reads
     # (fixed, or re-estimated after every step for an online estimator), as in sampling

@@ -218,6 +218,11 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     nan_sizes = {**sizes, "log_std": torch.full_like(sizes["log_std"], float("nan"))}
     ckpt("m_nan.pt", {**msgd_data, "algo_state": {STEP_SIZES_KEY: nan_sizes}})
     ckpt("m_none.pt", {**msgd_data, "algo_state": {}})
+    # a checkpoint whose fallback policy (adapting with --fallback) is broken
+    ckpt("f_nested.pt", {**base, "fallback": {k: v for k, v in base.items() if k != "policy_state"}})
+    ckpt("f_nested_nan.pt", {**base, "fallback": {**base, "policy_state": nan_state}})
+    files["reach_mt"] = str(pretrained_path("reach", "multitask"))
+    files["cart_oracle"] = str(pretrained_path("cartpole", "oracle"))
     # -- run directories and earlier outputs --
     Run(d / "run", MetaConfig(iterations=1, **TINY)).train(progress=False)
     files["run"] = str(d / "run")
@@ -395,6 +400,14 @@ CASES = [
     ("adapt --checkpoint {c_nan_pt}", "holds NaN or infinite values"),
     ("meta-train --family cartpole --init-from {dir}/nope.pt", "nope.pt does not exist"),
     ("meta-train --family cartpole --init-from {c_garbage_pt}", "is corrupt or not a metarobot checkpoint"),
+    # -- adapt / evaluate / render: --fallback ------------------------------------------------
+    ("adapt --family cartpole --fallback {c_garbage_pt}", "is corrupt or not a metarobot checkpoint"),
+    ("adapt --family cartpole --fallback {dir}/nope.pt", "nope.pt does not exist"),
+    ("adapt --family cartpole --fallback {c_nan_pt}", "holds NaN or infinite values"),
+    ("adapt --checkpoint {f_nested_pt}", "its fallback lacks 'policy_state'"),
+    ("adapt --checkpoint {f_nested_nan_pt}", "(its fallback): log_std holds NaN or infinite values"),
+    ("evaluate --family cartpole --fallback {reach_mt}", "the fallback is a 'reach' policy, not one of 'cartpole'"),
+    ("render --family cartpole --fallback {cart_oracle}", "the fallback must act on the observation alone"),
     ("adapt --checkpoint {c_iter_str_pt}", "iteration must be a non-negative integer, got 'x'"),
     ("adapt --checkpoint {c_iter_neg_pt}", "iteration must be a non-negative integer, got -1"),
     ("adapt --checkpoint {c_iter_bool_pt}", "iteration must be a non-negative integer, got True"),
