@@ -17,7 +17,8 @@ method's own routine, N tasks x S seeds -- ``metarobot evaluate``'s protocol on 
 A relative ``--urdf`` is looked up in ``pybullet_data``. Baselines are the family's shipped ones
 (multitask, oracle: ``FAMILY-ALGO.pt``; recurrent: ``FAMILY-recurrent.zip``). The oracle is shown
 the hidden parameters of the file's robot as the family normalises them (a real robot may lie
-far outside the training ranges).
+far outside the training ranges). A checkpoint that carries a fallback policy adapts with it
+(``METHOD+fallback``); ``--also-alone`` adds the same checkpoint without it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=5)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--also-alone", action="store_true", help="a checkpoint that carries a fallback runs without it too"
+    )
     args = ap.parse_args()
 
     given = [a for a in (args.urdf, args.object_urdf, args.object_mesh) if a]
@@ -85,7 +89,13 @@ def main() -> None:
     for path in args.checkpoint:
         learner = MetaLearner.load(path, workers=args.workers)
         learners.append(learner)
-        methods.append(Method(learner.name, learner.meta_state(), learner, learner.name))
+        if learner.fallback is None:
+            methods.append(Method(learner.name, learner.meta_state(), learner, learner.name))
+            continue
+        inner = f"{learner.name}, fallback {learner.fallback.config.algo}"
+        methods.append(Method(f"{learner.name}+fallback", learner.meta_state(), learner, inner))
+        if args.also_alone:  # the same policy without the fallback the checkpoint carries
+            methods.append(Method(learner.name, learner.meta_state(), learner, learner.name, fallback=False))
     wanted = [b for b in args.baselines.split(",") if b and b != "none"]
     for name in wanted:
         if name == "recurrent":
