@@ -238,7 +238,9 @@ def meta_train(
     if held:
         click.echo(
             f"held-out test tasks ({held['tasks']} tasks x {held['episodes_per_update']} episodes): "
-            f"success {held['pre_success']:.0%} before adaptation, "
+            f"success {held['pre_success']:.0%} before adaptation"
+            + (f" (the fallback, {held['fallback']})" if held.get("fallback") else "")
+            + ", "
             f"{held['post_success']:.0%} after {held['inner_steps']} update(s) "
             f"(return {held['pre_return']:.1f} -> {held['post_return']:.1f})"
         )
@@ -749,7 +751,7 @@ def evaluate(
             else:
                 budget = base.env_steps
                 click.echo(f"training a {algo} baseline with the same env-step budget ({budget:,} steps)", err=True)
-                cfg = base.config.replace(algo=algo, seed=seed)
+                cfg = base.config.replace(algo=algo, seed=seed, fallback=None, init_from=None)
                 per_iter = cfg.steps_per_iteration(base.episode_steps)
                 learner = MetaLearner(cfg.replace(iterations=max(1, round(budget / per_iter))))
                 learner.train()

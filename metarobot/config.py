@@ -111,6 +111,12 @@ class MetaConfig:
         "Start the meta-parameters from this checkpoint's policy (e.g. maml warm-started from the multitask "
         "policy: policies/pretrained/reach-multitask.pt); same architecture required.",
     )
+    fallback: str | None = setting(
+        None,
+        "A checkpoint of the family whose policy acts without context (its multitask policy): adapting "
+        "runs it first and keeps it wherever it returned more than this method; the run's checkpoints "
+        "carry it (adapt/evaluate/render --fallback override it).",
+    )
     safe_adaptation: bool = setting(
         True,
         "Test-time updates: keep an update only if its episodes returned at least as much as the "
@@ -153,7 +159,7 @@ class MetaConfig:
             from metarobot.online import action_identification_of
 
             action_identification_of(self.family)  # a one-line error where the family has none
-        for name in ("init_from", "ray_address"):
+        for name in ("init_from", "fallback", "ray_address"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise MetarobotError(f"{name.replace('_', '-')} must be a path or address, got {value!r}")

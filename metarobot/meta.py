@@ -159,6 +159,8 @@ class MetaLearner:
         self.fallback: MetaLearner | None = None
         if cfg.init_from and not restoring:
             self._warm_start(Path(cfg.init_from))
+        if cfg.fallback and not restoring:  # a restored learner takes the one its checkpoint carries
+            self.set_fallback(MetaLearner.load(cfg.fallback, workers=cfg.workers, device=cfg.device))
 
     def _warm_start(self, path: Path) -> None:
         """Meta-parameters from another checkpoint's policy (its optimiser state is not taken)."""

@@ -116,27 +116,33 @@ class Run:
             raise MetarobotError(f"--out {out} exists and is not a directory")
         if self.resume and not out.is_dir():
             raise MetarobotError(f"nothing to resume in {out} (no such directory)")
+        learner: MetaLearner | None = None
         if not self.resume:
             self._check_fresh()  # before the lock: a refused --out gets no lock file either
             self._check_resources()
-            if self.config.init_from:  # a missing or corrupt file is refused before --out is made
-                read_checkpoint(self.config.init_from)
+            # the learner before --out is made: a setting it refuses (a missing --init-from
+            # file, a --fallback that reads a context) leaves nothing behind
+            learner = MetaLearner(self.config)
         try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise MetarobotError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
-        if self.resume:
-            self._prepare_resume(check_only=True)  # what can refuse, read-only: a refused --resume changes nothing
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise MetarobotError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+            if self.resume:
+                self._prepare_resume(check_only=True)  # what can refuse, read-only: a refused --resume changes nothing
+                self._lock = RunLock(out)
+                learner = self._prepare_resume()  # again under the lock, and now for real
+                assert learner is not None
+                return learner
             self._lock = RunLock(out)
-            learner = self._prepare_resume()  # again under the lock, and now for real
+            self._check_fresh()  # again under the lock: two fresh starts on one --out race otherwise
+            atomic_write_text(out / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False))
             assert learner is not None
             return learner
-        self._lock = RunLock(out)
-        self._check_fresh()  # again under the lock: two fresh starts on one --out race otherwise
-        # the learner first: a setting it refuses (a missing --init-from file) leaves no half-made run
-        learner = MetaLearner(self.config)
-        atomic_write_text(out / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False))
-        return learner
+        except BaseException:
+            if learner is not None:
+                learner.close()
+            raise
 
     def _check_fresh(self) -> None:
         out = self.out
@@ -327,4 +333,6 @@ class Run:
                 "pre_return": test["return"][0],
                 "post_return": test["return"][-1],
             }
+            if learner.fallback is not None:  # its k = 0 episodes are the fallback's
+                result["heldout_test"]["fallback"] = learner.fallback.config.algo
         return result

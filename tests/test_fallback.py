@@ -133,3 +133,22 @@ def test_adapt_and_evaluate_take_a_fallback_from_the_command_line(pair, tmp_path
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "proto+fallback success" in res.output and "scratch success" in res.output
+
+
+def test_a_run_trained_with_a_fallback_carries_it_and_says_so(pair, tmp_path):
+    _, _, (_, mt_path) = pair
+    out = tmp_path / "run"
+    args = ["meta-train", "--algo", "proto", "--context-dim", "3", "--iterations", "1", "--eval-tasks", "2"]
+    args += ["--fallback", str(mt_path), "--out", str(out), "--no-progress"]
+    for name, value in tiny(without=["eval_tasks"]).items():
+        text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        args += [f"--{name.replace('_', '-')}", text]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "before adaptation (the fallback, multitask)" in res.output
+    loaded = MetaLearner.load(out / "meta_policy.pt")
+    try:
+        assert loaded.fallback is not None and loaded.fallback.config.algo == "multitask"
+        assert loaded.config.fallback == str(mt_path)
+    finally:
+        loaded.close()
