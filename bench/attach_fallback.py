@@ -1,5 +1,5 @@
 """Make a checkpoint carry a fallback policy (``MetaLearner.set_fallback``), so that adapting it
-runs the fallback first and keeps whichever returned more, without ``--fallback`` each time.
+runs the fallback first and keeps whichever did better, without ``--fallback`` each time.
 
     python bench/attach_fallback.py policies/pretrained/navigate-rma-online.pt \\
         policies/pretrained/navigate-multitask.pt

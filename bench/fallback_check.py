@@ -3,8 +3,8 @@
 
 A context method (rma, rma-online) run on a robot unlike its training robots can do worse
 than the domain-randomized multitask policy (navigate's ood: 40% against 67%). With a
-fallback, adapting runs the fallback first (k = 0), the method next (k = 1, inferring from
-the fallback's episodes too), then whichever returned more. This prints, on the same episode
+fallback, adapting runs the fallback first (k = 0), the method next (k = 1, from its own start),
+then whichever did better (success, then return). This prints, on the same episode
 seeds, success at k = 0..K of the method alone, the fallback alone (never updated) and the
 two together, and how often the fallback was kept.
 

@@ -319,8 +319,8 @@ _FALLBACK_OPTION = click.option(
     "--fallback",
     metavar="PATH|none",
     help="A policy of the family that acts without context (a multitask checkpoint) to run first and keep "
-    "wherever its episodes return more than the adapted ones; none: adapt without the one the checkpoint "
-    "carries [default: the checkpoint's, if any].",
+    "wherever its episodes do better (success, then return) than the adapted ones; none: adapt without "
+    "the one the checkpoint carries [default: the checkpoint's, if any].",
 )
 
 
@@ -573,7 +573,7 @@ def adapt(
             click.echo(f"{i:>3} {succ:>8.0%} {ret:>9.2f}" + (f"   {show[i]}" if fb_name else ""))
         if fb_name:
             chose = "the fallback" if FALLBACK_KEY in result.final_state else learner.config.algo
-            click.echo(f"kept: {chose} (its episodes returned more)")
+            click.echo(f"kept: {chose} (its episodes did better: success, then return)")
         zip_path = atomic_save(out_dir / "adapted_policy.zip", lambda tmp: learner.save_sb3(tmp, result.final_state))
         report = {
             "checkpoint": str(ckpt),

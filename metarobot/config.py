@@ -114,8 +114,8 @@ class MetaConfig:
     fallback: str | None = setting(
         None,
         "A checkpoint of the family whose policy acts without context (its multitask policy): adapting "
-        "runs it first and keeps it wherever it returned more than this method; the run's checkpoints "
-        "carry it (adapt/evaluate/render --fallback override it).",
+        "runs it first and keeps it wherever it did better than this method (success, then return); the "
+        "run's checkpoints carry it (adapt/evaluate/render --fallback override it).",
     )
     safe_adaptation: bool = setting(
         True,

@@ -360,12 +360,12 @@ class MetaLearner:
 
         With a ``fallback`` policy set (``set_fallback``; ``fallback=False`` ignores it) and
         ``update``, the fallback runs the first episodes (k = 0) and this algorithm the next
-        (k = 1), its context methods inferring from the fallback's episodes too. From k = 2 on,
-        whichever returned more runs: the fallback's k = 0 return against that of this
-        algorithm's kept state (its latest; with ``safe``, the last update kept). While it is
-        the fallback, this algorithm still infers from its episodes but runs no more. What is
-        handed over is the one that returned more (``FALLBACK_KEY`` marks the fallback's
-        state). Rule chosen on navigate's train split (bench/fallback_check.py)."""
+        (k = 1), from its start state: it adapts from its own episodes only (an estimator is
+        fitted to the transitions of its own policy). From k = 2 on, whichever did better runs:
+        the fallback's k = 0 episodes against those of this algorithm's kept state (its latest;
+        with ``safe``, the last update kept), success first, then return. What is handed over
+        is the one that did better (``FALLBACK_KEY`` marks the fallback's state).
+        bench/RESULTS.md, "adapting with a fallback", has how the rule was chosen."""
         steps = self.config.inner_steps if steps is None else steps
         episodes = episodes or self.config.episodes_per_update
         if steps < 0 or episodes < 1:
@@ -373,15 +373,14 @@ class MetaLearner:
         fb = self.fallback if (fallback and update) else None
         safe = (self.config.safe_adaptation if safe is None else safe) and self.updates_parameters
         update = update and (self.updates_parameters or self.config.carry_context)
-        # a context method infers from any episode on the robot; a gradient step needs its own
-        learns_from_fallback = fb is not None and update and not self.updates_parameters
         start = state if state is not None else self.meta_state()
         n = len(tasks)
         states = [start] * n  # what runs at step k
         kept = [start] * n  # the last state whose episodes did not return less
         kept_return = [-math.inf] * n
         fb_state = fb.meta_state() if fb is not None else {}
-        fb_return = [-math.inf] * n
+        fb_score = [(-math.inf, -math.inf)] * n  # the fallback's k = 0 (success, return)
+        kept_success = [-math.inf] * n
         on_fallback = [fb is not None] * n  # who the fallback serves at step k
         results = [AdaptationResult(t, [], [], 0, start) for t in tasks]
         for k in range(steps + 1):
@@ -403,15 +402,9 @@ class MetaLearner:
                 res.returns.append(ro.mean_return)
                 res.env_steps += ro.env_steps
                 res.ran.append("fallback" if on_fallback[i] else self.name)
-                if on_fallback[i]:
+                if on_fallback[i]:  # nothing for this algorithm to learn from: not its own episodes
                     if k == 0:
-                        fb_return[i] = ro.mean_return
-                    if learns_from_fallback and k < steps:
-                        own = {key: v for key, v in states[i].items() if key != ACTION_SUMS}
-                        states[i] = self.inner_update(own, ro, seed=job_seed(seed, 8_888, k, i))
-                        if ACTION_SUMS in kept[i]:
-                            states[i] = {**states[i], ACTION_SUMS: kept[i][ACTION_SUMS]}
-                        kept[i] = states[i]
+                        fb_score[i] = (ro.success_rate, ro.mean_return)
                     continue
                 if ro.action_stats is not None:  # what the robot's episodes showed: always kept
                     sums = _action_sums(states[i]) + torch.as_tensor(ro.action_stats.sum(axis=0))
@@ -419,7 +412,7 @@ class MetaLearner:
                     kept[i] = {**kept[i], ACTION_SUMS: sums}
                 accepted = not safe or math.isinf(kept_return[i]) or ro.mean_return >= kept_return[i]
                 if accepted:
-                    kept[i], kept_return[i] = states[i], ro.mean_return
+                    kept[i], kept_return[i], kept_success[i] = states[i], ro.mean_return, ro.success_rate
                 if k == steps or not update:
                     continue
                 if accepted:
@@ -429,14 +422,14 @@ class MetaLearner:
                         states[i] = {**states[i], ACTION_SUMS: kept[i][ACTION_SUMS]}
                 else:
                     states[i] = _halfway(kept[i], states[i])
-            if fb is not None:  # k = 1 is this algorithm's; then the one that returned more
-                on_fallback = [k + 1 >= 2 and fb_return[i] > kept_return[i] for i in range(n)]
+            if fb is not None:  # k = 1 is this algorithm's; then the one that did better
+                on_fallback = [k + 1 >= 2 and fb_score[i] > (kept_success[i], kept_return[i]) for i in range(n)]
             if k < steps and update:
                 check_inner_states(states, None, k)
             if progress is not None:
                 progress()
         for i, res in enumerate(results):
-            if fb is not None and fb_return[i] > kept_return[i]:
+            if fb is not None and fb_score[i] > (kept_success[i], kept_return[i]):
                 res.final_state = {**fb_state, FALLBACK_KEY: torch.ones(1)}
             else:
                 res.final_state = self.deployed_state(res.task, kept[i])

@@ -1,5 +1,6 @@
 """Adapting with a fallback policy: the fallback runs first, the method next, then whichever
-returned more; context methods infer from the fallback's episodes too; checkpoints carry it."""
+did better (success, then return); the method adapts from its own episodes only; checkpoints
+carry the fallback."""
 
 import numpy as np
 import pytest
@@ -31,34 +32,35 @@ def pair(tmp_path_factory):
     method.close()
 
 
-def test_the_fallback_runs_first_the_method_next_then_whichever_returned_more(pair):
+def test_the_fallback_runs_first_the_method_next_then_whichever_did_better(pair):
     method, _, _ = pair
     tasks = method.family.heldout_tasks("test", 6)
     results = method.adapt_many(tasks, steps=3, episodes=2, seed=1)
     for res in results:
         assert res.ran[:2] == ["fallback", "proto"]
-        fb_return, latest = res.returns[0], res.returns[1]
-        for k in (2, 3):  # proto never rejects an update: its latest return is what counts
-            assert res.ran[k] == ("fallback" if fb_return > latest else "proto")
+        fb = (res.success[0], res.returns[0])
+        latest = (res.success[1], res.returns[1])
+        for k in (2, 3):  # proto never rejects an update: its latest episodes are what count
+            assert res.ran[k] == ("fallback" if fb > latest else "proto")  # success first, then return
             if res.ran[k] == "proto":
-                latest = res.returns[k]
-        assert (FALLBACK_KEY in res.final_state) == (fb_return > latest)
+                latest = (res.success[k], res.returns[k])
+        assert (FALLBACK_KEY in res.final_state) == (fb > latest)
     kept = [FALLBACK_KEY in r.final_state for r in results]
     assert any(kept) and not all(kept), "these tasks and seeds should keep each policy somewhere"
 
 
-def test_a_context_method_infers_from_the_fallbacks_episodes(pair):
-    method, fallback, _ = pair
+def test_a_context_method_adapts_from_its_own_episodes_only(pair):
+    method, _, _ = pair
     tasks = method.family.heldout_tasks("test", 6)
-    results = method.adapt_many(tasks, steps=1, episodes=2, seed=1)
+    results = method.adapt_many(tasks, steps=2, episodes=2, seed=1)
     checked = 0
     for i, res in enumerate(results):
         if FALLBACK_KEY in res.final_state:
             continue
-        # k = 0 ran the fallback; nothing updates after the last step, so the kept state holds
-        # exactly the fallback's transitions
-        job = fallback.make_job(tasks[i], fallback.meta_state(), 2, job_seed(1, 7_777, 0, i))
-        (rollout,) = fallback.sampler().run([job])
+        # k = 0 ran the fallback, k = 1 the method from its start, k = 2 on what k = 1 showed;
+        # nothing updates after the last step, so the kept state holds k = 1's transitions only
+        job = method.make_job(tasks[i], method.meta_state(), 2, job_seed(1, 7_777, 1, i))
+        (rollout,) = method.sampler().run([job])
         assert float(res.final_state[COUNT]) == len(transitions(rollout, method.obs_dim)) > 0
         checked += 1
     assert checked
