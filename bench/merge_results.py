@@ -7,7 +7,8 @@ later beside the table it completes:
 
 The protocol (family, tasks, seeds, steps, episodes) must be the same in every input; a method
 present in several inputs must have the same numbers in each (the evaluation is deterministic),
-else the merge is refused. Two checkpoints of one method go side by side with ``--rename``:
+else the merge is refused. Two checkpoints of one method go side by side with ``--rename``; ``--drop N:NAME`` leaves a
+method of an input out:
 
     python bench/merge_results.py bench/results/reach-v1-rmaon-fair bench/results/reach-v1 \\
         bench/results/reach-v1-baselines --rename "2:rma-online=rma-online (from the oracle, 4.44M)" \\
@@ -52,8 +53,20 @@ def main() -> None:
         "--rename", action="append", default=[], metavar="N:OLD=NEW",
         help="call method OLD of the N-th input (from 1) NEW",
     )  # fmt: skip
+    ap.add_argument(
+        "--drop", action="append", default=[], metavar="N:NAME", help="leave out method NAME of the N-th input"
+    )
     args = ap.parse_args()
     results = [json.loads((d / "results.json").read_text()) for d in args.inputs]
+    for spec in args.drop:
+        number, _, name = spec.partition(":")
+        if not number.isdigit() or not 1 <= int(number) <= len(results) or not name:
+            sys.exit(f"Error: --drop {spec!r} is not N:NAME with N an input's number")
+        splits = results[int(number) - 1]["splits"]
+        if not any(name in methods for methods in splits.values()):
+            sys.exit(f"Error: input {number} has no method {name!r}")
+        for methods in splits.values():
+            methods.pop(name, None)
     for spec in args.rename:
         number, _, names = spec.partition(":")
         old, _, new = names.partition("=")
