@@ -25,7 +25,7 @@ from pathlib import Path
 
 from metarobot.evaluation import write_results
 
-PROTOCOL = ("family", "tasks", "seeds", "steps", "episodes")
+PROTOCOL = ("family", "tasks", "seeds", "steps", "episodes", "same_seeds")
 
 
 def merge(results: list[dict]) -> dict:
@@ -33,7 +33,7 @@ def merge(results: list[dict]) -> dict:
     merged = {**first, "splits": {}, "merged_from": [], "baselines": {}}
     for res in results:
         for key in PROTOCOL:
-            if res[key] != first[key]:
+            if res.get(key, False) != first.get(key, False):  # same_seeds: absent before it existed
                 sys.exit(f"Error: {key} differs between the inputs ({first[key]!r} vs {res[key]!r})")
         merged["baselines"].update(res.get("baselines", {}))
         for split, methods in res["splits"].items():

@@ -645,6 +645,12 @@ BASELINES = ("multitask", "finetune", "recurrent", "oracle", "scratch")
     help="Output directory [default: runs/evaluate-FAMILY-TIMESTAMP].",
 )
 @click.option("--force", is_flag=True, help="Overwrite the results of an earlier evaluate in --out.")
+@click.option(
+    "--same-seeds",
+    is_flag=True,
+    help="Run every k's episodes on k = 0's seeds, so a policy that does not change reads the same at every k "
+    "(not with a fallback, whose choice would be scored on the episodes it was made on).",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def evaluate(
     family: str | None,
@@ -664,6 +670,7 @@ def evaluate(
     device: str,
     out: Path | None,
     force: bool,
+    same_seeds: bool,
     progress: bool,
 ) -> None:
     """The adaptation protocol: success and return at k = 0..K updates on held-out tasks, with
@@ -726,6 +733,10 @@ def evaluate(
                         f"{paths[0]} was trained with 0 env steps, so a {algo} baseline of the same budget would be "
                         f"untrained and none is shipped for {fam!r}: pass --{algo}-checkpoint"
                     )
+        if same_seeds and any(lr.fallback is not None for lr in learners):
+            raise MetarobotError(
+                "--same-seeds would score a fallback's choice on the episodes it was made on; add --fallback none"
+            )
         out_dir = _out_dir(out, f"evaluate-{fam}")
         n = base.config.episodes_per_update if episodes is None else episodes
         methods = []
@@ -805,6 +816,7 @@ def evaluate(
             steps,
             n,
             progress=(lambda k: bar.update(k)) if bar is not None else None,
+            same_seeds=same_seeds,
         )
         if bar is not None:
             bar.close()

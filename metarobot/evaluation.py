@@ -72,10 +72,12 @@ def evaluate(
     episodes: int,
     progress: Callable[[int], None] | None = None,
     tasks_of: Callable[[str, int], Sequence[Task]] | None = None,
+    same_seeds: bool = False,
 ) -> dict[str, Any]:
     """Run the protocol; returns the JSON-ready results (raw per-task values included).
     ``tasks_of(split, n)`` gives each split's tasks (default: the family's held-out ones; e.g.
-    a user's robot on each held-out task's floor and goal)."""
+    a user's robot on each held-out task's floor and goal). ``same_seeds``: every k runs k =
+    0's episode seeds (``MetaLearner.adapt_many``), so k's differ by the policy alone."""
     if n_tasks < 1 or seeds < 1 or steps < 0 or episodes < 1:
         raise MetarobotError("--tasks, --seeds and --episodes must be >= 1 and --steps >= 0")
     results: dict[str, Any] = {
@@ -85,6 +87,7 @@ def evaluate(
         "steps": steps,
         "episodes": episodes,
         "ci": "normal approximation, 1.96 * sample std / sqrt(tasks * seeds)",
+        "same_seeds": same_seeds,
         "splits": {},
     }
     for split in splits:
@@ -111,6 +114,7 @@ def evaluate(
                     progress=tick,
                     update=m.update,
                     fallback=m.fallback,
+                    same_seeds=same_seeds,
                 )
                 for i, r in enumerate(res):
                     success[s, i] = r.success

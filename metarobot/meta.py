@@ -341,6 +341,7 @@ class MetaLearner:
         update: bool = True,
         safe: bool | None = None,
         fallback: bool = True,
+        same_seeds: bool = False,
     ) -> list[AdaptationResult]:
         """Adapt ``state`` (default: the meta-parameters) to each task with this algorithm's
         inner loop: success and return at k = 0..steps, each update from ``episodes`` episodes.
@@ -365,12 +366,21 @@ class MetaLearner:
         the fallback's k = 0 episodes against those of this algorithm's kept state (its latest;
         with ``safe``, the last update kept), success first, then return. What is handed over
         is the one that did better (``FALLBACK_KEY`` marks the fallback's state).
-        bench/RESULTS.md, "adapting with a fallback", has how the rule was chosen."""
+        bench/RESULTS.md, "adapting with a fallback", has how the rule was chosen.
+
+        ``same_seeds`` runs every k's episodes on k = 0's episode seeds (default: new seeds per
+        k), so a policy that does not change reads the same at every k. It is refused with a
+        fallback, whose choice would then be scored on the episodes it was made on."""
         steps = self.config.inner_steps if steps is None else steps
         episodes = episodes or self.config.episodes_per_update
         if steps < 0 or episodes < 1:
             raise MetarobotError(f"steps must be >= 0 and episodes >= 1, got {steps} and {episodes}")
         fb = self.fallback if (fallback and update) else None
+        if same_seeds and fb is not None:
+            raise MetarobotError(
+                "same seeds at every k would score the fallback's choice on the episodes it was made on; "
+                "adapt without the fallback (--fallback none)"
+            )
         safe = (self.config.safe_adaptation if safe is None else safe) and self.updates_parameters
         update = update and (self.updates_parameters or self.config.carry_context)
         start = state if state is not None else self.meta_state()
@@ -390,7 +400,12 @@ class MetaLearner:
                 if runner is None or not picked:
                     continue
                 jobs = [
-                    runner.make_job(tasks[i], fb_state if which else states[i], episodes, job_seed(seed, 7_777, k, i))
+                    runner.make_job(
+                        tasks[i],
+                        fb_state if which else states[i],
+                        episodes,
+                        job_seed(seed, 7_777, 0 if same_seeds else k, i),
+                    )
                     for i in picked
                 ]
                 for i, got in zip(picked, runner.sampler().run(jobs)):

@@ -129,13 +129,16 @@ class RecurrentBaseline:
         progress: Callable[[], None] | None = None,
         update: bool = False,
         fallback: bool = False,
+        same_seeds: bool = False,
     ) -> list[Any]:
         from metarobot.meta import AdaptationResult, job_seed
 
         results = [AdaptationResult(t, [], [], 0, {}) for t in tasks]
         for k in range(steps + 1):
             for i, (task, res) in enumerate(zip(tasks, results)):
-                success, returns, n_steps = self._episodes(task, episodes, job_seed(seed, 7_777, k, i))
+                success, returns, n_steps = self._episodes(
+                    task, episodes, job_seed(seed, 7_777, 0 if same_seeds else k, i)
+                )
                 res.success.append(success)
                 res.returns.append(returns)
                 res.env_steps += n_steps

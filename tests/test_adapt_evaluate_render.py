@@ -303,3 +303,36 @@ def test_bad_input_is_one_line_exit_2(checkpoints, tmp_path, make_args, message)
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("adapting")]
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_evaluate_same_seeds_reads_an_unchanged_policy_the_same_at_every_k(checkpoints, tmp_path):
+    """With --same-seeds every k runs k = 0's episode seeds: multitask (never updated) reads the
+    same at every k; without it each k draws new episodes."""
+    rows = {}
+    for flag in ("--same-seeds", None):
+        out = tmp_path / ("same" if flag else "new")
+        args = ["evaluate", "--checkpoint", str(checkpoints["cartpole"]), "--multitask-checkpoint"]
+        args += [str(checkpoints["cartpole"]), "--baselines", "multitask", "--tasks", "3", "--seeds", "1"]
+        args += ["--steps", "2", "--episodes", "2", "--workers", "0", "--no-progress", "--out", str(out)]
+        r = CliRunner().invoke(cli, args + ([flag] if flag else []))
+        assert r.exit_code == 0, r.output
+        results = json.loads((out / "results.json").read_text())
+        assert results["same_seeds"] is (flag is not None)
+        rows[flag] = results["splits"]["test"]["multitask"]["return_per_seed_task"][0]
+    assert all(len(set(task)) == 1 for task in rows["--same-seeds"])  # per task, one value for every k
+    assert any(len(set(task)) > 1 for task in rows[None])
+
+
+def test_same_seeds_are_refused_with_a_fallback(checkpoints):
+    from metarobot.errors import MetarobotError
+
+    learner = MetaLearner.load(checkpoints["cartpole"])
+    fallback = MetaLearner.load(checkpoints["cartpole"])
+    try:
+        learner.set_fallback(fallback)
+        tasks = learner.family.heldout_tasks("test", 1)
+        with pytest.raises(MetarobotError, match="scored on the episodes it was made on|score the fallback"):
+            learner.adapt_many(tasks, steps=1, episodes=1, same_seeds=True)
+        assert len(learner.adapt_many(tasks, steps=1, episodes=1, same_seeds=True, fallback=False)) == 1
+    finally:
+        learner.close()

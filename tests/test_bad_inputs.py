@@ -408,6 +408,7 @@ CASES = [
     ("adapt --checkpoint {f_nested_nan_pt}", "(its fallback): log_std holds NaN or infinite values"),
     ("evaluate --family cartpole --fallback {reach_mt}", "the fallback is a 'reach' policy, not one of 'cartpole'"),
     ("render --family cartpole --fallback {cart_oracle}", "the fallback must act on the observation alone"),
+    ("evaluate --family navigate --same-seeds", "--same-seeds would score a fallback's choice"),
     ("meta-train --family cartpole --fallback {c_garbage_pt}", "is corrupt or not a metarobot checkpoint"),
     ("meta-train --family cartpole --fallback {cart_oracle}", "the fallback must act on the observation alone"),
     ("meta-train --family reach --fallback {cart_oracle}", "the fallback is a 'cartpole' policy, not one of 'reach'"),
