@@ -724,7 +724,10 @@ def evaluate(
                 return shipped_file(fam, "recurrent", ".zip")
             return pretrained_path(fam, algo) if has_pretrained(fam, algo) else None
 
-        if base.env_steps == 0:  # a policy that acts untrained (identify): no budget to match
+        # the env steps a baseline trained here gets: the method's, and its fallback's (a method
+        # with a fallback is two trained policies)
+        budget = base.env_steps + (base.fallback.env_steps if base.fallback is not None else 0)
+        if budget == 0:  # a policy that acts untrained (identify): no budget to match
             given = {"multitask": multitask_checkpoint, "oracle": oracle_checkpoint, "recurrent": recurrent_checkpoint}
             for algo in ("multitask", "recurrent", "oracle"):
                 needed = algo in wanted or (algo == "multitask" and "finetune" in wanted)
@@ -760,7 +763,6 @@ def evaluate(
                 learner = _load_learner(fam, given, workers, device)[0]
                 notes[f"{algo}_checkpoint"] = str(given)
             else:
-                budget = base.env_steps
                 click.echo(f"training a {algo} baseline with the same env-step budget ({budget:,} steps)", err=True)
                 cfg = base.config.replace(algo=algo, seed=seed, fallback=None, init_from=None)
                 per_iter = cfg.steps_per_iteration(base.episode_steps)
@@ -789,9 +791,9 @@ def evaluate(
                 notes["recurrent_checkpoint"] = str(path)
             else:
                 click.echo(
-                    f"training a recurrent baseline with the same env-step budget ({base.env_steps:,})", err=True
+                    f"training a recurrent baseline with the same env-step budget ({budget:,})", err=True
                 )
-                model = train_recurrent(fam, max(base.env_steps, 1), seed=seed)
+                model = train_recurrent(fam, max(budget, 1), seed=seed)
             rec = RecurrentBaseline(model, fam)
             learners.append(rec)
             methods.append(Method("recurrent", None, rec, "memory (no update)", update=False))  # type: ignore[arg-type]

@@ -154,3 +154,13 @@ def test_a_run_trained_with_a_fallback_carries_it_and_says_so(pair, tmp_path):
         assert loaded.config.fallback == str(mt_path)
     finally:
         loaded.close()
+
+
+def test_a_baseline_trained_by_evaluate_gets_the_method_and_fallback_budgets_together(pair, tmp_path):
+    method, fallback, (proto_path, mt_path) = pair
+    budget = method.env_steps + fallback.env_steps
+    args = ["evaluate", "--checkpoint", str(proto_path), "--fallback", str(mt_path), "--baselines", "multitask"]
+    args += ["--tasks", "1", "--seeds", "1", "--steps", "1", "--episodes", "1", "--workers", "0", "--no-progress"]
+    res = CliRunner().invoke(cli, args + ["--out", str(tmp_path / "e")])
+    assert res.exit_code == 0, res.output
+    assert f"training a multitask baseline with the same env-step budget ({budget:,} steps)" in res.output
