@@ -634,10 +634,16 @@ class MetaLearner:
         return {"identified_actions": {"family": self.family.name, "values": [float(v) for v in values]}}
 
     def save_sb3(self, path: Path | str, state: dict[str, torch.Tensor] | None = None) -> Path:
-        """Save ``state`` (default: the meta-parameters) as an SB3 PPO zip (``PPO.load`` opens it)."""
-        if state is not None and FALLBACK_KEY in state:
-            runner, own = self.runner_for(state)
-            return runner.save_sb3(path, own)
+        """Save ``state`` (default: the meta-parameters) as an SB3 PPO zip (``PPO.load`` opens it);
+        a state an adaptation handed to the fallback is saved by the fallback."""
+        if state is not None:
+            runner, state = self.runner_for(state)
+            if runner is not self:
+                return runner.save_sb3(path, state)
+        return self._export_sb3(path, state)
+
+    def _export_sb3(self, path: Path | str, state: dict[str, torch.Tensor] | None) -> Path:
+        """``save_sb3`` of a state of this learner's own policy (subclasses export theirs)."""
         path = Path(path)
         extra = self.identified_export_kwargs(state)
         if extra:

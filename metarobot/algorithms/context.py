@@ -19,7 +19,7 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from metarobot.family import Task
-from metarobot.meta import ACTION_SUMS, FALLBACK_KEY, MetaLearner
+from metarobot.meta import ACTION_SUMS, MetaLearner
 from metarobot.sampling import Job, PolicySpec, as_box
 
 State = dict[str, torch.Tensor]
@@ -74,12 +74,9 @@ class ContextLearner(MetaLearner):
         """The context an exported state that deploys none (the meta-parameters) folds in."""
         return torch.zeros(self.context_dim)
 
-    def save_sb3(self, path: Path | str, state: State | None = None) -> Path:
+    def _export_sb3(self, path: Path | str, state: State | None) -> Path:
         """An SB3 PPO zip over the env's own observation, the deployed context folded in."""
         state = state if state is not None else self.meta_state()
-        if FALLBACK_KEY in state:  # the adaptation chose the fallback policy
-            runner, own = self.runner_for(state)
-            return runner.save_sb3(path, own)
         context = state.get(CONTEXT_KEY)
         if context is None:
             context = self.undeployed_context(state)
