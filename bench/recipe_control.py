@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,9 +40,33 @@ def make_ff(family: str, seed: int = 0):  # noqa: ANN201
     return PPO("MlpPolicy", venv, policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}}, **kwargs)
 
 
-def main() -> None:
+def train_or_load(out: Path, steps: int, build: Callable[[], Any]) -> Any:
+    """The SB3 model saved at ``out``, or ``build()`` trained for ``steps`` env steps and saved
+    there (the wall time printed)."""
     from stable_baselines3 import PPO
 
+    if out.is_file():
+        print(f"loaded {out}")
+        return PPO.load(str(out), device="cpu")
+    start = time.perf_counter()
+    model = build()
+    model.learn(steps)
+    model.save(str(out))
+    print(f"trained {model.num_timesteps:,} env steps in {time.perf_counter() - start:.0f} s", flush=True)
+    return model
+
+
+def k0_success(runner: RecurrentBaseline, tasks: list, seeds: int, episodes: int) -> tuple[float, float]:
+    """Mean success (%) and its 95% CI half-width of ``runner``'s policy on ``tasks`` at k = 0,
+    ``seeds`` seeds of ``episodes`` episodes each (the baseline's routine, evaluate's seeds)."""
+    success = [
+        [r.success[0] for r in runner.adapt_many(tasks, steps=0, episodes=episodes, seed=s)] for s in range(seeds)
+    ]
+    flat = np.asarray(success).ravel()
+    return 100 * float(flat.mean()), 100 * float(1.96 * flat.std(ddof=1) / np.sqrt(flat.size))
+
+
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--family", required=True)
     ap.add_argument("--steps", type=int, required=True)
@@ -51,28 +77,14 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if args.out.is_file():
-        model = PPO.load(str(args.out), device="cpu")
-        print(f"loaded {args.out}")
-    else:
-        start = time.perf_counter()
-        model = make_ff(args.family, seed=args.seed)
-        model.learn(args.steps)
-        model.save(str(args.out))
-        print(f"trained {model.num_timesteps:,} env steps in {time.perf_counter() - start:.0f} s")
+    model = train_or_load(args.out, args.steps, lambda: make_ff(args.family, seed=args.seed))
     fam = get_family(args.family)
     runner = RecurrentBaseline(model, args.family)  # predict(obs, state, episode_start) works for PPO too
     report = {}
     for split in ("test", "ood"):
-        tasks = fam.heldout_tasks(split, args.tasks)
-        success = [
-            [r.success[0] for r in runner.adapt_many(tasks, steps=0, episodes=args.episodes, seed=s)]
-            for s in range(args.seeds)
-        ]
-        flat = np.asarray(success).ravel()
-        ci = 1.96 * flat.std(ddof=1) / np.sqrt(flat.size)
-        report[split] = {"success": round(100 * float(flat.mean()), 1), "ci": round(100 * float(ci), 1)}
-        print(f"{split}: {100 * flat.mean():.1f} +- {100 * ci:.1f}% ({args.tasks} tasks x {args.seeds} seeds, k=0)")
+        mean, ci = k0_success(runner, fam.heldout_tasks(split, args.tasks), args.seeds, args.episodes)
+        report[split] = {"success": round(mean, 1), "ci": round(ci, 1)}
+        print(f"{split}: {mean:.1f} +- {ci:.1f}% ({args.tasks} tasks x {args.seeds} seeds, k=0)")
     runner.close()
     print(json.dumps(report))
 

@@ -18,12 +18,13 @@ if not, it needs a recurrent policy.
 from __future__ import annotations
 
 import argparse
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from recipe_control import k0_success, train_or_load
 
 from metarobot.recurrent import RecurrentBaseline, load_recurrent, sb3_recipe
 from metarobot.registry import get_family
@@ -36,29 +37,20 @@ class StackedBaseline(RecurrentBaseline):
         super().__init__(model, family)
         self.stack = stack
 
-    def _episodes(self, task: Any, n: int, seed: int) -> tuple[float, float, int]:
-        if self._env is None:
-            self._env = self.family.make_env(task)
-        env = self._env
-        env.set_task(task)
-        torch.manual_seed(seed)
-        wins, rets, steps = [], [], 0
-        for s in np.random.SeedSequence(seed).generate_state(n):
-            obs, _ = env.reset(seed=int(s))
-            width = obs.shape[0]
-            frames = np.zeros(width * self.stack, dtype=np.float32)
-            frames[-width:] = obs
-            total, info, done = 0.0, {}, False
-            while not done:
-                action, _ = self.model.predict(frames[None], deterministic=False)
-                obs, reward, term, trunc, info = env.step(action[0])
-                frames = np.concatenate([frames[width:], np.asarray(obs, dtype=np.float32)])
-                total += float(reward)
-                steps += 1
-                done = term or trunc
-            wins.append(bool(info.get("is_success", False)))
-            rets.append(total)
-        return float(np.mean(wins)), float(np.mean(rets)), steps
+    def episode_policy(self) -> Callable[[np.ndarray], np.ndarray]:
+        frames: np.ndarray | None = None  # the last ``stack`` observations, oldest first
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            nonlocal frames
+            seen = np.asarray(obs, dtype=np.float32)
+            if frames is None:  # as VecFrameStack starts an episode: zeros before its first step
+                frames = np.concatenate([np.zeros(seen.size * (self.stack - 1), dtype=np.float32), seen])
+            else:
+                frames = np.concatenate([frames[seen.size :], seen])
+            action, _ = self.model.predict(frames[None], deterministic=False)
+            return action[0]  # type: ignore[no-any-return]
+
+        return act
 
 
 def main() -> None:
@@ -78,17 +70,13 @@ def main() -> None:
     ap.add_argument("--splits", default="train,test,ood")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if args.out.is_file():
-        model = PPO.load(str(args.out), device="cpu")
-        print(f"loaded {args.out}")
-    else:
-        start = time.perf_counter()
+
+    def build() -> Any:
         venv, kwargs = sb3_recipe(args.family, seed=args.seed)
         venv = VecFrameStack(venv, args.stack)
-        model = PPO("MlpPolicy", venv, policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}}, **kwargs)
-        model.learn(args.steps)
-        model.save(str(args.out))
-        print(f"trained {model.num_timesteps:,} env steps in {time.perf_counter() - start:.0f} s", flush=True)
+        return PPO("MlpPolicy", venv, policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}}, **kwargs)
+
+    model = train_or_load(args.out, args.steps, build)
     runners: dict[str, Any] = {f"stack {args.stack}": StackedBaseline(model, args.family, args.stack)}
     for path in args.compare:
         try:
@@ -100,13 +88,8 @@ def main() -> None:
     for split in args.splits.split(","):
         tasks = fam.heldout_tasks(split, args.tasks)
         for name, runner in runners.items():
-            success = [
-                [r.success[0] for r in runner.adapt_many(tasks, steps=0, episodes=args.episodes, seed=s)]
-                for s in range(args.seeds)
-            ]
-            flat = np.asarray(success).ravel()
-            ci = 1.96 * flat.std(ddof=1) / np.sqrt(flat.size)
-            print(f"{split} {name}: {100 * flat.mean():.1f} +- {100 * ci:.1f}% ({args.tasks} x {args.seeds}, k=0)")
+            mean, ci = k0_success(runner, tasks, args.seeds, args.episodes)
+            print(f"{split} {name}: {mean:.1f} +- {ci:.1f}% ({args.tasks} x {args.seeds}, k=0)")
     for runner in runners.values():
         runner.close()
 

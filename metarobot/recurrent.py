@@ -146,6 +146,20 @@ class RecurrentBaseline:
                 progress()
         return results
 
+    def episode_policy(self) -> Callable[[np.ndarray], np.ndarray]:
+        """A fresh episode's policy: observation -> action, carrying the LSTM's state from step
+        to step (a subclass runs another kind of memory the same way)."""
+        memory: dict[str, Any] = {"lstm": None, "start": np.ones(1, dtype=bool)}
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            action, memory["lstm"] = self.model.predict(
+                obs[None], state=memory["lstm"], episode_start=memory["start"], deterministic=False
+            )
+            memory["start"] = np.zeros(1, dtype=bool)
+            return action[0]  # type: ignore[no-any-return]
+
+        return act
+
     def _episodes(self, task: Task, n: int, seed: int) -> tuple[float, float, int]:
         if self._env is None:
             self._env = self.family.make_env(task)
@@ -156,12 +170,10 @@ class RecurrentBaseline:
         wins, rets, steps = [], [], 0
         for s in seeds:
             obs, _ = env.reset(seed=int(s))
-            lstm, start, total, info = None, np.ones(1, dtype=bool), 0.0, {}
-            done = False
+            act = self.episode_policy()
+            total, info, done = 0.0, {}, False
             while not done:
-                action, lstm = self.model.predict(obs[None], state=lstm, episode_start=start, deterministic=False)
-                start = np.zeros(1, dtype=bool)
-                obs, reward, term, trunc, info = env.step(action[0])
+                obs, reward, term, trunc, info = env.step(act(obs))
                 total += float(reward)
                 steps += 1
                 done = term or trunc
