@@ -790,9 +790,7 @@ def evaluate(
                 model = load_recurrent(path)
                 notes["recurrent_checkpoint"] = str(path)
             else:
-                click.echo(
-                    f"training a recurrent baseline with the same env-step budget ({budget:,})", err=True
-                )
+                click.echo(f"training a recurrent baseline with the same env-step budget ({budget:,})", err=True)
                 model = train_recurrent(fam, max(budget, 1), seed=seed)
             rec = RecurrentBaseline(model, fam)
             learners.append(rec)
