@@ -199,7 +199,11 @@ class GraspFamily(TaskFamily):
     #: 0.4-0.6 on a [-1, 1] scale), so adapting carries nothing across episodes; on the train
     #: split that did not lose success after updates where carrying did (bench/RESULTS.md,
     #: "grasp (v0): context carried or not"). The variants set their own.
-    algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {"rma-online": {"carry_context": False}}
+    #: rl2's trial is the evaluation protocol's (4 blocks of 5 episodes), at the same 1.2M env steps
+    algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {
+        "rma-online": {"carry_context": False},
+        "rl2": {"inner_steps": 3, "iterations": 60},
+    }
     ood_shifts = ("object_mass", "object_size", "object_friction", "finger_length")
     #: what the module docstring lists as hidden: finger length, finger width, maximum opening,
     #: grip force, pad friction, object mass and object friction (each mapped from its training

@@ -48,3 +48,88 @@ class AppendContext(gym.ObservationWrapper):  # type: ignore[type-arg]
         if self.dim == 0:
             return observation
         return np.concatenate([observation, self.context]).astype(observation.dtype)
+
+
+class Trials(gym.Wrapper):  # type: ignore[type-arg]
+    """RL²'s env: a *trial* of ``episodes`` episodes of one task, run as one long episode, so
+    that a recurrent policy's memory carries from each episode of a robot to the next. Every
+    trial draws a new task of ``split`` (or keeps ``task``, where given).
+
+    The observation is the family's, then the previous action (as applied, clipped to the
+    action space), the previous reward (clipped to +-``reward_clip``) and a flag that is 1 on
+    an episode's first step (both zero on a trial's first). An episode that ends inside the
+    trial resets the robot and goes on; the trial ends with its last episode's terminated or
+    truncated. ``episode_seeds`` (consumed one per episode) fixes each episode's reset seed;
+    ``trial_log`` keeps each finished trial's per-episode (success, return)."""
+
+    def __init__(
+        self,
+        family: str,
+        episodes: int,
+        split: str = "train",
+        seed: int = 0,
+        pool: int = 1000,
+        task: Any = None,
+        reward_clip: float = 10.0,
+    ) -> None:
+        from gymnasium import spaces
+
+        from metarobot.sampling import as_box
+
+        fam = get_family(family)
+        self._tasks = [task] if task is not None else fam.sample_tasks(pool, split, np.random.default_rng(seed))
+        self.rng = np.random.default_rng(seed + 1)
+        super().__init__(fam.make_env(self._tasks[0]))
+        self.episodes = int(episodes)
+        self.reward_clip = float(reward_clip)
+        obs_space, act_space = as_box(self.env.observation_space), as_box(self.env.action_space)
+        self._low, self._high = act_space.low.astype(np.float32), act_space.high.astype(np.float32)
+        n = act_space.shape[0]
+        self.observation_space = spaces.Box(
+            np.concatenate([obs_space.low, self._low, [-self.reward_clip, 0.0]]).astype(np.float32),
+            np.concatenate([obs_space.high, self._high, [self.reward_clip, 1.0]]).astype(np.float32),
+            dtype=np.float32,
+        )
+        self._n_act = n
+        self.episode_seeds: list[int] = []
+        self.trial_log: list[list[tuple[bool, float]]] = []
+        self._done_episodes: list[tuple[bool, float]] = []
+        self._return = 0.0
+
+    def set_task(self, task: Any) -> None:
+        self._tasks = [task]
+        env: Any = self.env
+        env.set_task(task)
+
+    def augment(self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool) -> np.ndarray:
+        r = float(np.clip(reward, -self.reward_clip, self.reward_clip))
+        return np.concatenate([obs, action, [r, 1.0 if first else 0.0]]).astype(np.float32)
+
+    def _reset_robot(self) -> Any:
+        seed = self.episode_seeds.pop(0) if self.episode_seeds else None
+        return self.env.reset(seed=seed)
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[Any, dict[str, Any]]:
+        if len(self._tasks) > 1:
+            env: Any = self.env
+            env.set_task(self._tasks[int(self.rng.integers(len(self._tasks)))])
+        obs, info = self._reset_robot() if self.episode_seeds else self.env.reset(seed=seed)
+        return self._start(obs, info)
+
+    def _start(self, obs: np.ndarray, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        self._done_episodes, self._return = [], 0.0
+        return self.augment(obs, np.zeros(self._n_act, dtype=np.float32), 0.0, True), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        applied = np.clip(np.asarray(action, dtype=np.float32), self._low, self._high)
+        obs, reward, term, trunc, info = self.env.step(applied)
+        self._return += float(reward)
+        if not (term or trunc):
+            return self.augment(obs, applied, float(reward), False), float(reward), False, False, info
+        self._done_episodes.append((bool(info.get("is_success", False)), self._return))
+        self._return = 0.0
+        if len(self._done_episodes) >= self.episodes:  # the trial ends with its last episode
+            self.trial_log.append(self._done_episodes)
+            return self.augment(obs, applied, float(reward), False), float(reward), bool(term), bool(trunc), info
+        obs, _ = self._reset_robot()  # the next episode of the same robot: memory carries on
+        return self.augment(obs, applied, float(reward), True), float(reward), False, False, info

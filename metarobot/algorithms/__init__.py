@@ -30,6 +30,7 @@ _BUILTIN: dict[str, str] = {
     "metasgd": "metarobot.algorithms.metasgd:MetaSGD",
     "cavia": "metarobot.algorithms.cavia:CAVIA",
     "identify": "metarobot.algorithms.identify:Identify",
+    "rl2": "metarobot.algorithms.rl2:RL2",
 }
 _extra: dict[str, type[MetaLearner]] = {}
 

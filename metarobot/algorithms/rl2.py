@@ -1,0 +1,315 @@
+"""RL² (Duan et al. 2016; Wang et al. 2016): adaptation by memory across episodes.
+
+An LSTM policy (sb3-contrib's ``RecurrentPPO``) is meta-trained on *trials*: runs of
+``(inner_steps + 1) * episodes_per_update`` episodes of one training task, during which its
+memory is never reset, and it sees its previous action, its previous reward and an
+episode-start flag (``metarobot.wrappers.Trials``). PPO's objective over a whole trial rewards
+what the policy makes of the earlier episodes of a robot in the later ones; so adapting is
+running the episodes with the memory carried from each to the next, and no parameter changes.
+
+What differs from the ``recurrent`` baseline (the same LSTM, the same SB3 recipe): its memory
+spans the robot's episodes, not one episode, and it reads the rewards. grasp (v0)'s ood robots
+are served by memory within an episode (bench/RESULTS.md, "Memory or recipe?"), which no
+feed-forward metarobot method gave; this is the metarobot method that has it.
+
+Sampling runs in this process (16 envs, SB3's ``DummyVecEnv``), not through metarobot's
+samplers, so ``--workers`` does not apply and the Ray sampler is refused. An iteration is as
+many env steps as any other algorithm's (``MetaConfig.steps_per_iteration``), made of SB3
+rollouts of 16 envs x ``max(episode_steps, 128)`` steps; the LSTM's state carries across
+rollouts within a trial. A resumed run restarts its envs' trials, so it is not bit-identical
+to an uninterrupted one (as the recurrent baseline's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from metarobot.errors import MetarobotError
+from metarobot.family import Task
+from metarobot.meta import AdaptationResult, MetaLearner, global_rng_kept, job_seed
+from metarobot.validation import divergence_hook
+
+State = dict[str, torch.Tensor]
+
+#: the memory an adapted state carries beside the policy's parameters
+MEMORY_KEYS = ("rl2.lstm_h", "rl2.lstm_c", "rl2.last_action", "rl2.last_reward")
+
+
+class RL2(MetaLearner):
+    """``RL2(family="grasp").train()``: a recurrent policy meta-trained over trials."""
+
+    name = "rl2"
+    defaults: ClassVar[dict[str, Any]] = {"ppo_minibatches": 2, "log_std_init": 0.0}
+    updates_parameters = False
+    #: what ``evaluate``'s ``scratch`` baseline would adapt: nothing, so it is not run
+    has_update: ClassVar[bool] = False
+    n_envs: ClassVar[int] = 16
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cfg = self.config
+        if cfg.sampler != "local":
+            raise MetarobotError("rl2 samples in its own process (SB3 envs); it cannot use the ray sampler")
+        self.trial_episodes = (cfg.inner_steps + 1) * cfg.episodes_per_update
+        self._venv = self._make_venv()
+        n_steps = max(self.episode_steps, 128)
+        sizes = [int(h) for h in cfg.hidden_sizes]
+        keep = global_rng_kept() if self.restoring else contextlib.nullcontext()
+        with keep:  # SB3 reseeds the global generators: not when a learner is only being loaded
+            self.model = self._make_model(n_steps, sizes)
+        from stable_baselines3.common.logger import Logger
+
+        self.model.set_logger(Logger(folder=None, output_formats=[]))
+        self.policy = self.model.policy  # type: ignore[assignment]  # the meta-parameters
+        self.optimizer = self.model.policy.optimizer
+        self._eval_env: Any = None
+
+    def _make_model(self, n_steps: int, sizes: list[int]) -> Any:
+        from metarobot.recurrent import _contrib
+
+        cfg = self.config
+        return _contrib().RecurrentPPO(
+            "MlpLstmPolicy",
+            self._venv,
+            n_steps=n_steps,
+            batch_size=n_steps * self.n_envs // cfg.ppo_minibatches,
+            n_epochs=cfg.ppo_epochs,
+            learning_rate=cfg.ppo_lr,
+            gamma=cfg.gamma,
+            gae_lambda=cfg.gae_lambda,
+            clip_range=cfg.clip_range,
+            ent_coef=cfg.ent_coef,
+            vf_coef=cfg.vf_coef,
+            seed=cfg.seed,
+            device="cpu",
+            verbose=0,
+            policy_kwargs={
+                "lstm_hidden_size": sizes[0],
+                "net_arch": {"pi": sizes[1:], "vf": sizes[1:]},
+                "log_std_init": cfg.log_std_init,
+            },
+        )
+
+    def _make_venv(self) -> Any:
+        import functools
+
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        from metarobot.wrappers import Trials
+
+        cfg = self.config
+        return DummyVecEnv(
+            [
+                functools.partial(Trials, cfg.family, self.trial_episodes, "train", job_seed(cfg.seed, 4_242, i))
+                for i in range(self.n_envs)
+            ]
+        )
+
+    def _warm_start(self, path: Path) -> None:
+        raise MetarobotError("rl2 cannot start from --init-from: its policy is an LSTM, not a metarobot MLP policy")
+
+    def set_fallback(self, other: MetaLearner | None) -> None:
+        if other is not None:
+            raise MetarobotError("rl2 adapts by memory and runs no fallback; use --fallback none")
+        self.fallback = None
+
+    # -- training ---------------------------------------------------------------------------
+    @divergence_hook
+    def step(self) -> dict[str, Any]:
+        """One iteration: SB3 rollouts and RecurrentPPO updates until the run has made
+        ``iteration * steps_per_iteration`` env steps."""
+        target = (self.iteration + 1) * self.config.steps_per_iteration(self.episode_steps)
+        need = target - int(self.model.num_timesteps)
+        if need > 0:
+            self.model.learn(need, reset_num_timesteps=False, log_interval=None)  # type: ignore[arg-type]
+        trials = [t for env in self._venv.envs for t in env.trial_log]
+        for env in self._venv.envs:
+            env.trial_log.clear()
+        self.env_steps = int(self.model.num_timesteps)
+        self.iteration += 1
+        logged = self.model.logger.name_to_value
+        n = self.config.episodes_per_update
+
+        def phase(rows: list[list[tuple[bool, float]]], which: slice, col: int) -> float:
+            vals = [float(e[col]) for t in rows for e in t[which]]
+            return float(np.mean(vals)) if vals else float("nan")
+
+        first, last = slice(0, n), slice(self.trial_episodes - n, self.trial_episodes)
+        row = {
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "pre_return": phase(trials, first, 1),
+            "pre_success": phase(trials, first, 0),
+            "post_return": phase(trials, last, 1),
+            "post_success": phase(trials, last, 0),
+            "physics_errors": 0,
+            "policy_loss": float(logged.get("train/policy_gradient_loss", float("nan"))),
+            "value_loss": float(logged.get("train/value_loss", float("nan"))),
+            "entropy": -float(logged.get("train/entropy_loss", float("nan"))),
+            "clip_fraction": float(logged.get("train/clip_fraction", float("nan"))),
+        }
+        self.history.append(row)
+        return row
+
+    def extra_state(self) -> dict[str, Any]:
+        rngs = [env.rng.bit_generator.state for env in self._venv.envs]
+        return {"num_timesteps": int(self.model.num_timesteps), "n_updates": int(self.model._n_updates), "rngs": rngs}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.model.num_timesteps = int(state.get("num_timesteps", 0))
+        self.model._n_updates = int(state.get("n_updates", 0))
+        for env, rng in zip(self._venv.envs, state.get("rngs", [])):
+            env.rng.bit_generator.state = rng
+
+    # -- adapting: running a trial ------------------------------------------------------------
+    def policy_part(self, state: State) -> State:
+        return {k: v for k, v in state.items() if k not in MEMORY_KEYS}
+
+    def trial(
+        self,
+        task: Task,
+        seeds: Sequence[int],
+        state: State | None = None,
+        noise_seed: int = 0,
+        deterministic: bool = False,
+        on_step: Callable[[Any], None] | None = None,
+    ) -> tuple[list[tuple[bool, float]], int, State]:
+        """Run ``len(seeds)`` episodes of ``task`` as one trial, the memory carried from each to
+        the next (starting from ``state``'s memory where it holds one); each episode's (success,
+        return), the env steps, and the memory at the end. ``on_step(env)`` runs after every
+        reset and step (rendering)."""
+        from metarobot.wrappers import Trials
+
+        if self._eval_env is None:
+            self._eval_env = Trials(self.config.family, len(seeds), task=task)
+        env = self._eval_env
+        env.set_task(task)
+        env.episodes = len(seeds)
+        env.episode_seeds = [int(s) for s in seeds]
+        torch.manual_seed(noise_seed)
+        obs, _ = env.reset()
+        lstm: Any = None
+        start = np.ones(1, dtype=bool)
+        if state is not None and MEMORY_KEYS[0] in state:
+            lstm = (state[MEMORY_KEYS[0]].numpy().copy(), state[MEMORY_KEYS[1]].numpy().copy())
+            last_action, last_reward = state[MEMORY_KEYS[2]].numpy(), float(state[MEMORY_KEYS[3]])
+            obs = env.augment(obs[: -self._tail(env)], last_action, last_reward, True)
+            start = np.zeros(1, dtype=bool)
+        if on_step is not None:
+            on_step(env)
+        steps, done, applied, reward = 0, False, np.zeros(0), 0.0
+        while not done:
+            action, lstm = self.model.predict(obs[None], state=lstm, episode_start=start, deterministic=deterministic)
+            start = np.zeros(1, dtype=bool)
+            applied = np.clip(action[0], env._low, env._high)
+            obs, reward, term, trunc, _ = env.step(action[0])
+            steps += 1
+            done = term or trunc
+            if on_step is not None:
+                on_step(env)
+        episodes = env.trial_log.pop()
+        assert lstm is not None
+        memory = {
+            MEMORY_KEYS[0]: torch.as_tensor(lstm[0]),
+            MEMORY_KEYS[1]: torch.as_tensor(lstm[1]),
+            MEMORY_KEYS[2]: torch.as_tensor(applied),
+            MEMORY_KEYS[3]: torch.tensor([float(np.clip(reward, -env.reward_clip, env.reward_clip))]),
+        }
+        return episodes, steps, memory
+
+    @staticmethod
+    def _tail(env: Any) -> int:
+        return int(env._n_act) + 2
+
+    def adapt_many(
+        self,
+        tasks: Sequence[Task],
+        steps: int | None = None,
+        episodes: int | None = None,
+        state: State | None = None,
+        seed: int = 0,
+        progress: Callable[[], None] | None = None,
+        update: bool = True,
+        safe: bool | None = None,
+        fallback: bool = True,
+        same_seeds: bool = False,
+    ) -> list[AdaptationResult]:
+        """Each task's k = 0..steps, ``episodes`` episodes each, run as one trial: the memory
+        carries from every episode to the next (``update=False``: it is reset at each k, a
+        policy used as it is). Nothing is ever updated, so there is nothing to make safe and
+        no fallback. The state handed over is the parameters with the memory at the end."""
+        steps = self.config.inner_steps if steps is None else steps
+        episodes = episodes or self.config.episodes_per_update
+        if steps < 0 or episodes < 1:
+            raise MetarobotError(f"steps must be >= 0 and episodes >= 1, got {steps} and {episodes}")
+        params = self.meta_state()
+        if state is not None:
+            own = self.policy_part(state)
+            if set(own) != set(params):
+                raise MetarobotError("rl2 runs its own LSTM policy's parameters only (no fresh MLP policy: no scratch)")
+            self.policy.load_state_dict(own)
+        results = []
+        try:
+            for i, task in enumerate(tasks):
+                seeds = [
+                    int(s)
+                    for k in range(steps + 1)
+                    for s in np.random.SeedSequence(job_seed(seed, 7_777, 0 if same_seeds else k, i)).generate_state(
+                        episodes
+                    )
+                ]
+                if update:
+                    eps, n, memory = self.trial(task, seeds, state, noise_seed=job_seed(seed, 8_888, i))
+                else:  # memory reset at every k
+                    eps, n, memory = [], 0, {}
+                    for k in range(steps + 1):
+                        got, m, memory = self.trial(
+                            task, seeds[k * episodes : (k + 1) * episodes], None, job_seed(seed, 8_888, k, i)
+                        )
+                        eps, n = eps + got, n + m
+                blocks = [eps[k * episodes : (k + 1) * episodes] for k in range(steps + 1)]
+                results.append(
+                    AdaptationResult(
+                        task,
+                        [float(np.mean([e[0] for e in b])) for b in blocks],
+                        [float(np.mean([e[1] for e in b])) for b in blocks],
+                        n,
+                        {**self.meta_state(), **memory},
+                        [self.name] * (steps + 1),
+                    )
+                )
+        finally:
+            if state is not None:
+                self.policy.load_state_dict(params)
+        if progress is not None:
+            for _ in range(steps + 1):
+                progress()
+        return results
+
+    def _export_sb3(self, path: Path | str, state: State | None) -> Path:
+        """The ``RecurrentPPO`` zip (``sb3_contrib.RecurrentPPO.load``); its observation is
+        ``metarobot.wrappers.Trials``'. An adapted state's memory is not in the zip."""
+        path = Path(path)
+        if state is not None:
+            kept = self.meta_state()
+            self.policy.load_state_dict(self.policy_part(state))
+            try:
+                self.model.save(str(path))
+            finally:
+                self.policy.load_state_dict(kept)
+        else:
+            self.model.save(str(path))
+        return path if path.suffix == ".zip" else path.with_suffix(".zip")
+
+    def close(self) -> None:
+        super().close()
+        self._venv.close()
+        if self._eval_env is not None:
+            self._eval_env.close()
+            self._eval_env = None
