@@ -798,7 +798,9 @@ def evaluate(
         if "oracle" in wanted:
             oracle = baseline("oracle", oracle_checkpoint)
             methods.append(Method("oracle", oracle.meta_state(), oracle, "none", update=False))
-        if "scratch" in wanted:
+        if "scratch" in wanted and not base.has_update:
+            click.echo(f"no scratch baseline: {base.config.algo} has no update to run from scratch", err=True)
+        elif "scratch" in wanted:
             methods.append(Method("scratch", None, base, base.config.algo, fallback=False))
         splits = splits or ("test", "ood")
         total = len(splits) * len(methods) * seeds * (steps + 1) * n_tasks

@@ -41,8 +41,8 @@ class MetaConfig:
     algo: str = setting(
         "maml",
         "Meta-learning algorithm (see `metarobot algorithms`): maml, fomaml, metasgd, cavia, reptile, multitask, "
-        "rma, or a plug-in; a family may name its own default, the method that measured best on it "
-        "(`metarobot families`).",
+        "rma, rma-online, identify, rl2, or a plug-in; a family may name its own default, the method that measured "
+        "best on it (`metarobot families`).",
     )
     iterations: int = setting(330, "Meta-iterations (outer updates).")
     meta_batch: int = setting(10, "Training tasks sampled per iteration.")

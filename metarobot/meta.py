@@ -104,6 +104,9 @@ class MetaLearner:
     adapts_in_training: ClassVar[bool] = True
     #: whether adapting changes the policy's parameters (and so may need a safety check)
     updates_parameters: ClassVar[bool] = True
+    #: whether adapting runs an update that a freshly initialised policy could run too
+    #: (``evaluate``'s ``scratch`` baseline); rl2 adapts by memory alone
+    has_update: ClassVar[bool] = True
     #: the fewest iterations a run may ask for (0: the untrained policy already acts, as
     #: identify's controller does, and a run of none ships it as it is)
     min_iterations: ClassVar[int] = 1

@@ -33,6 +33,9 @@ def rollout_frames(
     """Frames of ``episodes`` deterministic episodes of the policy ``state`` on ``task``, and
     each episode's (return, success)."""
     learner, state = learner.runner_for(state)  # the fallback's, where an adaptation chose it
+    own = getattr(learner, "rollout_frames", None)
+    if own is not None:  # a learner that runs its episodes its own way (rl2: one trial, with memory)
+        return own(task, state, episodes, width, height, seed)  # type: ignore[no-any-return]
     env = learner.family.make_env(task, render_mode="rgb_array")
     # the job an adaptation would run: its parameters, and the context the policy reads
     # (fixed, or re-estimated after every step for an online estimator), as in sampling

@@ -71,6 +71,7 @@ class Trials(gym.Wrapper):  # type: ignore[type-arg]
         pool: int = 1000,
         task: Any = None,
         reward_clip: float = 10.0,
+        render_mode: str | None = None,
     ) -> None:
         from gymnasium import spaces
 
@@ -79,7 +80,7 @@ class Trials(gym.Wrapper):  # type: ignore[type-arg]
         fam = get_family(family)
         self._tasks = [task] if task is not None else fam.sample_tasks(pool, split, np.random.default_rng(seed))
         self.rng = np.random.default_rng(seed + 1)
-        super().__init__(fam.make_env(self._tasks[0]))
+        super().__init__(fam.make_env(self._tasks[0], render_mode=render_mode))
         self.episodes = int(episodes)
         self.reward_clip = float(reward_clip)
         obs_space, act_space = as_box(self.env.observation_space), as_box(self.env.action_space)
@@ -93,6 +94,8 @@ class Trials(gym.Wrapper):  # type: ignore[type-arg]
         self._n_act = n
         self.episode_seeds: list[int] = []
         self.trial_log: list[list[tuple[bool, float]]] = []
+        #: called when an episode ends, before the robot is reset (rendering its last frame)
+        self.on_episode_end: Any = None
         self._done_episodes: list[tuple[bool, float]] = []
         self._return = 0.0
 
@@ -128,6 +131,8 @@ class Trials(gym.Wrapper):  # type: ignore[type-arg]
             return self.augment(obs, applied, float(reward), False), float(reward), False, False, info
         self._done_episodes.append((bool(info.get("is_success", False)), self._return))
         self._return = 0.0
+        if self.on_episode_end is not None:
+            self.on_episode_end()
         if len(self._done_episodes) >= self.episodes:  # the trial ends with its last episode
             self.trial_log.append(self._done_episodes)
             return self.augment(obs, applied, float(reward), False), float(reward), bool(term), bool(trunc), info

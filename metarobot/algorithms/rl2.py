@@ -42,13 +42,14 @@ MEMORY_KEYS = ("rl2.lstm_h", "rl2.lstm_c", "rl2.last_action", "rl2.last_reward")
 
 
 class RL2(MetaLearner):
-    """``RL2(family="grasp").train()``: a recurrent policy meta-trained over trials."""
+    """RL²: an LSTM policy meta-trained over trials; adapting carries its memory across a robot's episodes.
+
+    ``RL2(family="grasp").train()``."""
 
     name = "rl2"
     defaults: ClassVar[dict[str, Any]] = {"ppo_minibatches": 2, "log_std_init": 0.0}
     updates_parameters = False
-    #: what ``evaluate``'s ``scratch`` baseline would adapt: nothing, so it is not run
-    has_update: ClassVar[bool] = False
+    has_update = False
     n_envs: ClassVar[int] = 16
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -179,16 +180,39 @@ class RL2(MetaLearner):
         noise_seed: int = 0,
         deterministic: bool = False,
         on_step: Callable[[Any], None] | None = None,
+        on_episode_end: Callable[[Any], None] | None = None,
     ) -> tuple[list[tuple[bool, float]], int, State]:
         """Run ``len(seeds)`` episodes of ``task`` as one trial, the memory carried from each to
         the next (starting from ``state``'s memory where it holds one); each episode's (success,
-        return), the env steps, and the memory at the end. ``on_step(env)`` runs after every
-        reset and step (rendering)."""
+        return), the env steps, and the memory at the end. ``on_step(env)`` runs after the
+        trial's reset and every step but its last, ``on_episode_end(env)`` when an episode
+        ends, before the robot is reset (both for rendering, on an env made to render)."""
         from metarobot.wrappers import Trials
 
-        if self._eval_env is None:
-            self._eval_env = Trials(self.config.family, len(seeds), task=task)
-        env = self._eval_env
+        rendering = on_step is not None or on_episode_end is not None
+        if rendering:
+            env = Trials(self.config.family, len(seeds), task=task, render_mode="rgb_array")
+            env.on_episode_end = (lambda: on_episode_end(env)) if on_episode_end is not None else None
+        else:
+            if self._eval_env is None:
+                self._eval_env = Trials(self.config.family, len(seeds), task=task)
+            env = self._eval_env
+        try:
+            return self._run_trial(env, task, seeds, state, noise_seed, deterministic, on_step)
+        finally:
+            if rendering:
+                env.close()
+
+    def _run_trial(
+        self,
+        env: Any,
+        task: Task,
+        seeds: Sequence[int],
+        state: State | None,
+        noise_seed: int,
+        deterministic: bool,
+        on_step: Callable[[Any], None] | None,
+    ) -> tuple[list[tuple[bool, float]], int, State]:
         env.set_task(task)
         env.episodes = len(seeds)
         env.episode_seeds = [int(s) for s in seeds]
@@ -211,7 +235,7 @@ class RL2(MetaLearner):
             obs, reward, term, trunc, _ = env.step(action[0])
             steps += 1
             done = term or trunc
-            if on_step is not None:
+            if on_step is not None and not done:
                 on_step(env)
         episodes = env.trial_log.pop()
         assert lstm is not None
@@ -222,6 +246,24 @@ class RL2(MetaLearner):
             MEMORY_KEYS[3]: torch.tensor([float(np.clip(reward, -env.reward_clip, env.reward_clip))]),
         }
         return episodes, steps, memory
+
+    def rollout_frames(
+        self, task: Task, state: State, episodes: int, width: int, height: int, seed: int = 0
+    ) -> tuple[list[list[np.ndarray]], list[tuple[float, bool]]]:
+        """``metarobot.render.rollout_frames`` for rl2: ``episodes`` deterministic episodes
+        run as one trial, from ``state``'s memory where it holds one (an adapted state)."""
+        frames: list[list[np.ndarray]] = [[]]
+
+        def snap(env: Any) -> None:
+            frames[-1].append(env.env.render_frame(width, height))
+
+        def end(env: Any) -> None:
+            snap(env)
+            frames.append([])
+
+        seeds = [seed + ep for ep in range(episodes)]
+        eps, _, _ = self.trial(task, seeds, state, deterministic=True, on_step=snap, on_episode_end=end)
+        return frames[:episodes], [(ret, ok) for ok, ret in eps]
 
     @staticmethod
     def _tail(env: Any) -> int:
@@ -264,14 +306,14 @@ class RL2(MetaLearner):
                         episodes
                     )
                 ]
-                if update:
-                    eps, n, memory = self.trial(task, seeds, state, noise_seed=job_seed(seed, 8_888, i))
+                if update:  # one trial: k = 0's episodes run as a policy used as it is would run them
+                    eps, n, memory = self.trial(task, seeds, state, noise_seed=job_seed(seed, 8_888, 0, i))
                 else:  # memory reset at every k
                     eps, n, memory = [], 0, {}
                     for k in range(steps + 1):
-                        got, m, memory = self.trial(
-                            task, seeds[k * episodes : (k + 1) * episodes], None, job_seed(seed, 8_888, k, i)
-                        )
+                        block = seeds[k * episodes : (k + 1) * episodes]
+                        noise = job_seed(seed, 8_888, 0 if same_seeds else k, i)
+                        got, m, memory = self.trial(task, block, None, noise)
                         eps, n = eps + got, n + m
                 blocks = [eps[k * episodes : (k + 1) * episodes] for k in range(steps + 1)]
                 results.append(
