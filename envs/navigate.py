@@ -349,6 +349,8 @@ class NavigateFamily(TaskFamily):
     algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {
         "identify": {"iterations": 0},
         **{algo: dict(SB3_STEP_RECIPE) for algo in ("multitask", "oracle", "rma-online")},
+        # rl2's trial is the evaluation protocol's (4 blocks of 5 episodes), at the shipped baselines' 2.4M env steps
+        "rl2": {"inner_steps": 3, "iterations": 120},
     }
     #: the robot's parameters (the map is sensed): chassis length, track width, chassis mass,
     #: wheel radius, maximum wheel speed, left and right motor gain, wheel and floor friction
