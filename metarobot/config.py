@@ -73,6 +73,11 @@ class MetaConfig:
         "Minibatches per epoch of multitask's PPO update, which the oracle and the teacher stages of rma "
         "and rma-online run too (more: more, smaller Adam steps per sample).",
     )
+    rl2_envs: int = setting(
+        16,
+        "rl2: trials run side by side (SB3 envs), each on a training task of its own; its PPO update "
+        "sees that many robots at once.",
+    )
     hidden_sizes: tuple[int, ...] = setting((64, 64), "Hidden layer sizes of the tanh MLP policy and value networks.")
     log_std_init: float = setting(-1.0, "Initial log standard deviation of the Gaussian policy.")
     context_dim: int = setting(

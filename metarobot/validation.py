@@ -159,6 +159,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "outer_minibatches": (1, 1000),
     "ppo_epochs": (1, 1000),
     "ppo_minibatches": (1, 10_000),
+    "rl2_envs": (1, 1024),
     "eval_tasks": (0, 10_000),
     "context_dim": (1, 1024),
     "context_aux_steps": (1, 10_000),

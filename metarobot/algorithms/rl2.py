@@ -12,10 +12,10 @@ spans the robot's episodes, not one episode, and it reads the rewards. grasp (v0
 are served by memory within an episode (bench/RESULTS.md, "Memory or recipe?"), which no
 feed-forward metarobot method gave; this is the metarobot method that has it.
 
-Sampling runs in this process (16 envs, SB3's ``DummyVecEnv``), not through metarobot's
+Sampling runs in this process (``rl2_envs`` envs, SB3's ``DummyVecEnv``), not through metarobot's
 samplers, so ``--workers`` does not apply and the Ray sampler is refused. An iteration is as
 many env steps as any other algorithm's (``MetaConfig.steps_per_iteration``), made of SB3
-rollouts of 16 envs x ``max(episode_steps, 128)`` steps; the LSTM's state carries across
+rollouts of ``rl2_envs`` envs x ``max(episode_steps, 128)`` steps; the LSTM's state carries across
 rollouts within a trial. A resumed run restarts its envs' trials, so it is not bit-identical
 to an uninterrupted one (as the recurrent baseline's).
 """
@@ -50,7 +50,6 @@ class RL2(MetaLearner):
     defaults: ClassVar[dict[str, Any]] = {"ppo_minibatches": 2, "log_std_init": 0.0}
     updates_parameters = False
     has_update = False
-    n_envs: ClassVar[int] = 16
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -58,6 +57,7 @@ class RL2(MetaLearner):
         if cfg.sampler != "local":
             raise MetarobotError("rl2 samples in its own process (SB3 envs); it cannot use the ray sampler")
         self.trial_episodes = (cfg.inner_steps + 1) * cfg.episodes_per_update
+        self.n_envs = cfg.rl2_envs
         self._venv = self._make_venv()
         n_steps = max(self.episode_steps, 128)
         sizes = [int(h) for h in cfg.hidden_sizes]
