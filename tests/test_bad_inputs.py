@@ -223,6 +223,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     ckpt("f_nested_nan.pt", {**base, "fallback": {**base, "policy_state": nan_state}})
     files["reach_mt"] = str(pretrained_path("reach", "multitask"))
     files["cart_oracle"] = str(pretrained_path("cartpole", "oracle"))
+    files["cart_mt"] = str(pretrained_path("cartpole", "multitask"))
     # -- run directories and earlier outputs --
     Run(d / "run", MetaConfig(iterations=1, **TINY)).train(progress=False)
     files["run"] = str(d / "run")
@@ -410,6 +411,11 @@ CASES = [
     ("render --family cartpole --fallback {cart_oracle}", "the fallback must act on the observation alone"),
     ("evaluate --family navigate --same-seeds", "--same-seeds would score a fallback's choice"),
     ("meta-train --family cartpole --fallback {c_garbage_pt}", "is corrupt or not a metarobot checkpoint"),
+    # -- rl2: what an LSTM policy that adapts by memory cannot take -------------------------------
+    ("meta-train --family cartpole --algo rl2 --fallback {cart_mt}", "rl2 adapts by memory and runs no fallback"),
+    ("meta-train --family cartpole --algo rl2 --init-from {cart_mt}", "rl2 cannot start from --init-from"),
+    ("meta-train --family cartpole --algo rl2 --sampler ray", "it cannot use the ray sampler"),
+    ("meta-train --family cartpole --algo rl2 --rl2-envs 0", "rl2-envs"),
     ("meta-train --family cartpole --fallback {cart_oracle}", "the fallback must act on the observation alone"),
     ("meta-train --family reach --fallback {cart_oracle}", "the fallback is a 'cartpole' policy, not one of 'reach'"),
     ("meta-train --family cartpole --fallback ''", "fallback must be a path or address, got ''"),
