@@ -74,9 +74,9 @@ class MetaConfig:
         "and rma-online run too (more: more, smaller Adam steps per sample).",
     )
     rl2_envs: int = setting(
-        16,
+        64,
         "rl2: trials run side by side (SB3 envs), each on a training task of its own; its PPO update "
-        "sees that many robots at once.",
+        "sees that many robots at once (64: on grasp's train split 99% where 16 reached 76%).",
     )
     hidden_sizes: tuple[int, ...] = setting((64, 64), "Hidden layer sizes of the tanh MLP policy and value networks.")
     log_std_init: float = setting(-1.0, "Initial log standard deviation of the Gaussian policy.")

@@ -18,7 +18,8 @@ from metarobot.meta import MetaLearner
 from metarobot.registry import get_family
 from metarobot.wrappers import Trials
 
-TINY = tiny(algo="rl2", hidden_sizes=(8, 8), episodes_per_update=4)  # an iteration: one rollout of 16 x 200 steps
+# an iteration: one rollout of 16 x 200 steps
+TINY = tiny(algo="rl2", hidden_sizes=(8, 8), episodes_per_update=4, rl2_envs=16, ppo_minibatches=2)
 
 
 @pytest.fixture(scope="module")
