@@ -568,6 +568,9 @@ def adapt(
         ran = result.ran
         fb_name = learner.fallback.config.algo if learner.fallback is not None else ""
         show = [f"fallback ({fb_name})" if r == "fallback" else r for r in ran]
+        if not learner.has_update:  # rl2: one trial, its memory carried through every k
+            trial = (k + 1) * n
+            click.echo(f"{learner.config.algo} adapts by memory: the {trial} episodes ran as one trial, no update")
         click.echo(f"{'k':>3} {'success':>8} {'return':>9}   (each over {n} episodes)")
         for i, (succ, ret) in enumerate(zip(result.success, result.returns)):
             click.echo(f"{i:>3} {succ:>8.0%} {ret:>9.2f}" + (f"   {show[i]}" if fb_name else ""))

@@ -157,6 +157,7 @@ def test_meta_train_resume_adapt_evaluate_and_render_on_the_command_line(tmp_pat
     assert r.exit_code == 0, r.output
     info = json.loads((tmp_path / "a" / "adaptation.json").read_text())
     assert len(info["success"]) == 2 and info["algo"] == "rl2"
+    assert "the 4 episodes ran as one trial, no update" in r.output
     r = CliRunner().invoke(
         cli,
         ["evaluate", "--checkpoint", str(ckpt), "--tasks", "2", "--seeds", "1", "--steps", "1", "--episodes", "2"]
