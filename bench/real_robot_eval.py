@@ -58,6 +58,9 @@ def main() -> None:
     ap.add_argument(
         "--also-alone", action="store_true", help="a checkpoint that carries a fallback runs without it too"
     )
+    ap.add_argument(
+        "--same-seeds", action="store_true", help="every k on k = 0's episode seeds (metarobot evaluate --same-seeds)"
+    )
     args = ap.parse_args()
 
     given = [a for a in (args.urdf, args.object_urdf, args.object_mesh) if a]
@@ -115,7 +118,15 @@ def main() -> None:
             raise SystemExit(f"unknown baseline {name!r} (multitask, recurrent, oracle)")
     try:
         results = evaluate(
-            methods, args.family, ["test"], args.tasks, args.seeds, args.steps, args.episodes, tasks_of=tasks_of
+            methods,
+            args.family,
+            ["test"],
+            args.tasks,
+            args.seeds,
+            args.steps,
+            args.episodes,
+            tasks_of=tasks_of,
+            same_seeds=args.same_seeds,
         )
     finally:
         for learner in learners:
