@@ -60,7 +60,10 @@ class Trials(gym.Wrapper):  # type: ignore[type-arg]
     an episode's first step (both zero on a trial's first). An episode that ends inside the
     trial resets the robot and goes on; the trial ends with its last episode's terminated or
     truncated. ``episode_seeds`` (consumed one per episode) fixes each episode's reset seed;
-    ``trial_log`` keeps each finished trial's per-episode (success, return)."""
+    ``trial_log`` keeps each finished trial's per-episode (success, return); ``last_action``
+    and ``last_reward`` are what the latest observation shows of the step before it. A reset
+    with ``options={"last_action": ..., "last_reward": ...}`` starts the trial's first
+    observation from those instead of zeros (a trial that continues an earlier one's memory)."""
 
     def __init__(
         self,
@@ -98,6 +101,8 @@ class Trials(gym.Wrapper):  # type: ignore[type-arg]
         self.on_episode_end: Any = None
         self._done_episodes: list[tuple[bool, float]] = []
         self._return = 0.0
+        self.last_action = np.zeros(n, dtype=np.float32)
+        self.last_reward = 0.0
 
     def set_task(self, task: Any) -> None:
         self._tasks = [task]
@@ -105,8 +110,9 @@ class Trials(gym.Wrapper):  # type: ignore[type-arg]
         env.set_task(task)
 
     def augment(self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool) -> np.ndarray:
-        r = float(np.clip(reward, -self.reward_clip, self.reward_clip))
-        return np.concatenate([obs, action, [r, 1.0 if first else 0.0]]).astype(np.float32)
+        self.last_action = np.asarray(action, dtype=np.float32)
+        self.last_reward = float(np.clip(reward, -self.reward_clip, self.reward_clip))
+        return np.concatenate([obs, self.last_action, [self.last_reward, 1.0 if first else 0.0]]).astype(np.float32)
 
     def _reset_robot(self) -> Any:
         seed = self.episode_seeds.pop(0) if self.episode_seeds else None
@@ -117,11 +123,10 @@ class Trials(gym.Wrapper):  # type: ignore[type-arg]
             env: Any = self.env
             env.set_task(self._tasks[int(self.rng.integers(len(self._tasks)))])
         obs, info = self._reset_robot() if self.episode_seeds else self.env.reset(seed=seed)
-        return self._start(obs, info)
-
-    def _start(self, obs: np.ndarray, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         self._done_episodes, self._return = [], 0.0
-        return self.augment(obs, np.zeros(self._n_act, dtype=np.float32), 0.0, True), info
+        carried = options or {}
+        action = carried.get("last_action", np.zeros(self._n_act, dtype=np.float32))
+        return self.augment(obs, action, float(carried.get("last_reward", 0.0)), True), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         applied = np.clip(np.asarray(action, dtype=np.float32), self._low, self._high)

@@ -221,22 +221,21 @@ class RL2(MetaLearner):
         env.episodes = len(seeds)
         env.episode_seeds = [int(s) for s in seeds]
         torch.manual_seed(noise_seed)
-        obs, _ = env.reset()
         lstm: Any = None
         start = np.ones(1, dtype=bool)
-        if state is not None and MEMORY_KEYS[0] in state:
+        carried = None
+        if state is not None and MEMORY_KEYS[0] in state:  # an earlier trial's memory goes on
             lstm = (state[MEMORY_KEYS[0]].numpy().copy(), state[MEMORY_KEYS[1]].numpy().copy())
-            last_action, last_reward = state[MEMORY_KEYS[2]].numpy(), float(state[MEMORY_KEYS[3]])
-            obs = env.augment(obs[: -self._tail(env)], last_action, last_reward, True)
+            carried = {"last_action": state[MEMORY_KEYS[2]].numpy(), "last_reward": float(state[MEMORY_KEYS[3]])}
             start = np.zeros(1, dtype=bool)
+        obs, _ = env.reset(options=carried)
         if on_step is not None:
             on_step(env)
-        steps, done, applied, reward = 0, False, np.zeros(0), 0.0
+        steps, done = 0, False
         while not done:
             action, lstm = self.model.predict(obs[None], state=lstm, episode_start=start, deterministic=deterministic)
             start = np.zeros(1, dtype=bool)
-            applied = np.clip(action[0], env._low, env._high)
-            obs, reward, term, trunc, _ = env.step(action[0])
+            obs, _, term, trunc, _ = env.step(action[0])
             steps += 1
             done = term or trunc
             if on_step is not None and not done:
@@ -246,8 +245,8 @@ class RL2(MetaLearner):
         memory = {
             MEMORY_KEYS[0]: torch.as_tensor(lstm[0]),
             MEMORY_KEYS[1]: torch.as_tensor(lstm[1]),
-            MEMORY_KEYS[2]: torch.as_tensor(applied),
-            MEMORY_KEYS[3]: torch.tensor([float(np.clip(reward, -env.reward_clip, env.reward_clip))]),
+            MEMORY_KEYS[2]: torch.as_tensor(env.last_action),
+            MEMORY_KEYS[3]: torch.tensor([env.last_reward]),
         }
         return episodes, steps, memory
 
@@ -268,10 +267,6 @@ class RL2(MetaLearner):
         seeds = [seed + ep for ep in range(episodes)]
         eps, _, _ = self.trial(task, seeds, state, deterministic=True, on_step=snap, on_episode_end=end)
         return frames[:episodes], [(ret, ok) for ok, ret in eps]
-
-    @staticmethod
-    def _tail(env: Any) -> int:
-        return int(env._n_act) + 2
 
     def adapt_many(
         self,
