@@ -217,6 +217,20 @@ class MetaConfig:
     def replace(self, **changes: Any) -> MetaConfig:
         return self.from_dict({**self.to_dict(), **changes})
 
+    def sb3_ppo_kwargs(self) -> dict[str, Any]:
+        """The keywords of an SB3 PPO (or sb3-contrib ``RecurrentPPO``) that these settings give:
+        the PPO update's step size, epochs, discount, GAE, clip range, loss weights and seed."""
+        return {
+            "learning_rate": self.ppo_lr,
+            "n_epochs": self.ppo_epochs,
+            "gamma": self.gamma,
+            "gae_lambda": self.gae_lambda,
+            "clip_range": self.clip_range,
+            "ent_coef": self.ent_coef,
+            "vf_coef": self.vf_coef,
+            "seed": self.seed,
+        }
+
     def steps_per_iteration(self, episode_steps: int) -> int:
         """Env steps one iteration samples (the budget ``multitask`` matches)."""
         phases = self.inner_steps + 1

@@ -249,17 +249,10 @@ class MetaLearner:
         ppo = BufferPPO(
             MaskedActorCriticPolicy,
             self._vec_env,
-            learning_rate=cfg.ppo_lr,
             n_steps=self.episode_steps,
             batch_size=batch_size,
-            n_epochs=cfg.ppo_epochs,
-            gamma=cfg.gamma,
-            gae_lambda=cfg.gae_lambda,
-            clip_range=cfg.clip_range,
-            ent_coef=cfg.ent_coef,
-            vf_coef=cfg.vf_coef,
-            seed=cfg.seed,
             device=cfg.device,
+            **cfg.sb3_ppo_kwargs(),
             policy_kwargs={**self.spec.policy_kwargs, **(extra_kwargs or {})},
             verbose=0,
         )
