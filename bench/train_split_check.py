@@ -32,6 +32,10 @@ def main() -> None:
         "--identify-actions", choices=("on", "off"), help="override the checkpoint's identify_actions setting"
     )
     ap.add_argument("--carry-context", choices=("on", "off"), help="override the checkpoint's carry_context setting")
+    ap.add_argument(
+        "--safe-adaptation", choices=("on", "off"), help="override the checkpoint's safe_adaptation (rl2: its guard)"
+    )
+    ap.add_argument("--fallback", help="a fallback checkpoint to set (none: drop the one the checkpoint carries)")
     args = ap.parse_args()
     for path in args.checkpoints:
         # far more iterations than were run: an rma learner is then still in its teacher stage
@@ -40,12 +44,19 @@ def main() -> None:
             extra["identify_actions"] = args.identify_actions == "on"
         if args.carry_context:
             extra["carry_context"] = args.carry_context == "on"
+        if args.safe_adaptation:
+            extra["safe_adaptation"] = args.safe_adaptation == "on"
         learner = MetaLearner.load(path, workers=args.workers, **extra)
+        if args.fallback:
+            fb = None if args.fallback == "none" else MetaLearner.load(args.fallback, workers=args.workers)
+            learner.set_fallback(fb)
         names = tuple(getattr(learner.family, "hidden", ()))
         print(
             f"{path} ({learner.name}{', teacher on the truth' if args.teacher else ''}"
             f"{', identified actions' if learner.config.identify_actions else ''}"
-            f"{'' if learner.config.carry_context else ', context not carried across episodes'})"
+            f"{'' if learner.config.carry_context else ', context not carried across episodes'}"
+            f"{'' if learner.config.safe_adaptation else ', no safe adaptation'}"
+            f"{f', fallback {learner.fallback.config.algo}' if learner.fallback is not None else ''})"
         )
         for seed in (int(s) for s in args.seeds.split(",")):
             tasks = learner.family.heldout_tasks("train", args.tasks)

@@ -568,12 +568,16 @@ def adapt(
         ran = result.ran
         fb_name = learner.fallback.config.algo if learner.fallback is not None else ""
         show = [f"fallback ({fb_name})" if r == "fallback" else r for r in ran]
-        if not learner.has_update:  # rl2: one trial, its memory carried through every k
+        labelled = bool(fb_name) or any(r != learner.config.algo for r in ran)
+        if not learner.has_update:  # rl2: its memory carried across the episodes, never an update
             trial = (k + 1) * n
-            click.echo(f"{learner.config.algo} adapts by memory: the {trial} episodes ran as one trial, no update")
+            click.echo(
+                f"{learner.config.algo} adapts by memory, no update: its memory carries across the {trial} episodes"
+                + (", kept while it does at least as well as a fresh start" if learner.config.safe_adaptation else "")
+            )
         click.echo(f"{'k':>3} {'success':>8} {'return':>9}   (each over {n} episodes)")
         for i, (succ, ret) in enumerate(zip(result.success, result.returns)):
-            click.echo(f"{i:>3} {succ:>8.0%} {ret:>9.2f}" + (f"   {show[i]}" if fb_name else ""))
+            click.echo(f"{i:>3} {succ:>8.0%} {ret:>9.2f}" + (f"   {show[i]}" if labelled else ""))
         if fb_name:
             chose = "the fallback" if FALLBACK_KEY in result.final_state else learner.config.algo
             click.echo(f"kept: {chose} (its episodes did better: success, then return)")

@@ -412,7 +412,7 @@ CASES = [
     ("evaluate --family navigate --same-seeds", "--same-seeds would score a fallback's choice"),
     ("meta-train --family cartpole --fallback {c_garbage_pt}", "is corrupt or not a metarobot checkpoint"),
     # -- rl2: what an LSTM policy that adapts by memory cannot take -------------------------------
-    ("meta-train --family cartpole --algo rl2 --fallback {cart_mt}", "rl2 adapts by memory and runs no fallback"),
+    ("meta-train --family cartpole --algo rl2 --fallback {cart_oracle}", "the fallback must act on the observation alone"),
     ("meta-train --family cartpole --algo rl2 --init-from {cart_mt}", "rl2 cannot start from --init-from"),
     ("meta-train --family cartpole --algo rl2 --sampler ray", "it cannot use the ray sampler"),
     ("meta-train --family cartpole --algo rl2 --rl2-envs 0", "rl2-envs"),

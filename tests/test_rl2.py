@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tiny import cli_args, tiny
 
-from metarobot.algorithms.rl2 import MEMORY_KEYS, RL2
+from metarobot.algorithms.rl2 import MEMORY_KEYS, RL2, guard_choice
 from metarobot.cli import cli
 from metarobot.errors import MetarobotError
-from metarobot.meta import MetaLearner
+from metarobot.meta import FALLBACK_KEY, MetaLearner, job_seed
 from metarobot.registry import get_family
 from metarobot.wrappers import Trials
 
@@ -99,7 +99,7 @@ def test_an_iteration_trains_the_lstm_policy_for_its_env_steps(trained):
 def test_adapting_carries_the_memory_across_the_episodes(trained):
     learner, _ = trained
     tasks = learner.family.heldout_tasks("test", 4)
-    carried = learner.adapt_many(tasks, steps=2, episodes=2, seed=0, same_seeds=True)
+    carried = learner.adapt_many(tasks, steps=2, episodes=2, seed=0, same_seeds=True, safe=False)
     reset = learner.adapt_many(tasks, steps=2, episodes=2, seed=0, update=False, same_seeds=True)
     for c, r in zip(carried, reset):
         assert len(c.success) == 3 and c.ran == ["rl2"] * 3
@@ -107,6 +107,75 @@ def test_adapting_carries_the_memory_across_the_episodes(trained):
         assert c.returns[0] == r.returns[0], "k = 0 is the same fresh policy on the same episodes"
         assert set(MEMORY_KEYS) <= set(c.final_state)
     assert any(c.returns[1:] != r.returns[1:] for c, r in zip(carried, reset)), "the memory changed nothing"
+
+
+def test_the_guard_runs_whichever_did_best_memory_first_on_ties():
+    assert guard_choice({}, None) == "reset", "rl2's first episodes run from its start state"
+    assert guard_choice({}, None, fallback_first=True) == "fallback"
+    assert guard_choice({"reset": (0.8, 5.0)}, (0.8, 5.0)) == "carry", "an untried memory is tried"
+    assert guard_choice({"reset": (0.8, 5.0), "carry": (0.6, 9.0)}, (0.6, 9.0)) == "reset", "success first"
+    assert guard_choice({"reset": (0.8, 5.0), "carry": (0.8, 4.0)}, (0.8, 4.0)) == "reset", "then return"
+    assert guard_choice({"reset": (0.8, 5.0), "carry": (0.8, 5.0)}, (0.8, 5.0)) == "carry", "ties: the memory"
+    # a reset that then did worse than the dropped memory gives the memory back
+    assert guard_choice({"reset": (0.4, 1.0), "carry": (0.6, 9.0)}, (0.4, 1.0)) == "carry"
+    fb = {"fallback": (1.0, 0.0), "reset": (0.8, 5.0)}
+    assert guard_choice(fb, (0.8, 5.0)) == "fallback"
+    assert guard_choice({"fallback": (0.8, 5.0), "reset": (0.8, 5.0)}, (0.8, 5.0)) == "carry"
+
+
+def _replay(result, fallback=False):
+    """The guard's choices, replayed from the scores an adaptation recorded."""
+    scores, latest, picks = {}, None, []
+    for k, (succ, ret, ran) in enumerate(zip(result.success, result.returns, result.ran)):
+        pick = guard_choice(scores, latest, fallback_first=fallback and k == 0)
+        picks.append(pick)
+        assert (ran == "fallback") == (pick == "fallback")
+        assert (ran == "rl2 (memory reset)") == (pick == "reset" and latest is not None)
+        scores[pick] = (succ, ret)
+        if pick != "fallback":
+            latest = (succ, ret)
+    return picks, guard_choice(scores, latest)
+
+
+def test_the_guard_keeps_the_memory_only_while_it_does_as_well_as_a_fresh_start(trained):
+    learner, _ = trained
+    tasks = learner.family.heldout_tasks("test", 6)
+    guarded = learner.adapt_many(tasks, steps=3, episodes=2, seed=1)  # the config's safe adaptation: on
+    dropped = 0
+    for i, res in enumerate(guarded):
+        picks, last = _replay(res)
+        assert picks[0] == "reset" and len(res.success) == 4
+        for k, pick in enumerate(picks):
+            if pick == "reset":  # a fresh trial on this k's episodes: the policy used as it is
+                seeds = [int(s) for s in np.random.SeedSequence(job_seed(1, 7_777, k, i)).generate_state(2)]
+                eps, _, _ = learner.trial(res.task, seeds, None, noise_seed=job_seed(1, 8_888, k, i))
+                assert res.returns[k] == pytest.approx(np.mean([e[1] for e in eps]))
+                dropped += k > 0
+        assert (MEMORY_KEYS[0] in res.final_state) == (last == "carry")
+    assert dropped > 0, "on 6 robots x 3 k the untrained policy's memory never did worse than a fresh start"
+
+
+def test_with_a_fallback_it_runs_first_and_is_kept_where_it_did_best(trained, tmp_path):
+    learner, path = trained
+    again = MetaLearner.load(path)
+    mt = MetaLearner(**tiny(algo="multitask"))
+    try:
+        again.set_fallback(mt)
+        tasks = again.family.heldout_tasks("test", 4)
+        results = again.adapt_many(tasks, steps=2, episodes=2, seed=2)
+        for res in results:
+            picks, last = _replay(res, fallback=True)
+            assert res.ran[:2] == ["fallback", "rl2"]
+            assert (FALLBACK_KEY in res.final_state) == (last == "fallback")
+            runner, _ = again.runner_for(res.final_state)
+            assert runner is (mt if last == "fallback" else again)
+        with pytest.raises(MetarobotError, match="same seeds"):
+            again.adapt_many(tasks, steps=1, episodes=2, same_seeds=True)
+        saved = MetaLearner.load(again.save(tmp_path / "with-fb.pt"))
+        assert saved.fallback is not None and saved.fallback.config.algo == "multitask"
+        saved.close()
+    finally:
+        again.close()
 
 
 def test_a_checkpoint_restores_the_same_policy(trained):
@@ -126,8 +195,6 @@ def test_a_checkpoint_restores_the_same_policy(trained):
 
 def test_rl2_refuses_what_it_cannot_do(trained, tmp_path):
     learner, path = trained
-    with pytest.raises(MetarobotError, match="fallback"):
-        learner.set_fallback(MetaLearner(**tiny(algo="multitask")))
     with pytest.raises(MetarobotError, match="init-from"):
         RL2(**TINY, init_from=str(path))
     with pytest.raises(MetarobotError, match="ray"):
@@ -157,7 +224,7 @@ def test_meta_train_resume_adapt_evaluate_and_render_on_the_command_line(tmp_pat
     assert r.exit_code == 0, r.output
     info = json.loads((tmp_path / "a" / "adaptation.json").read_text())
     assert len(info["success"]) == 2 and info["algo"] == "rl2"
-    assert "the 4 episodes ran as one trial, no update" in r.output
+    assert "its memory carries across the 4 episodes, kept while it does at least as well as a fresh start" in r.output
     r = CliRunner().invoke(
         cli,
         ["evaluate", "--checkpoint", str(ckpt), "--tasks", "2", "--seeds", "1", "--steps", "1", "--episodes", "2"]

@@ -32,13 +32,34 @@ import torch
 
 from metarobot.errors import MetarobotError
 from metarobot.family import Task
-from metarobot.meta import AdaptationResult, MetaLearner, global_rng_kept, job_seed
+from metarobot.meta import FALLBACK_KEY, AdaptationResult, MetaLearner, global_rng_kept, job_seed
 from metarobot.validation import divergence_hook
 
 State = dict[str, torch.Tensor]
 
 #: the memory an adapted state carries beside the policy's parameters
 MEMORY_KEYS = ("rl2.lstm_h", "rl2.lstm_c", "rl2.last_action", "rl2.last_reward")
+
+
+def guard_choice(
+    scores: dict[str, tuple[float, float]], latest: tuple[float, float] | None, fallback_first: bool = False
+) -> str:
+    """What rl2's guard runs next on a robot: ``"fallback"``, ``"reset"`` (the start state's
+    memory) or ``"carry"`` (the memory of rl2's latest episodes). ``scores`` holds each one's
+    latest (success, return) where it has run; ``latest`` is rl2's latest episodes' score (None
+    before rl2 has run). The fallback runs first where there is one; rl2 first runs from its
+    start state; from then on the best-scored runs, an untried carry scored as ``latest``, ties
+    going to the memory, then the reset."""
+    if fallback_first:
+        return "fallback"
+    if latest is None:
+        return "reset"
+    options = dict(scores)
+    options.setdefault("carry", latest)
+    return max(options, key=lambda o: (options[o], _GUARD_ORDER[o]))
+
+
+_GUARD_ORDER = {"carry": 2, "reset": 1, "fallback": 0}
 
 
 class RL2(MetaLearner):
@@ -111,11 +132,6 @@ class RL2(MetaLearner):
 
     def _warm_start(self, path: Path) -> None:
         raise MetarobotError("rl2 cannot start from --init-from: its policy is an LSTM, not a metarobot MLP policy")
-
-    def set_fallback(self, other: MetaLearner | None) -> None:
-        if other is not None:
-            raise MetarobotError("rl2 adapts by memory and runs no fallback; use --fallback none")
-        self.fallback = None
 
     # -- training ---------------------------------------------------------------------------
     @divergence_hook
@@ -274,57 +290,164 @@ class RL2(MetaLearner):
         fallback: bool = True,
         same_seeds: bool = False,
     ) -> list[AdaptationResult]:
-        """Each task's k = 0..steps, ``episodes`` episodes each, run as one trial: the memory
-        carries from every episode to the next (``update=False``: it is reset at each k, a
-        policy used as it is). Nothing is ever updated, so there is nothing to make safe and
-        no fallback. The state handed over is the parameters with the memory at the end."""
+        """Each task's k = 0..steps, ``episodes`` episodes each, with the memory carried from
+        every episode to the next (``update=False``: reset at each k, a policy used as it is).
+        No parameter ever changes; what adapts is the memory, and it is kept only where it helps.
+
+        ``safe`` (default: the config's ``safe_adaptation``) is the memory's guard, the rule
+        the base class's fallback follows: each k runs whichever of three did best so far
+        (success, then return, over each one's latest episodes): the memory carried on from the
+        latest episodes (``carry``; until it has run, it is scored as the episodes it would carry
+        on from); the start state's memory (``reset``: a fresh trial); and, with a ``fallback``
+        policy set, that policy, which runs k = 0 (rl2's own trial then starts at k = 1). Ties
+        go to the memory, then the reset. A memory that made the robot's episodes worse than a
+        fresh start is so dropped, and the policy used as it is runs on. Without the guard and
+        a fallback, k = 0..steps run as one trial. The state handed over is the one that would
+        run next: the parameters with the memory it carries, or the fallback's
+        (``FALLBACK_KEY``). bench/RESULTS.md, "rl2's guard", has the measurements."""
         steps = self.config.inner_steps if steps is None else steps
         episodes = episodes or self.config.episodes_per_update
         if steps < 0 or episodes < 1:
             raise MetarobotError(f"steps must be >= 0 and episodes >= 1, got {steps} and {episodes}")
+        fb = self.fallback if (fallback and update) else None
+        if same_seeds and fb is not None:
+            raise MetarobotError(
+                "same seeds at every k would score the fallback's choice on the episodes it was made on; "
+                "adapt without the fallback (--fallback none)"
+            )
+        guard = (self.config.safe_adaptation if safe is None else safe) and update
         params = self.meta_state()
+        start_memory: State = {}
         if state is not None:
             own = self.policy_part(state)
             if set(own) != set(params):
                 raise MetarobotError("rl2 runs its own LSTM policy's parameters only (no fresh MLP policy: no scratch)")
+            start_memory = {k: v for k, v in state.items() if k in MEMORY_KEYS}
             self.policy.load_state_dict(own)
-        results = []
-        try:
-            for i, task in enumerate(tasks):
-                seeds = [
+        n = len(tasks)
+        seeds = [
+            [
+                [
                     int(s)
-                    for k in range(steps + 1)
                     for s in np.random.SeedSequence(job_seed(seed, 7_777, 0 if same_seeds else k, i)).generate_state(
                         episodes
                     )
                 ]
-                if update:  # one trial: k = 0's episodes run as a policy used as it is would run them
-                    eps, n, memory = self.trial(task, seeds, state, noise_seed=job_seed(seed, 8_888, 0, i))
-                else:  # memory reset at every k
-                    eps, n, memory = [], 0, {}
-                    for k in range(steps + 1):
-                        block = seeds[k * episodes : (k + 1) * episodes]
-                        noise = job_seed(seed, 8_888, 0 if same_seeds else k, i)
-                        got, m, memory = self.trial(task, block, None, noise)
-                        eps, n = eps + got, n + m
-                blocks = [eps[k * episodes : (k + 1) * episodes] for k in range(steps + 1)]
-                results.append(
-                    AdaptationResult(
-                        task,
-                        [float(np.mean([e[0] for e in b])) for b in blocks],
-                        [float(np.mean([e[1] for e in b])) for b in blocks],
-                        n,
-                        {**self.meta_state(), **memory},
-                        [self.name] * (steps + 1),
-                    )
-                )
+                for k in range(steps + 1)
+            ]
+            for i in range(n)
+        ]
+        results = [AdaptationResult(t, [], [], 0, {}, []) for t in tasks]
+        try:
+            if not update or (not guard and fb is None):
+                self._plain_trials(tasks, seeds, steps, state, seed, update, same_seeds, results)
+                for _ in range(steps + 1):
+                    if progress is not None:
+                        progress()
+            else:
+                self._guarded_trials(tasks, seeds, steps, episodes, start_memory, seed, fb, results, progress)
         finally:
             if state is not None:
                 self.policy.load_state_dict(params)
-        if progress is not None:
-            for _ in range(steps + 1):
-                progress()
         return results
+
+    def _plain_trials(
+        self,
+        tasks: Sequence[Task],
+        seeds: list[list[list[int]]],
+        steps: int,
+        state: State | None,
+        seed: int,
+        update: bool,
+        same_seeds: bool,
+        results: list[AdaptationResult],
+    ) -> None:
+        """k = 0..steps as one trial per task (``update``), or one trial per k (memory reset)."""
+        for i, task in enumerate(tasks):
+            if update:  # one trial: k = 0's episodes run as a policy used as it is would run them
+                flat = [s for block in seeds[i] for s in block]
+                eps, steps_run, memory = self.trial(task, flat, state, noise_seed=job_seed(seed, 8_888, 0, i))
+            else:
+                eps, steps_run, memory = [], 0, {}
+                for k in range(steps + 1):
+                    noise = job_seed(seed, 8_888, 0 if same_seeds else k, i)
+                    got, m, memory = self.trial(task, seeds[i][k], None, noise)
+                    eps, steps_run = eps + got, steps_run + m
+            size = len(seeds[i][0])
+            for k in range(steps + 1):
+                block = eps[k * size : (k + 1) * size]
+                results[i].success.append(float(np.mean([e[0] for e in block])))
+                results[i].returns.append(float(np.mean([e[1] for e in block])))
+                results[i].ran.append(self.name)
+            results[i].env_steps = steps_run
+            results[i].final_state = {**self.meta_state(), **memory}
+
+    def _guarded_trials(
+        self,
+        tasks: Sequence[Task],
+        seeds: list[list[list[int]]],
+        steps: int,
+        episodes: int,
+        start_memory: State,
+        seed: int,
+        fb: MetaLearner | None,
+        results: list[AdaptationResult],
+        progress: Callable[[], None] | None,
+    ) -> None:
+        """``adapt_many``'s guard: k by k, each task runs the best-scored of carry, reset and
+        fallback; the fallback's episodes run as one batch through its sampler."""
+        n = len(tasks)
+        scores: list[dict[str, tuple[float, float]]] = [{} for _ in range(n)]
+        latest: list[tuple[float, float] | None] = [None] * n  # rl2's latest episodes' score
+        memory: list[State] = [dict(start_memory) for _ in range(n)]
+        fb_state = fb.meta_state() if fb is not None else {}
+
+        def choose(i: int, k: int) -> str:
+            return guard_choice(scores[i], latest[i], fallback_first=fb is not None and k == 0)
+
+        for k in range(steps + 1):
+            picks = [choose(i, k) for i in range(n)]
+            fb_rows = [i for i in range(n) if picks[i] == "fallback"]
+            if fb is not None and fb_rows:
+                jobs = [fb.make_job(tasks[i], fb_state, episodes, job_seed(seed, 7_777, k, i)) for i in fb_rows]
+                for i, ro in zip(fb_rows, fb.sampler().run(jobs)):
+                    self._record(results[i], scores[i], "fallback", ro.success_rate, ro.mean_return, ro.env_steps)
+            for i, task in enumerate(tasks):
+                if picks[i] == "fallback":
+                    continue
+                carried = memory[i] if picks[i] == "carry" else start_memory
+                got, m, memory[i] = self.trial(
+                    task, seeds[i][k], {**carried} if carried else None, noise_seed=job_seed(seed, 8_888, k, i)
+                )
+                score = (float(np.mean([e[0] for e in got])), float(np.mean([e[1] for e in got])))
+                first = latest[i] is None  # rl2's first episodes on this robot: not a reset
+                latest[i] = score
+                self._record(results[i], scores[i], picks[i], score[0], score[1], m, first)
+            if progress is not None:
+                progress()
+        for i, res in enumerate(results):
+            last = choose(i, steps + 1)
+            if last == "fallback":
+                res.final_state = {**fb_state, FALLBACK_KEY: torch.ones(1)}
+            else:
+                res.final_state = {**self.meta_state(), **(memory[i] if last == "carry" else start_memory)}
+
+    def _record(
+        self,
+        res: AdaptationResult,
+        scores: dict[str, tuple[float, float]],
+        which: str,
+        success: float,
+        ret: float,
+        env_steps: int,
+        first: bool = False,
+    ) -> None:
+        scores[which] = (float(success), float(ret))
+        res.success.append(float(success))
+        res.returns.append(float(ret))
+        res.env_steps += int(env_steps)
+        reset = which == "reset" and not first
+        res.ran.append("fallback" if which == "fallback" else f"{self.name} (memory reset)" if reset else self.name)
 
     def _export_sb3(self, path: Path | str, state: State | None) -> Path:
         """The ``RecurrentPPO`` zip (``sb3_contrib.RecurrentPPO.load``); its observation is
