@@ -23,7 +23,7 @@ from metarobot.config import SAMPLERS, MetaConfig, default_algo, load_yaml_confi
 from metarobot.errors import MetarobotError
 from metarobot.family import HELDOUT_SIZE, TaskFamily
 from metarobot.registry import family_names, get_family
-from metarobot.runio import atomic_save, atomic_write_json, refuse_existing
+from metarobot.runio import atomic_save, atomic_write_bytes, atomic_write_json, refuse_existing
 from metarobot.startup import end_command_start
 from metarobot.validation import (
     MEMORY_FRACTION,
@@ -596,6 +596,23 @@ def adapt(
             "kept_fallback": FALLBACK_KEY in result.final_state,
             "policy": str(zip_path),
         }
+        from metarobot.algorithms.rl2 import MEMORY_KEYS
+
+        if MEMORY_KEYS[0] in result.final_state:  # rl2: the memory it adapted, for the zip to go on from
+            import io
+
+            import numpy as np
+
+            buf = io.BytesIO()
+            arrays = {k.split(".", 1)[1]: result.final_state[k].numpy() for k in MEMORY_KEYS}
+            arrays["last_reward"] = arrays["last_reward"].reshape(())  # a scalar, as Trials takes it
+            np.savez(buf, **arrays)
+            memory_path = atomic_write_bytes(out_dir / "adapted_memory.npz", buf.getvalue())
+            report["memory"] = str(memory_path)
+            click.echo(
+                f"adapted memory: {memory_path} (RecurrentPPO.predict(obs, state=(lstm_h, lstm_c), "
+                "episode_start=[False]) goes on from it)"
+            )
         atomic_write_json(out_dir / "adaptation.json", report)
         click.echo(f"adapted policy: {zip_path}\nmetrics: {out_dir / 'adaptation.json'}")
     finally:

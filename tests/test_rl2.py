@@ -225,6 +225,24 @@ def test_meta_train_resume_adapt_evaluate_and_render_on_the_command_line(tmp_pat
     info = json.loads((tmp_path / "a" / "adaptation.json").read_text())
     assert len(info["success"]) == 2 and info["algo"] == "rl2"
     assert "its memory carries across the 4 episodes, kept while it does at least as well as a fresh start" in r.output
+    # the adapted memory beside the zip (k = 0 alone: the guard keeps the memory it has not tried)
+    r = CliRunner().invoke(
+        cli, ["adapt", "--checkpoint", str(ckpt), "--steps", "0", "--episodes", "2", "--out", str(tmp_path / "a0")]
+    )
+    assert r.exit_code == 0, r.output
+    info = json.loads((tmp_path / "a0" / "adaptation.json").read_text())
+    memory = np.load(info["memory"])
+    assert set(memory.files) == {"lstm_h", "lstm_c", "last_action", "last_reward"}
+    assert memory["lstm_h"].shape == (1, 1, TINY["hidden_sizes"][0])
+    adapted = RecurrentPPO.load(info["policy"], device="cpu")
+    env = Trials("cartpole", 1, task=get_family("cartpole").heldout_tasks("test", 1)[0])
+    obs, _ = env.reset(options={"last_action": memory["last_action"], "last_reward": float(memory["last_reward"])})
+    assert obs[-2] == pytest.approx(float(memory["last_reward"]))
+    start = np.zeros(1, dtype=bool)
+    _, went_on = adapted.predict(obs[None], state=(memory["lstm_h"], memory["lstm_c"]), episode_start=start)
+    _, fresh = adapted.predict(obs[None], state=None, episode_start=np.ones(1, dtype=bool))
+    assert not np.allclose(went_on[0], fresh[0]), "the memory the adaptation left is what the zip goes on from"
+    env.close()
     r = CliRunner().invoke(
         cli,
         ["evaluate", "--checkpoint", str(ckpt), "--tasks", "2", "--seeds", "1", "--steps", "1", "--episodes", "2"]
