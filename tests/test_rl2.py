@@ -153,6 +153,13 @@ def test_the_guard_keeps_the_memory_only_while_it_does_as_well_as_a_fresh_start(
                 dropped += k > 0
         assert (MEMORY_KEYS[0] in res.final_state) == (last == "carry")
     assert dropped > 0, "on 6 robots x 3 k the untrained policy's memory never did worse than a fresh start"
+    # the same episodes at every k: a reset is k = 0's fresh trial again, to the digit
+    same = learner.adapt_many(tasks, steps=3, episodes=2, seed=1, same_seeds=True)
+    for res in same:
+        picks, _ = _replay(res)
+        for k, pick in enumerate(picks):
+            if pick == "reset":
+                assert res.returns[k] == res.returns[0] and res.success[k] == res.success[0]
 
 
 def test_with_a_fallback_it_runs_first_and_is_kept_where_it_did_best(trained, tmp_path):

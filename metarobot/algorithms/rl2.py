@@ -345,7 +345,9 @@ class RL2(MetaLearner):
                     if progress is not None:
                         progress()
             else:
-                self._guarded_trials(tasks, seeds, steps, episodes, start_memory, seed, fb, results, progress)
+                self._guarded_trials(
+                    tasks, seeds, steps, episodes, start_memory, seed, fb, results, progress, same_seeds
+                )
         finally:
             if state is not None:
                 self.policy.load_state_dict(params)
@@ -393,6 +395,7 @@ class RL2(MetaLearner):
         fb: MetaLearner | None,
         results: list[AdaptationResult],
         progress: Callable[[], None] | None,
+        same_seeds: bool = False,
     ) -> None:
         """``adapt_many``'s guard: k by k, each task runs the best-scored of carry, reset and
         fallback; the fallback's episodes run as one batch through its sampler."""
@@ -417,7 +420,10 @@ class RL2(MetaLearner):
                     continue
                 carried = memory[i] if picks[i] == "carry" else start_memory
                 got, m, memory[i] = self.trial(
-                    task, seeds[i][k], {**carried} if carried else None, noise_seed=job_seed(seed, 8_888, k, i)
+                    task,
+                    seeds[i][k],
+                    {**carried} if carried else None,
+                    noise_seed=job_seed(seed, 8_888, 0 if same_seeds else k, i),
                 )
                 score = (float(np.mean([e[0] for e in got])), float(np.mean([e[1] for e in got])))
                 first = latest[i] is None  # rl2's first episodes on this robot: not a reset
