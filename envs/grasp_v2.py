@@ -211,11 +211,12 @@ class GraspV2Family(GraspFamily):
     env_id = "metarobot/Grasp-v2"
     task_type = GraspV2Task
     summary = "grasp with objects of real sizes and lumpy shapes (blobs, bodies with heads and arms), size observed"
-    #: the one method trained on grasp-v2 so far, and its shipped run's budget: on grasp (v0) the
-    #: domain-randomised multitask policy beat maml on held-out tasks and on every real object
-    #: (bench/RESULTS.md), as the hidden parameters show in its observation
-    meta_defaults: ClassVar[dict[str, Any]] = {**GraspFamily.meta_defaults, "algo": "multitask", "iterations": 150}
-    algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # grasp's choice was not measured here
+    #: rl2 measured better than the multitask policy on the train split (94-97% against 87-88%
+    #: before any adaptation, the same 94-95% after three blocks; bench/RESULTS.md, "rl2 on
+    #: grasp-v2"); the other methods' budget stays the multitask run's 1.5M env steps
+    meta_defaults: ClassVar[dict[str, Any]] = {**GraspFamily.meta_defaults, "algo": "rl2", "iterations": 150}
+    #: rl2's trial is the evaluation protocol's (4 blocks of 5 episodes), at the same 1.5M env steps
+    algo_defaults: ClassVar[dict[str, dict[str, Any]]] = {"rl2": {"inner_steps": 3, "iterations": 75}}
     file_hint = ""
 
     def _fits(self, task: GraspTask) -> GraspTask:
