@@ -6,6 +6,8 @@ memory is never reset, and it sees its previous action, its previous reward and 
 episode-start flag (``metarobot.wrappers.Trials``). PPO's objective over a whole trial rewards
 what the policy makes of the earlier episodes of a robot in the later ones; so adapting is
 running the episodes with the memory carried from each to the next, and no parameter changes.
+Under safe adaptation a memory is kept only while its episodes do as well as a fresh start's,
+and a fallback policy may run beside it (``RL2.adapt_many``, ``guard_choice``).
 
 What differs from the ``recurrent`` baseline (the same LSTM, the same SB3 recipe): its memory
 spans the robot's episodes, not one episode, and it reads the rewards. grasp (v0)'s ood robots
