@@ -317,10 +317,11 @@ def _file_options(fn: Any) -> Any:
 
 _FALLBACK_OPTION = click.option(
     "--fallback",
-    metavar="PATH|none",
-    help="A policy of the family that acts without context (a multitask checkpoint) to run first and keep "
-    "wherever its episodes do better (success, then return) than the adapted ones; none: adapt without "
-    "the one the checkpoint carries [default: the checkpoint's, if any].",
+    metavar="PATH|ALGO|none",
+    help="A policy of the family that acts without context (a multitask checkpoint, or multitask: the one "
+    "shipped for the family) to run first and keep wherever its episodes do better (success, then return) "
+    "than the adapted ones; none: adapt without the one the checkpoint carries [default: the checkpoint's, "
+    "if any].",
 )
 
 
@@ -390,6 +391,9 @@ def _load_learner(
     if workers < 0:
         raise MetarobotError(f"workers must be a non-negative integer, got {workers}")
     if fallback is not None and fallback != "none":
+        from metarobot.policies.pretrained import checkpoint_ref
+
+        fallback = checkpoint_ref(data["family"], fallback)
         read_checkpoint(fallback)  # a bad file is refused before anything is built
     learner = MetaLearner.load(checkpoint, workers=workers, device=device)
     try:

@@ -118,7 +118,8 @@ class MetaConfig:
     )
     fallback: str | None = setting(
         None,
-        "A checkpoint of the family whose policy acts without context (its multitask policy): adapting "
+        "A checkpoint of the family whose policy acts without context (its multitask policy; 'multitask': "
+        "the one shipped for the family): adapting "
         "runs it first and keeps it wherever it did better than this method (success, then return); the "
         "run's checkpoints carry it (adapt/evaluate/render --fallback override it).",
     )

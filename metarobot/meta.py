@@ -163,7 +163,10 @@ class MetaLearner:
         if cfg.init_from and not restoring:
             self._warm_start(Path(cfg.init_from))
         if cfg.fallback and not restoring:  # a restored learner takes the one its checkpoint carries
-            self.set_fallback(MetaLearner.load(cfg.fallback, workers=cfg.workers, device=cfg.device))
+            from metarobot.policies.pretrained import checkpoint_ref
+
+            fallback = checkpoint_ref(cfg.family, cfg.fallback)
+            self.set_fallback(MetaLearner.load(fallback, workers=cfg.workers, device=cfg.device))
 
     def _warm_start(self, path: Path) -> None:
         """Meta-parameters from another checkpoint's policy (its optimiser state is not taken)."""

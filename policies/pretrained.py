@@ -31,3 +31,16 @@ def shipped_file(family: str, kind: str, suffix: str) -> Path | None:
     such as ``reach-v1-recurrent.zip``), or None."""
     ref = resources.files("metarobot.policies").joinpath("pretrained", f"{family}-{kind}{suffix}")
     return Path(str(ref)) if ref.is_file() else None
+
+
+def checkpoint_ref(family: str, value: str) -> str:
+    """``value`` as a checkpoint path: a path as it is, or an algorithm's name (``multitask``)
+    where no file of that name exists, for the family's shipped policy of that algorithm
+    (``--fallback multitask``, and a family's default fallback)."""
+    import re
+
+    if Path(value).exists() or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
+        return value
+    if not has_pretrained(family, value):
+        raise MetarobotError(f"{value!r} is neither a file nor an algorithm with a shipped {family!r} policy")
+    return str(pretrained_path(family, value))

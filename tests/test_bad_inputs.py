@@ -404,6 +404,8 @@ CASES = [
     # -- adapt / evaluate / render: --fallback ------------------------------------------------
     ("adapt --family cartpole --fallback {c_garbage_pt}", "is corrupt or not a metarobot checkpoint"),
     ("adapt --family cartpole --fallback {dir}/nope.pt", "nope.pt does not exist"),
+    ("adapt --family cartpole --fallback nosuchalgo", "'nosuchalgo' is neither a file nor an algorithm with a shipped"),
+    ("meta-train --family cartpole --fallback oracle", "the fallback must act on the observation alone"),
     ("adapt --family cartpole --fallback {c_nan_pt}", "holds NaN or infinite values"),
     ("adapt --checkpoint {f_nested_pt}", "its fallback lacks 'policy_state'"),
     ("adapt --checkpoint {f_nested_nan_pt}", "(its fallback): log_std holds NaN or infinite values"),

@@ -164,3 +164,17 @@ def test_a_baseline_trained_by_evaluate_gets_the_method_and_fallback_budgets_tog
     res = CliRunner().invoke(cli, args + ["--out", str(tmp_path / "e")])
     assert res.exit_code == 0, res.output
     assert f"training a multitask baseline with the same env-step budget ({budget:,} steps)" in res.output
+
+
+def test_a_fallback_named_by_its_algorithm_is_the_family_s_shipped_policy(pair, tmp_path):
+    from metarobot.policies.pretrained import checkpoint_ref, pretrained_path
+
+    _, _, (proto_path, _) = pair
+    assert checkpoint_ref("cartpole", "multitask") == str(pretrained_path("cartpole", "multitask"))
+    assert checkpoint_ref("cartpole", str(proto_path)) == str(proto_path), "a path stays a path"
+    args = ["adapt", "--checkpoint", str(proto_path), "--steps", "1", "--episodes", "2", "--workers", "0"]
+    res = CliRunner().invoke(cli, [*args, "--fallback", "multitask", "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert "fallback (multitask)" in res.output
+    with pytest.raises(MetarobotError, match="neither a file nor an algorithm"):
+        checkpoint_ref("cartpole", "identify")
