@@ -372,11 +372,17 @@ def _check_adapt_budget(steps: int | None, episodes: int | None, episodes_name: 
 
 
 def _load_learner(
-    family: str | None, checkpoint: Path | None, workers: int, device: str, fallback: str | None = None
+    family: str | None,
+    checkpoint: Path | None,
+    workers: int,
+    device: str,
+    fallback: str | None = None,
+    task: Any = None,
 ) -> tuple[Any, Path]:
-    """The checkpoint's learner (default: the family's shipped policy). ``fallback``: a
-    checkpoint to set as its fallback policy, ``none`` to drop the one it carries, or None to
-    keep what it carries."""
+    """The checkpoint's learner (default: the family's shipped policy; for a ``task`` whose
+    robot was read from the user's file, the family's ``file_algo``'s where it names one).
+    ``fallback``: a checkpoint to set as its fallback policy, ``none`` to drop the one it
+    carries, or None to keep what it carries."""
     from metarobot.meta import MetaLearner, read_checkpoint
     from metarobot.policies.pretrained import pretrained_path
 
@@ -384,7 +390,10 @@ def _load_learner(
         if family is None:
             raise click.UsageError("give --family or --checkpoint")
         # the shipped policy of the family's default method (the one that measured best on it)
-        checkpoint = pretrained_path(family, default_algo(family))
+        algo = default_algo(family, from_file=bool(getattr(task, "urdf_path", None)))
+        checkpoint = pretrained_path(family, algo)
+        if algo != default_algo(family):
+            click.echo(f"a robot from a file: {family}'s {algo} policy, which serves real robots better", err=True)
     data = read_checkpoint(checkpoint)
     if family is not None and data["family"] != family:
         raise MetarobotError(f"checkpoint {checkpoint} is for family {data['family']!r}, not {family!r}")
@@ -560,7 +569,7 @@ def adapt(
         task_family, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh
     )
     _report_file_task(task_family, task)
-    learner, ckpt = _load_learner(family, checkpoint, workers, device, fallback)
+    learner, ckpt = _load_learner(family, checkpoint, workers, device, fallback, task)
     try:
         out_dir = _out_dir(out, f"adapt-{learner.config.family}")
         k = learner.config.inner_steps if steps is None else steps
@@ -948,7 +957,7 @@ def render(
         task_family, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh
     )
     _report_file_task(task_family, task)
-    learner, ckpt = _load_learner(family, checkpoint, workers, device, fallback)
+    learner, ckpt = _load_learner(family, checkpoint, workers, device, fallback, task)
     try:
         fam = learner.config.family
         panels = 2 if before_after else 1

@@ -25,12 +25,16 @@ def setting(default: Any, doc: str) -> Any:
     return dataclasses.field(default=default, metadata={"doc": doc})
 
 
-def default_algo(family: str) -> str:
+def default_algo(family: str, from_file: bool = False) -> str:
     """The algorithm a run of ``family`` gets when none is named: the family's own (its
-    ``meta_defaults["algo"]``, the method that measured best on it), else maml."""
+    ``meta_defaults["algo"]``, the method that measured best on it), else maml. ``from_file``:
+    for a robot read from the user's file, the family's ``file_algo`` where it names one."""
     from metarobot.registry import get_family
 
-    return str(get_family(family).meta_defaults.get("algo", MetaConfig.algo))
+    fam = get_family(family)
+    if from_file and fam.file_algo:
+        return str(fam.file_algo)
+    return str(fam.meta_defaults.get("algo", MetaConfig.algo))
 
 
 @dataclasses.dataclass(frozen=True)

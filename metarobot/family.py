@@ -476,6 +476,10 @@ class TaskFamily(ABC):
     #: one line shown (on stderr) when a user's own robot or object file is run on this family:
     #: where another family serves such files better, as measured
     file_hint: ClassVar[str] = ""
+    #: the method whose shipped policy serves a robot read from the user's own file, where it
+    #: is not the family's default (``meta_defaults["algo"]``): real robots lie outside the
+    #: generated ones' ranges, and some methods serve them better, as measured
+    file_algo: ClassVar[str | None] = None
     #: the parameters a privileged ``oracle`` sees (``hidden_params``), in order
     hidden: ClassVar[tuple[str, ...]] = ()
     #: per-joint parameters in ``hidden`` are padded with zeros to this many values

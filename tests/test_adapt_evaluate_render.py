@@ -113,6 +113,20 @@ def test_adapt_and_render_take_a_users_wheeled_base(checkpoints, tmp_path):
     assert frames[1, 28:, :160, :3].astype(float).std() > 5  # robot, obstacles and goal on a floor
 
 
+def test_a_base_from_a_file_gets_the_policy_that_serves_real_bases(tmp_path):
+    from metarobot.config import default_algo
+
+    assert default_algo("navigate") == "rl2" and default_algo("navigate", from_file=True) == "rma-online"
+    assert default_algo("reach", from_file=True) == default_algo("reach"), "no file_algo: the default"
+    urdf = tmp_path / "bot.urdf"
+    urdf.write_text(diff_drive_urdf(0.26, 0.24, 2.0, 0.045))
+    args = ["adapt", "--family", "navigate", "--urdf", str(urdf), "--steps", "0", "--episodes", "1"]
+    r = CliRunner().invoke(cli, [*args, "--workers", "0", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert "navigate's rma-online policy, which serves real robots better" in r.output
+    assert json.loads((tmp_path / "a" / "adaptation.json").read_text())["algo"] == "rma-online"
+
+
 def test_adapt_and_render_take_a_users_object(checkpoints, tmp_path):
     obj = tmp_path / "can.urdf"
     obj.write_text(

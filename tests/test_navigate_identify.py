@@ -104,6 +104,7 @@ def test_navigate_v0_runs_the_same_model_with_no_iterations():
 
     assert isinstance(metarobot.get_family("navigate").identification(), BaseIdentification)
     assert MetaConfig.resolve(family="navigate", algo="identify").iterations == 0
-    # v0's default is the method that measured best on its train split (rma-online, since
-    # maml's 53% after three updates fell to its 64%; bench/RESULTS.md), as grasp's is
-    assert MetaConfig.resolve(family="navigate").algo == "rma-online"
+    # v0's default is the method that measured best on its train split (rl2; bench/RESULTS.md),
+    # as grasp's is
+    default = MetaConfig.resolve(family="navigate")
+    assert default.algo == "rl2" and default.fallback is None and default.inner_steps == 3
