@@ -95,6 +95,7 @@ def families(name: str | None, as_json: bool) -> None:
             "ranges": fam.ranges(),
             "meta_train_defaults": dict(fam.meta_defaults),
             "meta_train_defaults_by_algo": {a: dict(d) for a, d in fam.algo_defaults.items()},
+            "robot_file_algo": fam.file_algo,
         }
     if as_json:
         click.echo(json.dumps(out, indent=2))
@@ -111,6 +112,8 @@ def families(name: str | None, as_json: bool) -> None:
         for algo_name, settings in desc["meta_train_defaults_by_algo"].items():
             own = ", ".join(f"{k}={v}" for k, v in settings.items())
             click.echo(f"    with --algo {algo_name}: {own}")
+        if desc["robot_file_algo"]:
+            click.echo(f"    a robot from your file (--urdf): the shipped {desc['robot_file_algo']} policy")
 
 
 class _IntTuple(click.ParamType):

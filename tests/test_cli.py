@@ -31,6 +31,9 @@ def test_navigate_v1_lists_an_open_floor_and_navigate_its_obstacles():
     v0 = json.loads(CliRunner().invoke(cli, ["families", "navigate", "--json"]).output)["navigate"]["ranges"]
     assert set(obstacle_fields) <= set(v0)
     assert v0["obstacles"].startswith("0, 1, 2, 3 (ood: 5, 6, 7)")
+    nav = CliRunner().invoke(cli, ["families", "navigate"]).output
+    assert "a robot from your file (--urdf): the shipped rma-online policy" in nav
+    assert json.loads(CliRunner().invoke(cli, ["families", "reach", "--json"]).output)["reach"]["robot_file_algo"] is None
 
 
 def _cli(*args):
