@@ -33,7 +33,8 @@ def test_navigate_v1_lists_an_open_floor_and_navigate_its_obstacles():
     assert v0["obstacles"].startswith("0, 1, 2, 3 (ood: 5, 6, 7)")
     nav = CliRunner().invoke(cli, ["families", "navigate"]).output
     assert "a robot from your file (--urdf): the shipped rma-online policy" in nav
-    assert json.loads(CliRunner().invoke(cli, ["families", "reach", "--json"]).output)["reach"]["robot_file_algo"] is None
+    reach = json.loads(CliRunner().invoke(cli, ["families", "reach", "--json"]).output)["reach"]
+    assert reach["robot_file_algo"] is None
 
 
 def _cli(*args):
