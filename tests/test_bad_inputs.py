@@ -411,7 +411,7 @@ CASES = [
     ("adapt --checkpoint {f_nested_nan_pt}", "(its fallback): log_std holds NaN or infinite values"),
     ("evaluate --family cartpole --fallback {reach_mt}", "the fallback is a 'reach' policy, not one of 'cartpole'"),
     ("render --family cartpole --fallback {cart_oracle}", "the fallback must act on the observation alone"),
-    ("evaluate --family navigate --same-seeds", "--same-seeds would score a fallback's choice"),
+    ("evaluate --family navigate --fallback multitask --same-seeds", "--same-seeds would score a fallback's choice"),
     ("meta-train --family cartpole --fallback {c_garbage_pt}", "is corrupt or not a metarobot checkpoint"),
     # -- rl2: what an LSTM policy that adapts by memory cannot take -------------------------------
     ("meta-train --family cartpole --algo rl2 --fallback {cart_oracle}", "the fallback must act on the observation alone"),
