@@ -81,7 +81,11 @@ class Trials(gym.Wrapper):  # type: ignore[type-arg]
         from metarobot.sampling import as_box
 
         fam = get_family(family)
-        self._tasks = [task] if task is not None else fam.sample_tasks(pool, split, np.random.default_rng(seed))
+        self._fam = fam
+        # the pool of tasks is drawn at the first reset (the same draw): a learner loaded to adapt
+        # builds its training envs and never resets them, and drawing 64 pools took half a minute
+        self._pool: tuple[str, int, int] | None = None if task is not None else (split, seed, pool)
+        self._tasks = [task] if task is not None else fam.sample_tasks(1, split, np.random.default_rng(seed))
         self.rng = np.random.default_rng(seed + 1)
         super().__init__(fam.make_env(self._tasks[0], render_mode=render_mode))
         self.episodes = int(episodes)
@@ -105,7 +109,7 @@ class Trials(gym.Wrapper):  # type: ignore[type-arg]
         self.last_reward = 0.0
 
     def set_task(self, task: Any) -> None:
-        self._tasks = [task]
+        self._tasks, self._pool = [task], None
         env: Any = self.env
         env.set_task(task)
 
@@ -119,6 +123,9 @@ class Trials(gym.Wrapper):  # type: ignore[type-arg]
         return self.env.reset(seed=seed)
 
     def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[Any, dict[str, Any]]:
+        if self._pool is not None:
+            split, pool_seed, size = self._pool
+            self._tasks, self._pool = self._fam.sample_tasks(size, split, np.random.default_rng(pool_seed)), None
         if len(self._tasks) > 1:
             env: Any = self.env
             env.set_task(self._tasks[int(self.rng.integers(len(self._tasks)))])

@@ -268,3 +268,12 @@ def test_meta_train_resume_adapt_evaluate_and_render_on_the_command_line(tmp_pat
     assert r.exit_code == 0, r.output
     frames = iio.imread(out, index=None)
     assert frames.shape[0] >= 4 and frames.shape[1:3] == (64 + 28, 2 * 96)
+
+
+def test_a_trial_env_draws_its_task_pool_at_its_first_reset_the_same_draw():
+    fam = get_family("cartpole")
+    env = Trials("cartpole", 1, seed=7, pool=20)
+    assert len(env._tasks) == 1, "nothing drawn but the env's first task until a reset"
+    env.reset()
+    assert env._tasks == fam.sample_tasks(20, "train", np.random.default_rng(7))
+    env.close()
