@@ -346,7 +346,7 @@ class NavigateFamily(TaskFamily):
     }  # fmt: skip
     #: a base read from the user's file gets rma-online's shipped policy: on the Husky and the
     #: racecar files (bigger, heavier or steered, unlike any generated robot) it reached 57-80%
-    #: where rl2 reached 10-58% (bench/RESULTS.md, same section)
+    #: where rl2 reached 5-30% (bench/RESULTS.md, same section)
     file_algo = "rma-online"
     #: ``identify`` ships its controller untrained. The PPO of multitask, the oracle and
     #: rma-online's teacher takes SB3's step count (10 minibatches) and a policy that starts
