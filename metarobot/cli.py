@@ -594,16 +594,14 @@ def adapt(
         click.echo(f"{'k':>3} {'success':>8} {'return':>9}   (each over {n} episodes)")
         for i, (succ, ret) in enumerate(zip(result.success, result.returns)):
             click.echo(f"{i:>3} {succ:>8.0%} {ret:>9.2f}" + (f"   {show[i]}" if labelled else ""))
-        from metarobot.algorithms.rl2 import MEMORY_KEYS
-
+        memory = learner.memory_arrays(result.final_state)
         if fb_name:
             chose = "the fallback" if FALLBACK_KEY in result.final_state else learner.config.algo
             click.echo(f"kept: {chose} (its episodes did better: success, then return)")
         if not learner.has_update and FALLBACK_KEY not in result.final_state:
-            kept = MEMORY_KEYS[0] in result.final_state
             click.echo(
                 "kept: its memory of these episodes"
-                if kept
+                if memory is not None
                 else "kept: a fresh memory (the episodes run with the memory did worse: success, then return)"
             )
         zip_path = atomic_save(out_dir / "adapted_policy.zip", lambda tmp: learner.save_sb3(tmp, result.final_state))
@@ -622,15 +620,13 @@ def adapt(
             "policy": str(zip_path),
         }
         (out_dir / "adapted_memory.npz").unlink(missing_ok=True)  # an earlier adaptation's (--force)
-        if MEMORY_KEYS[0] in result.final_state:  # rl2: the memory it adapted, for the zip to go on from
+        if memory is not None:  # rl2: the memory it adapted, for the zip to go on from
             import io
 
             import numpy as np
 
             buf = io.BytesIO()
-            arrays = {k.split(".", 1)[1]: result.final_state[k].numpy() for k in MEMORY_KEYS}
-            arrays["last_reward"] = arrays["last_reward"].reshape(())  # a scalar, as Trials takes it
-            np.savez(buf, **arrays)
+            np.savez(buf, **memory)
             memory_path = atomic_write_bytes(out_dir / "adapted_memory.npz", buf.getvalue())
             report["memory"] = str(memory_path)
             click.echo(

@@ -370,16 +370,7 @@ class MetaLearner:
         ``same_seeds`` runs every k's episodes on k = 0's episode seeds (default: new seeds per
         k), so a policy that does not change reads the same at every k. It is refused with a
         fallback, whose choice would then be scored on the episodes it was made on."""
-        steps = self.config.inner_steps if steps is None else steps
-        episodes = episodes or self.config.episodes_per_update
-        if steps < 0 or episodes < 1:
-            raise MetarobotError(f"steps must be >= 0 and episodes >= 1, got {steps} and {episodes}")
-        fb = self.fallback if (fallback and update) else None
-        if same_seeds and fb is not None:
-            raise MetarobotError(
-                "same seeds at every k would score the fallback's choice on the episodes it was made on; "
-                "adapt without the fallback (--fallback none)"
-            )
+        steps, episodes, fb = self._adaptation_plan(steps, episodes, fallback and update, same_seeds)
         safe = (self.config.safe_adaptation if safe is None else safe) and self.updates_parameters
         update = update and (self.updates_parameters or self.config.carry_context)
         start = state if state is not None else self.meta_state()
@@ -448,6 +439,30 @@ class MetaLearner:
             else:
                 res.final_state = self.deployed_state(res.task, kept[i])
         return results
+
+    def _adaptation_plan(
+        self, steps: int | None, episodes: int | None, fallback: bool, same_seeds: bool
+    ) -> tuple[int, int, MetaLearner | None]:
+        """``adapt_many``'s steps and episodes per update (the config's where not given), and
+        the fallback that runs (``fallback``: wanted), checked: same seeds with a fallback are
+        refused."""
+        steps = self.config.inner_steps if steps is None else steps
+        episodes = episodes or self.config.episodes_per_update
+        if steps < 0 or episodes < 1:
+            raise MetarobotError(f"steps must be >= 0 and episodes >= 1, got {steps} and {episodes}")
+        fb = self.fallback if fallback else None
+        if same_seeds and fb is not None:
+            raise MetarobotError(
+                "same seeds at every k would score the fallback's choice on the episodes it was made on; "
+                "adapt without the fallback (--fallback none)"
+            )
+        return steps, episodes, fb
+
+    def memory_arrays(self, state: dict[str, torch.Tensor]) -> dict[str, np.ndarray] | None:
+        """What an adapted ``state`` remembers of the robot beyond the exported policy's
+        parameters, as arrays to save beside it (``adapt``); None where it remembers nothing
+        (every algorithm but rl2)."""
+        return None
 
     def adapt(
         self, task: Task, steps: int | None = None, episodes: int | None = None, seed: int = 0

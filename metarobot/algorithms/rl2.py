@@ -307,16 +307,7 @@ class RL2(MetaLearner):
         a fallback, k = 0..steps run as one trial. The state handed over is the one that would
         run next: the parameters with the memory it carries, or the fallback's
         (``FALLBACK_KEY``). bench/RESULTS.md, "rl2's guard", has the measurements."""
-        steps = self.config.inner_steps if steps is None else steps
-        episodes = episodes or self.config.episodes_per_update
-        if steps < 0 or episodes < 1:
-            raise MetarobotError(f"steps must be >= 0 and episodes >= 1, got {steps} and {episodes}")
-        fb = self.fallback if (fallback and update) else None
-        if same_seeds and fb is not None:
-            raise MetarobotError(
-                "same seeds at every k would score the fallback's choice on the episodes it was made on; "
-                "adapt without the fallback (--fallback none)"
-            )
+        steps, episodes, fb = self._adaptation_plan(steps, episodes, fallback and update, same_seeds)
         guard = (self.config.safe_adaptation if safe is None else safe) and update
         params = self.meta_state()
         start_memory: State = {}
@@ -456,6 +447,16 @@ class RL2(MetaLearner):
         res.env_steps += int(env_steps)
         reset = which == "reset" and not first
         res.ran.append("fallback" if which == "fallback" else f"{self.name} (memory reset)" if reset else self.name)
+
+    def memory_arrays(self, state: State) -> dict[str, np.ndarray] | None:
+        """The memory an adaptation kept (``lstm_h``, ``lstm_c``, ``last_action``, a scalar
+        ``last_reward``: what ``RecurrentPPO.predict`` and ``Trials.reset(options=...)`` take to
+        go on from it), or None where the guard dropped it."""
+        if MEMORY_KEYS[0] not in state:
+            return None
+        arrays = {k.split(".", 1)[1]: state[k].numpy() for k in MEMORY_KEYS}
+        arrays["last_reward"] = arrays["last_reward"].reshape(())
+        return arrays
 
     def _export_sb3(self, path: Path | str, state: State | None) -> Path:
         """The ``RecurrentPPO`` zip (``sb3_contrib.RecurrentPPO.load``); its observation is
