@@ -54,6 +54,7 @@ VEL_SCALE = 3.0  # rad/s, divides joint velocities in the observation
 BASE_HEIGHT = 0.05
 MAX_EFFORT = 60.0  # N*m per joint
 ERROR_SCALE = 0.1  # m: goal - tip is observed in units of 10 cm, so small errors still show
+FLOOR_CLEARANCE = 0.01  # m: a file's arm keeps its links this far off the floor at goal and start
 SUCCESS_BONUS = 0.5  # reward per step spent within the success distance
 OBS_BOUND = 20.0  # |observation| never exceeds this (positions in m, scaled velocities)
 #: a generated arm's first joint turns about z; each later one about y or x with these odds
@@ -373,7 +374,13 @@ def arm_task_from_urdf(
         unbounded = j.lower is None or j.upper is None or not (math.isfinite(j.lower) and math.isfinite(j.upper))
         if j.kind == "continuous" or unbounded or j.upper <= j.lower:  # type: ignore[operator]
             if j.kind == "revolute" and j.lower is not None and j.upper is not None and j.upper <= j.lower:
-                raise MetarobotError(f"URDF {path}: joint {j.name!r} has an empty range [{j.lower}, {j.upper}]")
+                why = (
+                    " (an exporter's placeholder? PyBullet holds such a joint still: write its real "
+                    "<limit lower upper>, or make it continuous)"
+                    if j.lower == j.upper == 0
+                    else ""
+                )
+                raise MetarobotError(f"URDF {path}: joint {j.name!r} has an empty range [{j.lower}, {j.upper}]{why}")
             half, centre = math.pi, 0.0
         else:
             half, centre = (j.upper - j.lower) / 2, (j.upper + j.lower) / 2  # type: ignore[operator]
@@ -457,7 +464,9 @@ class ReachEnv(MetaRobotEnv):
         sim = self.sim
         sim.reset_world()
         c = sim.client
-        sim.load_urdf_file(shared_urdf("ground.urdf"))
+        self._ground = sim.load_urdf_file(shared_urdf("ground.urdf"))
+        self._moving_links: list[int] = []
+        self._floor_links: list[int] | None = None
         if task.urdf_path is None:
             text = serial_arm_urdf(
                 task.link_lengths,
@@ -473,6 +482,15 @@ class ReachEnv(MetaRobotEnv):
         else:
             self.robot = sim.load_urdf_file(task.urdf_path, base_position=(0, 0, 0))
             self._joints, self._ee = self._hold_all_but_the_chain(task)
+            parents = [
+                p.getJointInfo(self.robot, i, physicsClientId=c)[16]
+                for i in range(p.getNumJoints(self.robot, physicsClientId=c))
+            ]
+            moving = {self._joints[0]}  # the links the arm's joints move (children come after parents)
+            for i, parent in enumerate(parents):
+                if parent in moving:
+                    moving.add(i)
+            self._moving_links = sorted(moving)
             self._add_goal_marker(task)
             return
         movable, ee_index = [], -1
@@ -602,22 +620,42 @@ class ReachEnv(MetaRobotEnv):
         super().reset(seed=seed)
         rng = self.np_random
         task: ReachTask = self.task  # type: ignore[assignment]
-        spread = task.goal_spread * self._limits
-        start_spread = 0.1 * self._limits
+        half = self._limits
+        if task.urdf_path is not None:  # a file's +-2 pi joint (UR's) draws within one turn
+            half = np.minimum(half, math.pi)
+        spread = task.goal_spread * half
+        start_spread = 0.1 * half
         centre = self._centres if self._centres is not None else 0.0  # a file's arm: its ranges' centres
-        for _ in range(50):  # goals reachable (a tip pose of the arm), above the floor, not at the start
+        if self._floor_links is None:  # the moving links clear of the floor at the ranges' centres
+            self._set_joints(centre + np.zeros(self._n))
+            self._floor_links = [i for i in self._moving_links if self._clear_of_floor([i])]
+        for _ in range(50 if task.urdf_path is None else 200):
+            # goals reachable (a tip pose of the arm), above the floor, not at the start; a file's
+            # arm also keeps its links off the floor at the goal's pose and at the start
             self._set_joints(centre + rng.uniform(-spread, spread))
             goal = self._tip()
+            clear = self._clear_of_floor(self._floor_links)
             q0 = centre + rng.uniform(-start_spread, start_spread)
             self._set_joints(q0)
             tip0 = self._tip()
-            if goal[2] > 0.03 and np.linalg.norm(goal - tip0) > 2 * task.success_distance:
+            far = np.linalg.norm(goal - tip0) > 2 * task.success_distance
+            if goal[2] > 0.03 and far and clear and self._clear_of_floor(self._floor_links):
                 break
         self._set_goal(goal)
         self._steps = 0
         obs, tip, _ = self._obs(fresh_kinematics=True)
         dist = math.dist(self._goal_t, tip)
         return obs, {"is_success": dist < task.success_distance, "distance": dist}
+
+    def _clear_of_floor(self, links: list[int]) -> bool:
+        """Whether each of ``links`` is at least ``FLOOR_CLEARANCE`` above the floor. A file's
+        arm checks the links its joints move that are clear at its ranges' centres (a generated
+        arm checks none: its goals are drawn as they always were). A UR arm's range centres lay
+        it along the floor, so a start drawn around them put it inside the floor, jammed."""
+        c = self.sim.client
+        return not any(
+            p.getClosestPoints(self.robot, self._ground, FLOOR_CLEARANCE, i, -1, physicsClientId=c) for i in links
+        )
 
     def _set_goal(self, goal: np.ndarray) -> None:
         self._goal = np.asarray(goal, dtype=np.float64)
