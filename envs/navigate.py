@@ -48,7 +48,7 @@ import numpy as np
 import pybullet as p
 from metarobot.envs.base import MetaRobotEnv
 from metarobot.envs.sim import give_inertia_to_empty_links, shared_urdf
-from metarobot.envs.urdf_builder import WHEEL_WIDTH, UrdfModel, diff_drive_urdf
+from metarobot.envs.urdf_builder import WHEEL_WIDTH, UrdfModel, diff_drive_urdf, rigid_copy
 
 from metarobot.errors import MetarobotError
 from metarobot.family import (
@@ -567,13 +567,14 @@ class WheelLayout:
 def wheel_layout(path: Path | str, model: UrdfModel | None = None) -> WheelLayout:
     """The wheels of a wheeled base: revolute/continuous joints (not mimic) on any link rigidly
     fixed to the root (fixed joints are followed: ROS's ``base_footprint -> base_link``) whose
-    axle is horizontal, all along one axle direction (any horizontal axis), split into left and
-    right by which side of their middle they sit. Raises ``MetarobotError`` naming the reason
-    when that is not clear-cut."""
+    axle is horizontal and that carry no further joint (a leg's hip does), all along one axle
+    direction (any horizontal axis), split into left and right by which side of their middle
+    they sit. Links hung from the body on suspension travel count as fixed to it. Raises
+    ``MetarobotError`` naming the reason when that is not clear-cut."""
     model = model or UrdfModel.read(path)
     path = model.path
-    candidates = []
-    for link in model.rigid_to_root():
+    candidates, limbs = [], []
+    for link in model.body_links():
         joints = [j for j in model.children(link) if j.revolute and j.mimic is None]
         if not joints:
             continue  # (its pose may not even parse: real files carry xacro leftovers in sensor frames)
@@ -583,11 +584,16 @@ def wheel_layout(path: Path | str, model: UrdfModel | None = None) -> WheelLayou
             axis = rot @ r @ j.axis(path)
             if abs(axis[2]) > 0.1:
                 continue  # not a wheel axle (steering, swivel or other joints)
+            below = set(model.subtree(j.child))
+            if any(k.movable and k.mimic is None and k.parent in below for k in model.joints):
+                limbs.append(j.name)  # a hip or shoulder: more joints hang from it, a wheel has none
+                continue
             candidates.append((j.name, pos + rot @ xyz, axis / np.linalg.norm(axis[:2])))
     if not candidates:
+        why = f"; {limbs} carry further joints (legs or arms?), not wheels" if limbs else ""
         raise MetarobotError(
             f"URDF {path}: found no left wheel (continuous joints with a horizontal axle on the root link or "
-            "links fixed to it); name them with --left-wheels/--right-wheels"
+            f"links fixed to it){why}; name them with --left-wheels/--right-wheels"
         )
     a = candidates[0][2].copy()
     a[2] = 0.0
@@ -619,6 +625,8 @@ def find_wheels(path: Path | str, model: UrdfModel | None = None) -> tuple[tuple
     return layout.left, layout.right
 
 
+HOLD_CLEARANCE = 0.03  # m: a file's joint whose links stay this far above the floor is held still
+STAND_TOLERANCE = 0.005  # m: a file's body link this close to the wheels' lowest point is on the floor
 REFERENCE_SPEED = 0.75  # m/s: a file's robot's top speed (training robots: 0.5-1.1 m/s)
 REFERENCE_FORCE_PER_KG = 2 * WHEEL_TORQUE / 0.0425 / 2.2  # N/kg that generated robots' motors give
 
@@ -692,11 +700,80 @@ def wheeled_task_from_urdf(
         "heading_offset": round(measured["heading_offset"], 4),
         "wheel_friction": round(clamp("wheel_friction", friction), 4),
     }
+    robot.update(_upright_limits(dataclasses.replace(task, **robot), path))  # type: ignore[arg-type]
     for candidate in maps:  # the first map whose path is wide enough for this robot
         task = dataclasses.replace(task, **_map_fields(candidate), **robot)  # type: ignore[arg-type]
         if not task.obstacle_kinds or path_exists(task):
             break
     return task
+
+
+UPRIGHT_TILT = 15.0  # degrees: a base still tilted this much after coming to rest has fallen over
+FALLEN_TILT = 75.0  # degrees: a base tilted this much on the way is on its side
+UPRIGHT_TRIES = 7
+#: the test drive: full commands from rest, each for 1.5 s, then a reversal at full speed
+TEST_DRIVE: tuple[tuple[tuple[float, float], ...], ...] = (
+    ((1.0, 1.0),),
+    ((-1.0, -1.0),),
+    ((1.0, -1.0),),
+    ((1.0, 0.3),),
+    ((1.0, 1.0), (-1.0, -1.0)),
+)
+
+
+def _upright_limits(task: NavigateTask, path: Path) -> dict[str, float]:
+    """The top wheel speed and torque at which a file's base stays on its wheels: a tall one (a
+    mobile manipulator's torso and arm) falls over at the speeds and accelerations the
+    generated robots take. Each try drives the base on an empty floor (``TEST_DRIVE``, each
+    leg followed by 1 s at rest) and, where it falls over (tilted by more than ``FALLEN_TILT``
+    degrees on the way, or ``UPRIGHT_TILT`` at rest), first halves the torque (gentler
+    starts and reversals; R2-D2 falls over reversing at full torque), up to three times, then
+    lowers the speed to 0.7 of what it was (a spin's swing). A base that falls over even then
+    is refused."""
+    floor = dataclasses.replace(
+        task, obstacle_kinds=(), obstacle_xy=(), obstacle_sizes=(), obstacle_yaws=(), goal_x=2.8, goal_y=2.8
+    )  # an empty floor, the goal far off
+    speed, torque = task.max_wheel_speed, task.wheel_torque
+    for attempt in range(UPRIGHT_TRIES):
+        worst, rest = _test_drive_tilt(dataclasses.replace(floor, max_wheel_speed=speed, wheel_torque=torque))
+        if worst <= FALLEN_TILT and rest <= UPRIGHT_TILT:
+            return {"max_wheel_speed": round(speed, 4), "wheel_torque": round(torque, 4)}
+        tried = speed
+        if attempt < 3:
+            torque *= 0.5
+        else:
+            speed *= 0.7
+    raise MetarobotError(
+        f"URDF {path}: the base falls over on a test drive (tilted {worst:.0f} degrees) even at "
+        f"{tried * task.wheel_radius:.2f} m/s; check its masses and wheels"
+    )
+
+
+def _test_drive_tilt(task: NavigateTask) -> tuple[float, float]:
+    """The largest tilt (degrees) of the base's up axis over ``TEST_DRIVE``, and the largest
+    at the end of a leg's rest."""
+    env = NavigateEnv(task)
+    c = env.sim.client
+
+    def tilt(up: np.ndarray) -> float:
+        _, orn = p.getBasePositionAndOrientation(env.robot, physicsClientId=c)
+        now = np.array(p.getMatrixFromQuaternion(orn)).reshape(3, 3) @ up
+        return math.degrees(math.acos(max(-1.0, min(1.0, float(now[2])))))
+
+    worst = rest = 0.0
+    try:
+        for legs in TEST_DRIVE:
+            env.reset(seed=0)
+            _, orn = p.getBasePositionAndOrientation(env.robot, physicsClientId=c)
+            up = np.array(p.getMatrixFromQuaternion(orn)).reshape(3, 3).T[:, 2]  # world z in the base frame
+            for action in (*legs, (0.0, 0.0)):
+                for _ in range(30 if action != (0.0, 0.0) else 20):
+                    env.step(np.asarray(action, dtype=np.float32))
+                    worst = max(worst, tilt(up))
+            rest = max(rest, tilt(up))
+    finally:
+        env.close()
+    return worst, rest
 
 
 def _map_fields(task: NavigateTask) -> dict[str, Any]:
@@ -767,9 +844,7 @@ class NavigateEnv(MetaRobotEnv):
             text = diff_drive_urdf(task.chassis_length, task.track_width, task.chassis_mass, task.wheel_radius)
             self.robot = sim.load_urdf_text(text, base_position=(0, 0, task.wheel_radius), fixed_base=False)
         else:
-            self.robot = sim.load_urdf_file(task.urdf_path, fixed_base=False)
-            model = UrdfModel.read(task.urdf_path)
-            give_inertia_to_empty_links(self.robot, model.masses, model.root, c, fixed_base=False)
+            self.robot = self._load_file_robot(task)
         names: dict[str, int] = {}
         for i in range(p.getNumJoints(self.robot, physicsClientId=c)):
             info = p.getJointInfo(self.robot, i, physicsClientId=c)
@@ -816,6 +891,58 @@ class NavigateEnv(MetaRobotEnv):
         self._joints = joints
         self._forces = [WHEEL_TORQUE] * len(joints)
         self._goal_marker = self._make_goal_marker(task.success_distance)
+
+    def _load_file_robot(self, task: NavigateTask) -> int:
+        """The file's base, loaded from its ``rigid_copy``: the joints whose links stay clear of
+        the floor (an arm, a torso lift, a head) are fixed, as the robot's own controllers would
+        hold them; those that reach the floor (casters, steering hinges, passive wheels,
+        suspension) stay free; a root without mass gets one, so the body's links take contacts."""
+        sim, c, path = self.sim, self.sim.client, str(task.urdf_path)
+        model = UrdfModel.read(path)
+        body = sim.load_urdf_file(path, fixed_base=False)
+        give_inertia_to_empty_links(body, model.masses, model.root, c, fixed_base=False)
+        n = p.getNumJoints(body, physicsClientId=c)
+        info = [p.getJointInfo(body, i, physicsClientId=c) for i in range(n)]
+        low = [p.getAABB(body, i, physicsClientId=c)[0][2] for i in range(n)]
+        bottom = min([p.getAABB(body, -1, physicsClientId=c)[0][2], *low])
+        for i in reversed(range(n)):  # the lowest point of each joint's subtree (children come later)
+            if info[i][16] >= 0:
+                low[info[i][16]] = min(low[info[i][16]], low[i])
+        wheels = set(task.left_wheels + task.right_wheels)
+        held = [
+            info[i][1].decode()
+            for i in range(n)
+            if info[i][2] != p.JOINT_FIXED and info[i][1].decode() not in wheels and low[i] - bottom > HOLD_CLEARANCE
+        ]
+        p.removeBody(body, physicsClientId=c)
+        body = sim.load_urdf_text(rigid_copy(path, dict.fromkeys(held, 0.0)), fixed_base=False)
+        give_inertia_to_empty_links(body, model.masses, model.root, c, fixed_base=False)
+        for i in range(n):  # the file's joint damping on a light wheel diverges at our time step
+            if info[i][2] != p.JOINT_FIXED:  # (the Stretch's 21.75 N*m*s on 0.0004 kg*m^2 spun it up
+                p.changeDynamics(body, i, jointDamping=0.0, physicsClientId=c)  # to 44 rad/s)
+        self._stand_on_wheels(body, wheels)
+        return body
+
+    def _stand_on_wheels(self, body: int, wheels: set[str]) -> None:
+        """A base whose body's collision shape reaches the floor as low as its wheels (PyBullet
+        takes a mesh's convex hull, which spans a skirt's or a bumper's underside) would rest on
+        its body and never drive. Where the file gives casters to stand on, the body's links
+        that low do not touch the floor; obstacles still hit them."""
+        c = self.sim.client
+        n = p.getNumJoints(body, physicsClientId=c)
+        info = [p.getJointInfo(body, i, physicsClientId=c) for i in range(n)]
+        wheel_links = [i for i in range(n) if info[i][1].decode() in wheels]
+        floor = min(p.getAABB(body, i, physicsClientId=c)[0][2] for i in wheel_links) + STAND_TOLERANCE
+        rigid = {-1}  # the root and the links fixed to it
+        for i in range(n):
+            if info[i][2] == p.JOINT_FIXED and info[i][16] in rigid and "caster" not in info[i][12].decode().lower():
+                rigid.add(i)
+        low = {i: p.getAABB(body, i, physicsClientId=c)[0][2] for i in range(-1, n)}
+        supports = [i for i in range(n) if i not in rigid and i not in wheel_links and low[i] <= floor]
+        sunk = [i for i in sorted(rigid) if low[i] <= floor and p.getCollisionShapeData(body, i, physicsClientId=c)]
+        if supports and sunk:
+            for i in sunk:
+                p.setCollisionFilterPair(self._ground, body, -1, i, 0, physicsClientId=c)
 
     def _aabb(self) -> tuple[np.ndarray, np.ndarray]:
         c = self.sim.client
@@ -1038,7 +1165,7 @@ def describe_base(task: NavigateTask) -> dict[str, Any]:
         "file": task.urdf_path,
         "robot": model.name,
         "root_link": model.root,
-        "rigid_with_root": model.rigid_to_root(),
+        "rigid_with_root": model.body_links(),
         "drive": "differential" if per_side == 1 else f"skid-steer ({per_side} wheels a side)",
         "left_wheels": {n: r for n, r in zip(task.left_wheels, radii)},
         "right_wheels": {n: r for n, r in zip(task.right_wheels, radii[len(task.left_wheels) :])},

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pybullet as p
+from metarobot.envs.urdf_builder import EMPTY_INERTIA, EMPTY_MASS
 
 from metarobot.errors import MetarobotError
 
@@ -264,7 +265,9 @@ def give_inertia_to_empty_links(body: int, masses: dict[str, float], root: str, 
         index[p.getJointInfo(body, i, physicsClientId=client)[12].decode()] = i
     for name, mass in masses.items():
         if mass <= 0 and name in index and not (fixed_base and index[name] == -1):
-            p.changeDynamics(body, index[name], mass=1e-3, localInertiaDiagonal=[1e-7] * 3, physicsClientId=client)
+            p.changeDynamics(
+                body, index[name], mass=EMPTY_MASS, localInertiaDiagonal=[EMPTY_INERTIA] * 3, physicsClientId=client
+            )
 
 
 def cache_dir() -> Path:

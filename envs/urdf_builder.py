@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from metarobot.errors import MetarobotError
+from metarobot.validation import XACRO_NS, parse_xml
 
 AXES: dict[str, tuple[float, float, float]] = {"x": (1, 0, 0), "y": (0, 1, 0), "z": (0, 0, 1)}
 
@@ -24,12 +26,12 @@ def read_urdf(path: Path) -> ET.Element:
     if path.exists() and not path.is_file():  # a FIFO or device would block the reader forever
         raise MetarobotError(f"cannot read URDF {path}: not a regular file")
     try:
-        root = ET.parse(path).getroot()
+        root = parse_xml(path.read_bytes())
     except OSError as exc:
         raise MetarobotError(f"cannot read URDF {path}: {exc.strerror or exc}") from None
     except ET.ParseError as exc:
         raise MetarobotError(f"URDF {path} does not parse: {exc}") from None
-    if any(el.tag.startswith("{http://www.ros.org/wiki/xacro}") for el in root.iter()):
+    if any(el.tag.startswith("{" + XACRO_NS + "}") for el in root.iter()):
         raise MetarobotError(f"{path} is a xacro file, not URDF: expand it first (xacro {path.name} > robot.urdf)")
     if root.tag != "robot":
         raise MetarobotError(f"URDF {path} has no <robot> root element")
@@ -45,6 +47,7 @@ def urdf_floats(text: str | None, default: str) -> list[float]:
 
 
 MOVABLE = ("revolute", "continuous", "prismatic", "floating", "planar")
+SUSPENSION_TRAVEL = 0.02  # m: a prismatic joint of at most this range is a suspension, not an axis
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,13 +224,15 @@ class UrdfModel:
             todo += [j.child for j in self.children(lk)]
         return out
 
-    def rigid_to_root(self) -> list[str]:
-        """The root and the links joined to it through fixed joints only (one rigid body)."""
+    def body_links(self, travel: float = SUSPENSION_TRAVEL) -> list[str]:
+        """The root and the links joined to it through fixed joints or suspension: a prismatic
+        joint of at most ``travel`` (m) of range (TIAGo's wheels hang from such +-5 mm joints).
+        A wheeled base's wheels are on these links."""
         out, todo = [], [self.root]
         while todo:
             lk = todo.pop()
             out.append(lk)
-            todo += [j.child for j in self.children(lk) if j.kind == "fixed"]
+            todo += [j.child for j in self.children(lk) if j.kind == "fixed" or _suspension(j, travel)]
         return out
 
     def pose_in_root(self, link: str) -> tuple[np.ndarray, np.ndarray]:
@@ -237,6 +242,116 @@ class UrdfModel:
             xyz, r = j.origin(self.path)
             pos, rot = pos + rot @ xyz, rot @ r
         return pos, rot
+
+
+def _suspension(joint: UrdfJoint, travel: float) -> bool:
+    return (
+        joint.kind == "prismatic"
+        and joint.lower is not None
+        and joint.upper is not None
+        and 0 <= joint.upper - joint.lower <= travel
+    )
+
+
+def _file_reference(name: str, folder: Path) -> str:
+    """``name`` (a mesh or texture reference in a URDF in ``folder``) as an absolute path where
+    the file is found: relative to ``folder``; ``file://``; ``package://PKG/REST`` looked up as
+    PyBullet does (REST, then REST less its leading folders, in ``folder`` and the folders above
+    it), and in ``$ROS_PACKAGE_PATH``'s PKG. Unchanged when not found."""
+    if name.startswith("file://"):
+        name = name[len("file://") :]
+    if name.startswith("package://"):
+        pkg, _, rest = name[len("package://") :].partition("/")
+        for root in filter(None, os.environ.get("ROS_PACKAGE_PATH", "").split(os.pathsep)):
+            if (Path(root) / pkg / rest).is_file():
+                return str((Path(root) / pkg / rest).resolve())
+        parts = Path(pkg, rest).parts
+        for k in range(len(parts)):
+            for base in (folder, *list(folder.parents)[:8]):
+                if (base.joinpath(*parts[k:])).is_file():
+                    return str(base.joinpath(*parts[k:]).resolve())
+        return name
+    if "://" in name or not name:
+        return name
+    return str((folder / name).resolve()) if not Path(name).is_absolute() else name
+
+
+EMPTY_MASS = 1e-3  # kg: what a link the file gives no mass weighs in PyBullet (a frame)
+EMPTY_INERTIA = 1e-7  # kg*m^2, each axis
+
+
+def rigid_copy(path: Path | str, held: Mapping[str, float]) -> str:
+    """The text of a copy of the URDF ``path`` for a floating base: each joint of ``held`` (name
+    -> angle in rad, or m) is a fixed joint at that position, a root link without mass (ROS's
+    ``base_footprint``) weighs ``EMPTY_MASS``, and file references are absolute, so the copy
+    loads from anywhere.
+
+    * A joint the robot's controllers hold still is rigid in PyBullet this way: a motor holding
+      a hand of gram-light finger links shakes a floating base apart (TIAGo's hand did).
+    * PyBullet builds a body whose root has no mass as a fixed base, and the links fixed to that
+      root then take no push from a contact with a static body, even after the root is given a
+      mass: TIAGo's casters and body sank through the floor, and a chassis would pass through
+      the obstacles."""
+    path = Path(path)
+    robot = read_urdf(path)
+    folder = path.resolve().parent
+    children = {child.get("link") for child in robot.findall("joint/child")}
+    for link in robot.findall("link"):
+        if link.get("name") in children:
+            continue
+        inertial = link.find("inertial")
+        mass = inertial.find("mass") if inertial is not None else None
+        if mass is not None and _number(mass.get("value"), 0.0, "a mass"):
+            continue
+        if inertial is not None:
+            link.remove(inertial)
+        inertial = ET.SubElement(link, "inertial")
+        ET.SubElement(inertial, "mass", value=f"{EMPTY_MASS:g}")
+        ET.SubElement(
+            inertial, "inertia", ixx=f"{EMPTY_INERTIA:g}", iyy=f"{EMPTY_INERTIA:g}", izz=f"{EMPTY_INERTIA:g}",
+            ixy="0", ixz="0", iyz="0",
+        )  # fmt: skip
+    for el in robot.iter():
+        name = el.get("filename")
+        if name is not None:
+            el.set("filename", _file_reference(name, folder))
+    for j in robot.findall("joint"):
+        name = j.get("name", "")
+        if name not in held or j.get("type") not in MOVABLE:
+            continue
+        kind, q = j.get("type"), float(held[name])
+        j.set("type", "fixed")
+        if q == 0.0 or kind not in ("revolute", "continuous", "prismatic"):
+            continue
+        origin = j.find("origin")
+        if origin is None:
+            origin = ET.SubElement(j, "origin")
+        xyz = np.asarray(urdf_floats(origin.get("xyz"), "0 0 0"))
+        rot = rpy_matrix(urdf_floats(origin.get("rpy"), "0 0 0"))
+        axis_el = j.find("axis")
+        axis = np.asarray(urdf_floats(axis_el.get("xyz") if axis_el is not None else None, "1 0 0"))
+        axis = axis / np.linalg.norm(axis)
+        if kind == "prismatic":
+            xyz = xyz + rot @ axis * q
+        else:
+            rot = rot @ _rotation(axis, q)
+        origin.set("xyz", " ".join(f"{v:.9g}" for v in xyz))
+        origin.set("rpy", " ".join(f"{v:.9g}" for v in matrix_rpy(rot)))
+    return ET.tostring(robot, encoding="unicode")
+
+
+def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rotation by ``angle`` (rad) about the unit vector ``axis`` (Rodrigues)."""
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * k @ k
+
+
+def matrix_rpy(rot: np.ndarray) -> tuple[float, float, float]:
+    """URDF roll-pitch-yaw (rad) of a rotation matrix (the inverse of ``rpy_matrix``)."""
+    pitch = math.asin(max(-1.0, min(1.0, -float(rot[2, 0]))))
+    if abs(math.cos(pitch)) > 1e-9:
+        return math.atan2(rot[2, 1], rot[2, 2]), pitch, math.atan2(rot[1, 0], rot[0, 0])
+    return math.atan2(-rot[1, 2], rot[1, 1]), pitch, 0.0
 
 
 def _inertial(mass: float, com: tuple[float, float, float], ixx: float, iyy: float, izz: float) -> str:

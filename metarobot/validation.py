@@ -28,10 +28,13 @@ WORKERS_PER_CORE = 4
 #: seeds are used as 32-bit numpy seeds (``np.random.seed(seed % 2**32)``)
 SEED_MAX = 2**32 - 1
 #: a user's URDF: larger files or more links/joints than this are refused before PyBullet sees
-#: them (10,000 joints segfaulted inside ``loadURDF``; 1,000+ links broke ``getLinkState``)
+#: them (10,000 joints segfaulted inside ``loadURDF``; PyBullet answers no ``getLinkState`` on
+#: a body of 128 joints or more). The tags are counted before parsing too, against
+#: ``URDF_MAX_TAGS`` (a parse of 100,000 elements is slow; a ``<transmission>`` names joints too)
 URDF_MAX_BYTES = 10 * 2**20
-URDF_MAX_LINKS = 512
-URDF_MAX_JOINTS = 512
+URDF_MAX_LINKS = 128
+URDF_MAX_JOINTS = 127
+URDF_MAX_TAGS = 1024
 #: a bare mesh file given where a URDF may go (an object as .obj/.stl): only size and kind are checked
 MESH_MAX_BYTES = 100 * 2**20
 MESH_SUFFIXES = (".obj", ".stl", ".dae", ".ply")
@@ -358,6 +361,34 @@ _NUMERIC: dict[str, tuple[str, ...]] = {
 }
 
 
+XACRO_NS = "http://www.ros.org/wiki/xacro"
+_PREFIXED = re.compile(rb"(?:<\s*/?|\s)([A-Za-z_][\w.-]*):[A-Za-z_][\w.-]*")
+_DECLARED = re.compile(rb"xmlns:([A-Za-z_][\w.-]*)\s*=")
+_ROOT_TAG = re.compile(rb"<\s*[A-Za-z_][\w.:-]*")
+
+
+def parse_xml(raw: bytes) -> ET.Element:
+    """The root element of an XML document, as PyBullet's reader takes it: a prefix used without
+    its ``xmlns`` declaration (Drake's ``drake:acceleration`` in released URDFs, a ``xacro:``
+    tag) is declared here instead of refusing the file. ``ET.ParseError`` otherwise."""
+    try:
+        return ET.fromstring(raw)
+    except ET.ParseError as exc:
+        if "unbound prefix" not in str(exc):
+            raise
+    used = {m.group(1) for m in _PREFIXED.finditer(raw)} - {m.group(1) for m in _DECLARED.finditer(raw)}
+    used -= {b"xml", b"xmlns"}
+    body = re.sub(rb"<!--.*?-->", lambda m: b" " * len(m.group(0)), raw, flags=re.S)
+    root = _ROOT_TAG.search(body)  # the first element's name (a declaration or comment has none)
+    if root is None or not used:
+        return ET.fromstring(raw)  # raises the parser's own error
+    decl = b"".join(
+        b' xmlns:%s="%s"' % (name, XACRO_NS.encode() if name == b"xacro" else b"urn:undeclared:" + name)
+        for name in sorted(used)
+    )
+    return ET.fromstring(raw[: root.end()] + decl + raw[root.end() :])
+
+
 def check_urdf_file(path: Path | str, what: str = "URDF") -> None:
     """Refuse a URDF that would hang, crash or overload PyBullet, before PyBullet reads it: not
     an ordinary file, too large, more than ``URDF_MAX_LINKS`` links or ``URDF_MAX_JOINTS``
@@ -377,15 +408,17 @@ def check_urdf_file(path: Path | str, what: str = "URDF") -> None:
             links += 1
         else:
             joints += 1
+    if links + joints <= URDF_MAX_TAGS:
+        try:
+            root = parse_xml(raw)
+        except ET.ParseError as exc:
+            raise MetarobotError(f"{what} {path} does not parse: {exc}") from None
+        links, joints = len(root.findall("link")), len(root.findall("joint"))
     if links > URDF_MAX_LINKS or joints > URDF_MAX_JOINTS:
         raise MetarobotError(
             f"{what} {path} has {links} links and {joints} joints; at most {URDF_MAX_LINKS} and "
-            f"{URDF_MAX_JOINTS} are supported"
+            f"{URDF_MAX_JOINTS} are supported (PyBullet's limit)"
         )
-    try:
-        root = ET.fromstring(raw)
-    except ET.ParseError as exc:
-        raise MetarobotError(f"{what} {path} does not parse: {exc}") from None
     for elem in root.iter():
         tag = elem.tag if isinstance(elem.tag, str) else ""
         for attr in _NUMERIC.get(tag, ()):

@@ -478,7 +478,7 @@ CASES = [
     ("adapt --family reach --urdf {dir}", "is a directory"),
     ("adapt --family reach --urdf {fifo}", "is not a regular file"),
     ("adapt --family reach --urdf {u_huge_urdf}", "at most 10,485,760 are read"),
-    ("adapt --family reach --urdf {u_10000_joints_urdf}", "has 10001 links and 10000 joints; at most 512 and 512"),
+    ("adapt --family reach --urdf {u_10000_joints_urdf}", "has 10001 links and 10000 joints; at most 128 and 127"),
     ("adapt --family reach --urdf {u_1000_links_urdf}", "has 1001 links and 1000 joints"),
     ("adapt --family reach --urdf {u_syntax_urdf}", "does not parse"),
     ("adapt --family reach --urdf {u_empty_urdf}", "does not parse"),
@@ -499,7 +499,7 @@ CASES = [
     ("adapt --family reach --urdf {u_eight_urdf}", "8 revolute joints; at most 7"),
     ("adapt --family reach --urdf {arm_urdf} --ee-link nowhere", "nowhere"),
     ("adapt --family navigate --urdf {u_wheelless_urdf}", "wheel"),
-    ("adapt --family grasp --object-urdf {u_10000_joints_urdf}", "at most 512 and 512"),
+    ("adapt --family grasp --object-urdf {u_10000_joints_urdf}", "at most 128 and 127"),
     ("adapt --family grasp --object-urdf {fifo}", "is not a regular file"),
     ("adapt --family grasp --object-urdf {u_heavy_urdf}", "is not a number"),
     # -- evaluate -----------------------------------------------------------------------------
@@ -540,7 +540,7 @@ CASES = [
     ("render --family cartpole --before-after --steps -1", "--steps=-1 is out of range"),
     ("render --family cartpole --index 100", "--index=100 is out of range"),
     ("render --family cartpole --task {t_1e400_json}", "values must be finite"),
-    ("render --family reach --urdf {u_10000_joints_urdf}", "at most 512 and 512"),
+    ("render --family reach --urdf {u_10000_joints_urdf}", "at most 128 and 127"),
     ("render --checkpoint {c_iter_str_pt}", "iteration must be a non-negative integer"),
     # -- families and the command itself ------------------------------------------------------
     ("families bogus", "unknown family 'bogus'"),

@@ -450,6 +450,20 @@ def _refusal_cases(tmp_path):
     )
     xacro = arm.replace('<robot name="test_robot">', '<robot name="x" xmlns:xacro="http://www.ros.org/wiki/xacro">')
     xacro = xacro.replace("</robot>", '<xacro:include filename="more.xacro"/></robot>')
+    many_frames = _ros_skid_steer().replace(
+        "</robot>",
+        "".join(
+            _link(f"frame_{i}", None) + _joint(f"frame_{i}_joint", "fixed", "base_link", f"frame_{i}")
+            for i in range(123)
+        )
+        + "</robot>",
+    )
+    placeholder = arm.replace(
+        '<joint name="j2" type="revolute">',
+        '<joint name="j2" type="revolute"><limit lower="0" upper="0" effort="0" velocity="0"/>',
+    ).replace(
+        '<limit lower="-2" upper="2" effort="50" velocity="2"/></joint>\n<joint name="j3"', '</joint>\n<joint name="j3"'
+    )
     missing_mesh = arm.replace('<box size="0.1 0.1 0.05"/>', '<mesh filename="meshes/base.stl"/>')
     return [
         (["inspect", "--family", "reach", "--urdf", w("rail.urdf", rail)], "joint 'rail' on its chain is prismatic"),
@@ -504,6 +518,14 @@ def _refusal_cases(tmp_path):
             ["inspect", "--family", "navigate", "--object-mesh", cube, "--object-mass", "0.1"],
             "does not take an object from a mesh",
         ),
+        (  # TIAGo++ with its two arms and hands: PyBullet answers no state query on it
+            ["inspect", "--family", "navigate", "--urdf", w("many.urdf", many_frames)],
+            "has 130 links and 129 joints; at most 128 and 127 are supported (PyBullet's limit)",
+        ),
+        (  # SolidWorks' exporter writes <limit lower="0" upper="0"> when no range was set
+            ["inspect", "--family", "reach", "--urdf", w("placeholder.urdf", placeholder)],
+            "joint 'j2' has an empty range [0.0, 0.0] (an exporter's placeholder?",
+        ),
     ]
 
 
@@ -545,3 +567,244 @@ def test_navigate_v1_takes_a_users_base_on_its_open_floor(tmp_path, capfd):
     code, out, err = _cli(capfd, "inspect", "--family", "navigate-v1", "--urdf", str(path))
     assert code == 0, err
     assert "drive: skid-steer (2 wheels a side)" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# the class of real files: mobile manipulators, legged bodies, suspensions, Drake and ROS habits
+
+
+def _mobile_manipulator(
+    wheel_damping: float = 20.0, torso_mass: float = 5.0, torso_height: float = 0.6, lean: float = 0.0
+) -> str:
+    """A ROS-convention base carrying a torso and an arm, as TIAGo or a Stretch is: a massless
+    ``base_footprint`` root; a body whose box reaches down to the wheels' lowest point (a convex
+    hull of a skirt does); two driven wheels with heavy joint damping; two casters on fixed
+    joints; a torso lift and an arm ending in gram-light fingers."""
+    r = 0.08
+    wheel = f'<cylinder radius="{r}" length="0.04"/>'
+    light = (
+        '<inertial><mass value="0.01"/><inertia ixx="1e-8" ixy="0" ixz="0" iyy="1e-8" iyz="0" izz="1e-8"/></inertial>'
+    )
+    finger = '<visual><geometry><box size="0.01 0.01 0.04"/></geometry></visual>'
+    wheels = []
+    for side, y in (("left", 0.18), ("right", -0.18)):
+        wheels.append(_link(f"wheel_{side}", 1.0, wheel, '<origin rpy="1.5708 0 0"/>'))
+        damping = f'<dynamics damping="{wheel_damping}"/>'
+        wheels.append(
+            _joint(
+                f"wheel_{side}_joint", "continuous", "base_link", f"wheel_{side}", f"0 {y} 0", "0 1 0", extra=damping
+            )
+        )
+    casters = []
+    for name, x in (("caster_front", 0.2), ("caster_back", -0.2)):
+        casters.append(_link(name, 0.05, '<sphere radius="0.03"/>'))
+        casters.append(_joint(f"{name}_joint", "fixed", "base_link", name, f"{x} 0 {0.03 - r}"))
+    return _robot(
+        _link("base_footprint", None),
+        _link("base_link", 20.0, '<box size="0.5 0.3 0.1"/>', f'<origin xyz="0 0 {0.05 - r}"/>'),
+        _joint("base_footprint_joint", "fixed", "base_footprint", "base_link", f"0 0 {r}"),
+        *wheels,
+        *casters,
+        f'<link name="torso"><inertial><origin xyz="{lean} 0 {torso_height / 2}"/>'
+        f'<mass value="{torso_mass}"/>{_INERTIA}</inertial><collision><origin xyz="0 0 {torso_height / 2}"/>'
+        f'<geometry><box size="0.15 0.15 {torso_height}"/></geometry></collision></link>',
+        _joint("torso_lift_joint", "prismatic", "base_link", "torso", "-0.1 0 0.05", "0 0 1"),
+        _link("arm_1", 1.0, '<box size="0.05 0.05 0.3"/>', '<origin xyz="0 0.15 0" rpy="1.5708 0 0"/>'),
+        _joint("arm_1_joint", "revolute", "torso", "arm_1", "0.1 0.1 0.5", "0 0 1"),
+        _link("arm_2", 1.0, '<box size="0.05 0.05 0.3"/>', '<origin xyz="0 0.15 0" rpy="1.5708 0 0"/>'),
+        _joint("arm_2_joint", "revolute", "arm_1", "arm_2", "0 0.3 0", "1 0 0"),
+        *(f'<link name="finger_{i}">{light}{finger}</link>' for i in range(3)),
+        *(
+            _joint(f"finger_{i}_joint", "revolute", "arm_2", f"finger_{i}", f"0 0.3 {0.02 * i}", "1 0 0")
+            for i in range(3)
+        ),
+    )
+
+
+def _tilt(env) -> float:
+    _, orn = p.getBasePositionAndOrientation(env.robot, physicsClientId=env.sim.client)
+    return math.degrees(math.acos(min(1.0, p.getMatrixFromQuaternion(orn)[8])))
+
+
+def test_a_mobile_manipulator_stands_on_its_wheels_and_casters_and_drives(tmp_path):
+    """Each of these broke a real base: the arm's joints held by motors shook TIAGo apart
+    (gram-light fingers); a massless root left its casters and body taking no push from the
+    floor; a body hull as low as the wheels left the Stretch resting on it; the Stretch's wheel
+    damping spun its wheels up to 44 rad/s."""
+    path = _write(tmp_path, "mobile.urdf", _mobile_manipulator())
+    task = wheeled_task_from_urdf(path, map_from=_empty_map(goal_x=2.0))
+    assert (task.left_wheels, task.right_wheels) == (("wheel_left_joint",), ("wheel_right_joint",))
+    env = metarobot.make_env(task)
+    c = env.sim.client
+    try:
+        kinds = {
+            p.getJointInfo(env.robot, i, physicsClientId=c)[1].decode(): p.getJointInfo(
+                env.robot, i, physicsClientId=c
+            )[2]
+            for i in range(p.getNumJoints(env.robot, physicsClientId=c))
+        }
+        held = ["torso_lift_joint", "arm_1_joint", "arm_2_joint", "finger_0_joint"]
+        assert all(kinds[n] == p.JOINT_FIXED for n in held)  # the robot holds its arm: rigid
+        assert kinds["wheel_left_joint"] == p.JOINT_REVOLUTE
+        env.reset(seed=0)
+        for _ in range(20):
+            env.step(np.zeros(2, np.float32))
+        load: dict[str, float] = {}
+        for cp in p.getContactPoints(bodyA=env.robot, physicsClientId=c):
+            name = "base" if cp[3] < 0 else p.getJointInfo(env.robot, cp[3], physicsClientId=c)[12].decode()
+            load[name] = load.get(name, 0.0) + cp[9]
+        weight = 9.81 * task.chassis_mass
+        assert load.get("base_link", 0.0) < 0.01 * weight  # it does not rest on its body
+        assert load.get("caster_front", 0.0) + load.get("caster_back", 0.0) > 0.05 * weight  # casters bear
+        assert sum(load.values()) == pytest.approx(weight, rel=0.1)
+        assert _tilt(env) < 3.0
+        x0 = env._state()[0]
+        for _ in range(30):
+            env.step(np.array([1.0, 1.0], np.float32))
+        assert env._state()[0] > x0 + 0.4 and _tilt(env) < 15.0
+        speeds = [abs(p.getJointState(env.robot, j, physicsClientId=c)[1]) for j in env._joints]
+        assert max(speeds) < 1.05 * task.max_wheel_speed
+    finally:
+        env.close()
+
+
+def test_a_base_that_falls_over_at_full_torque_is_driven_gentler(tmp_path):
+    """A tall, narrow base that falls over on the test drive's full-speed reversal keeps its
+    top speed and gets less torque; one that falls over even at rest is refused."""
+    path = _write(tmp_path, "mobile.urdf", _mobile_manipulator())
+    base = wheeled_task_from_urdf(path, map_from=_empty_map(goal_x=2.0))
+    tall = _write(tmp_path, "tall.urdf", _mobile_manipulator(torso_mass=60.0, torso_height=2.4))
+    task = wheeled_task_from_urdf(tall, map_from=_empty_map(goal_x=2.0))
+    reference = base.wheel_torque * task.chassis_mass / base.chassis_mass
+    assert task.wheel_torque < 0.6 * reference
+    env = metarobot.make_env(task)
+    try:
+        env.reset(seed=0)
+        for action in [(1.0, 1.0)] * 30 + [(-1.0, -1.0)] * 30 + [(0.0, 0.0)] * 20:
+            env.step(np.array(action, np.float32))
+        assert _tilt(env) < 15.0
+    finally:
+        env.close()
+    toppling = _mobile_manipulator(torso_mass=60.0, torso_height=2.4, lean=0.6)  # its weight beyond a caster
+    with pytest.raises(MetarobotError, match="falls over on a test drive"):
+        wheeled_task_from_urdf(_write(tmp_path, "topple.urdf", toppling), map_from=_empty_map(goal_x=2.0))
+
+
+def test_wheels_on_a_suspension_are_found_and_a_legged_body_is_not_a_wheeled_base(tmp_path):
+    """TIAGo's wheels hang from +-5 mm prismatic joints; ANYmal's and Solo's hips turn about
+    horizontal axes on the body, with the rest of each leg below them."""
+    suspended = _mobile_manipulator()
+    for side in ("left", "right"):
+        suspended = suspended.replace(
+            f'<parent link="base_link"/><child link="wheel_{side}"/>',
+            f'<parent link="susp_{side}"/><child link="wheel_{side}"/>',
+        )
+        spring = '<limit lower="-0.005" upper="0.005" effort="100" velocity="1"/>'
+        suspended = suspended.replace(
+            "</robot>",
+            _link(f"susp_{side}", 0.1)
+            + f'<joint name="susp_{side}_joint" type="prismatic"><parent link="base_link"/><child link="susp_{side}"/>'
+            f'<axis xyz="0 0 1"/>{spring}</joint></robot>',
+        )
+    layout = wheel_layout(_write(tmp_path, "suspended.urdf", suspended))
+    assert (layout.left, layout.right) == (("wheel_left_joint",), ("wheel_right_joint",))
+    legs = [_link("body", 10.0, '<box size="0.5 0.3 0.1"/>')]
+    for name, x, y in (("LF", 0.25, 0.15), ("RF", 0.25, -0.15), ("LH", -0.25, 0.15), ("RH", -0.25, -0.15)):
+        legs += [_link(f"{name}_hip", 0.5), _link(f"{name}_thigh", 0.5), _link(f"{name}_shank", 0.3)]
+        legs.append(_joint(f"{name}_HAA", "revolute", "body", f"{name}_hip", f"{x} {y} 0", "1 0 0"))
+        legs.append(_joint(f"{name}_HFE", "revolute", f"{name}_hip", f"{name}_thigh", "0 0 0", "0 1 0"))
+        legs.append(_joint(f"{name}_KFE", "revolute", f"{name}_thigh", f"{name}_shank", "0 0 -0.2", "0 1 0"))
+    with pytest.raises(MetarobotError, match=r"\['LF_HAA', 'RF_HAA', 'LH_HAA', 'RH_HAA'\] carry further joints"):
+        wheel_layout(_write(tmp_path, "legged.urdf", _robot(*legs)))
+
+
+def test_a_file_with_undeclared_prefixes_loads_as_pybullet_loads_it(tmp_path, capfd):
+    """Drake's URDFs (the airo UR5e's) write ``drake:acceleration`` without declaring ``drake``."""
+    arm = _arm_with_gripper().replace('effort="50"', 'drake:acceleration="2.5" effort="50"')
+    path = _write(tmp_path, "drake.urdf", arm)
+    code, out, err = _cli(capfd, "inspect", "--family", "reach", "--urdf", str(path))
+    assert code == 0, err
+    assert "joints: 3" in out
+    undeclared_xacro = arm.replace("</robot>", '<xacro:include filename="more.xacro"/></robot>')
+    code, out, err = _cli(
+        capfd, "inspect", "--family", "reach", "--urdf", str(_write(tmp_path, "x.urdf", undeclared_xacro))
+    )
+    assert code == 2 and "is a xacro file, not URDF" in err
+
+
+def test_a_held_joint_made_fixed_keeps_its_links_where_they_were(tmp_path):
+    """``rigid_copy`` folds a held joint's angle into its origin: the copy's links sit where the
+    original's do with that joint turned, and its mesh references load from anywhere."""
+    from metarobot.envs.urdf_builder import rigid_copy
+
+    (tmp_path / "meshes").mkdir()
+    (tmp_path / "meshes" / "tip.obj").write_text(
+        "v 0 0 0\nv 0.02 0 0\nv 0 0.02 0\nv 0 0 0.02\nf 1 2 3\nf 1 2 4\nf 1 3 4\nf 2 3 4\n"
+    )
+    arm = _arm_with_gripper().replace(
+        '<link name="tcp"></link>',
+        '<link name="tcp"><visual><geometry><mesh filename="meshes/tip.obj"/></geometry></visual></link>',
+    )
+    path = _write(tmp_path, "arm.urdf", arm)
+    held = {"j1": 0.7, "j2": -1.1, "finger_left_joint": 0.03}
+    copy = tmp_path / "elsewhere" / "copy.urdf"
+    copy.parent.mkdir()
+    copy.write_text(rigid_copy(path, held))
+    c = p.connect(p.DIRECT)
+    try:
+        original = p.loadURDF(str(path), physicsClientId=c)
+        fixed = p.loadURDF(str(copy), physicsClientId=c)
+        names = [
+            p.getJointInfo(original, i, physicsClientId=c)[1].decode()
+            for i in range(p.getNumJoints(original, physicsClientId=c))
+        ]
+        for i, name in enumerate(names):
+            if name in held:
+                p.resetJointState(original, i, held[name], physicsClientId=c)
+                assert p.getJointInfo(fixed, i, physicsClientId=c)[2] == p.JOINT_FIXED
+        for i in range(len(names)):
+            a = p.getLinkState(original, i, computeForwardKinematics=True, physicsClientId=c)
+            b = p.getLinkState(fixed, i, computeForwardKinematics=True, physicsClientId=c)
+            assert np.allclose(a[4], b[4], atol=1e-6) and abs(float(np.dot(a[5], b[5]))) == pytest.approx(1.0, abs=1e-6)
+    finally:
+        p.disconnect(c)
+    assert str((tmp_path / "meshes" / "tip.obj").resolve()) in copy.read_text()
+
+
+def test_a_ur_like_arm_lying_along_the_floor_starts_and_aims_clear_of_it(tmp_path):
+    """UR arms have +-2 pi joints whose centres lay the arm along the floor 9 cm up: starts drawn
+    around them put the arm inside the floor (jammed), and goals at +-pi were whole turns."""
+    rod = '<cylinder radius="0.03" length="0.4"/>'
+    along = '<origin xyz="0.2 0 0" rpy="0 1.5708 0"/>'
+    wide = '<limit lower="-6.2832" upper="6.2832" effort="150" velocity="3"/>'
+    ur = _robot(
+        _link("base", 2.0, '<cylinder radius="0.07" length="0.05"/>', '<origin xyz="0 0 0.025"/>'),
+        _link("shoulder", 1.0, '<cylinder radius="0.05" length="0.05"/>'),
+        _link("upper", 3.0, rod, along),
+        _link("fore", 2.0, rod, along),
+        _link("tool", 0.3, '<box size="0.04 0.04 0.04"/>'),
+        _joint("pan", "revolute", "base", "shoulder", "0 0 0.09", "0 0 1", extra=wide).replace(
+            '<limit lower="-2" upper="2" effort="50" velocity="2"/>', ""
+        ),
+        _joint("lift", "revolute", "shoulder", "upper", "0 0 0", "0 1 0", extra=wide).replace(
+            '<limit lower="-2" upper="2" effort="50" velocity="2"/>', ""
+        ),
+        _joint("elbow", "revolute", "upper", "fore", "0.4 0 0", "0 1 0", extra=wide).replace(
+            '<limit lower="-2" upper="2" effort="50" velocity="2"/>', ""
+        ),
+        _joint("flange", "fixed", "fore", "tool", "0.4 0 0"),
+    )
+    fam = metarobot.get_family("reach-v2")
+    task = fam.task_from_urdf(_write(tmp_path, "ur.urdf", ur))
+    env = fam.make_env(task)
+    c = env.sim.client
+    try:
+        for seed in range(15):
+            env.reset(seed=seed)
+            q = np.array([s[0] for s in p.getJointStates(env.robot, env._joints, physicsClientId=c)])
+            assert np.all(np.abs(q) <= 0.1 * math.pi + 1e-9)  # a start within a tenth of a turn
+            for link in (1, 2, 3):  # the upper arm and forearm clear of the floor at the start
+                assert p.getAABB(env.robot, link, physicsClientId=c)[0][2] > 0.0
+            assert env._goal[2] > 0.03
+    finally:
+        env.close()
