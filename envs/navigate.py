@@ -191,6 +191,10 @@ class NavigateTask(Task):
         FloatParam(name="wheel_radii", unit="m", doc="each wheel's radius", vector=True, bounds=(0.005, 0.5)),
         FloatParam(name="wheel_torque", unit="N*m", doc="the motors' torque limit", bounds=(0.0, 1e4)),
         FloatParam(
+            name="wheel_ramp", unit="s", bounds=(0.0, 10.0),
+            doc="time the drive takes from rest to full wheel speed (0: as fast as the torque allows)",
+        ),
+        FloatParam(
             name="heading_offset", unit="rad", doc="the robot's forward from its root frame's x axis",
             bounds=(-4.0, 4.0),
         ),
@@ -223,6 +227,7 @@ class NavigateTask(Task):
     #: and the angle (rad) of the robot's forward from its root frame's x axis
     wheel_radii: tuple[float, ...] = dataclasses.field(default=(), metadata=FILE_ONLY)
     wheel_torque: float = dataclasses.field(default=0.0, metadata=FILE_ONLY)
+    wheel_ramp: float = dataclasses.field(default=0.0, metadata=FILE_ONLY)
     heading_offset: float = dataclasses.field(default=0.0, metadata=FILE_ONLY)
 
     def validate(self) -> None:
@@ -710,7 +715,11 @@ def wheeled_task_from_urdf(
 
 UPRIGHT_TILT = 15.0  # degrees: a base still tilted this much after coming to rest has fallen over
 FALLEN_TILT = 75.0  # degrees: a base tilted this much on the way is on its side
-UPRIGHT_TRIES = 7
+#: (ramp s, torque, speed) tried in turn, the torque and speed as fractions of the reference
+UPRIGHT_TRIES: tuple[tuple[float, float, float], ...] = (
+    (0.0, 1.0, 1.0), (0.25, 1.0, 1.0), (0.5, 1.0, 1.0), (1.0, 1.0, 1.0), (1.0, 0.5, 1.0), (1.0, 0.25, 1.0),
+    (1.0, 0.25, 0.7), (1.0, 0.25, 0.5),
+)  # fmt: skip
 #: the test drive: full commands from rest, each for 1.5 s, then a reversal at full speed
 TEST_DRIVE: tuple[tuple[tuple[float, float], ...], ...] = (
     ((1.0, 1.0),),
@@ -722,30 +731,35 @@ TEST_DRIVE: tuple[tuple[tuple[float, float], ...], ...] = (
 
 
 def _upright_limits(task: NavigateTask, path: Path) -> dict[str, float]:
-    """The top wheel speed and torque at which a file's base stays on its wheels: a tall one (a
-    mobile manipulator's torso and arm) falls over at the speeds and accelerations the
-    generated robots take. Each try drives the base on an empty floor (``TEST_DRIVE``, each
-    leg followed by 1 s at rest) and, where it falls over (tilted by more than ``FALLEN_TILT``
-    degrees on the way, or ``UPRIGHT_TILT`` at rest), first halves the torque (gentler
-    starts and reversals; R2-D2 falls over reversing at full torque), up to three times, then
-    lowers the speed to 0.7 of what it was (a spin's swing). A base that falls over even then
-    is refused."""
+    """The drive at which a file's base stays on its wheels: a tall one (a mobile manipulator's
+    torso and arm) falls over at the accelerations and speeds the generated robots take. Each
+    try drives the base on an empty floor (``TEST_DRIVE``, each leg followed by 1 s at rest);
+    where it falls over (tilted by more than ``FALLEN_TILT`` degrees on the way, or
+    ``UPRIGHT_TILT`` at rest), the next of ``UPRIGHT_TRIES`` ramps the commanded wheel speeds
+    (as a real drive's acceleration limit does; R2-D2 falls over reversing at full torque),
+    then lowers the torque, then the speed. A base that falls over even then is refused."""
     floor = dataclasses.replace(
         task, obstacle_kinds=(), obstacle_xy=(), obstacle_sizes=(), obstacle_yaws=(), goal_x=2.8, goal_y=2.8
     )  # an empty floor, the goal far off
-    speed, torque = task.max_wheel_speed, task.wheel_torque
-    for attempt in range(UPRIGHT_TRIES):
-        worst, rest = _test_drive_tilt(dataclasses.replace(floor, max_wheel_speed=speed, wheel_torque=torque))
+    for ramp, torque, speed in UPRIGHT_TRIES:
+        drive = {
+            "wheel_ramp": ramp,
+            "wheel_torque": round(task.wheel_torque * torque, 4),
+            "max_wheel_speed": round(task.max_wheel_speed * speed, 4),
+        }
+        worst, rest = _test_drive_tilt(
+            dataclasses.replace(
+                floor,
+                wheel_ramp=drive["wheel_ramp"],
+                wheel_torque=drive["wheel_torque"],
+                max_wheel_speed=drive["max_wheel_speed"],
+            )  # fmt: skip
+        )
         if worst <= FALLEN_TILT and rest <= UPRIGHT_TILT:
-            return {"max_wheel_speed": round(speed, 4), "wheel_torque": round(torque, 4)}
-        tried = speed
-        if attempt < 3:
-            torque *= 0.5
-        else:
-            speed *= 0.7
+            return drive
     raise MetarobotError(
         f"URDF {path}: the base falls over on a test drive (tilted {worst:.0f} degrees) even at "
-        f"{tried * task.wheel_radius:.2f} m/s; check its masses and wheels"
+        f"{drive['max_wheel_speed'] * task.wheel_radius:.2f} m/s, reached in {ramp:g} s; check its masses and wheels"
     )
 
 
@@ -830,6 +844,12 @@ class NavigateEnv(MetaRobotEnv):
         if task.wheel_radii:  # wheels of unequal radius: the same rim speed for every wheel
             self._wheel_gain *= float(np.mean(task.wheel_radii)) / np.asarray(task.wheel_radii)
         self._forces = [task.wheel_torque or WHEEL_TORQUE] * len(self._joints)
+        # a ramped drive moves each wheel's target speed by at most this per control step
+        self._ramp_step = (
+            np.abs(self._wheel_gain) * CONTROL_SUBSTEPS * self.sim.timestep / task.wheel_ramp
+            if task.wheel_ramp
+            else None
+        )
         self._n_left = len(self._left)
         self._goal = (task.goal_x, task.goal_y)
         self.sim.move_body(self._goal_marker, (task.goal_x, task.goal_y, 0.01))
@@ -1110,6 +1130,7 @@ class NavigateEnv(MetaRobotEnv):
         p.resetBaseVelocity(self.robot, [0, 0, 0], [0, 0, 0], physicsClientId=c)
         for j in range(p.getNumJoints(self.robot, physicsClientId=c)):
             p.resetJointState(self.robot, j, 0.0, 0.0, physicsClientId=c)
+        self._target = np.zeros(len(self._joints))
         self._steps = 0
         obs, d, _, _ = self._obs()
         self._dist = d
@@ -1119,6 +1140,9 @@ class NavigateEnv(MetaRobotEnv):
         a = np.asarray(action, dtype=np.float64).reshape(-1)[:2]
         a = np.minimum(np.maximum(a, -1.0), 1.0)
         cmd = np.repeat(a, (self._n_left, len(self._joints) - self._n_left)) * self._wheel_gain
+        if self._ramp_step is not None:
+            cmd = np.clip(cmd, self._target - self._ramp_step, self._target + self._ramp_step)
+        self._target = cmd
         c = self.sim.client
         p.setJointMotorControlArray(
             self.robot, self._joints, p.VELOCITY_CONTROL, targetVelocities=cmd.tolist(), forces=self._forces,
@@ -1177,5 +1201,6 @@ def describe_base(task: NavigateTask) -> dict[str, Any]:
         "max_wheel_speed_rad_s": task.max_wheel_speed,
         "top_speed_m_s": round(task.max_wheel_speed * task.wheel_radius, 3),
         "wheel_torque_Nm": task.wheel_torque or WHEEL_TORQUE,
+        "wheel_ramp_s": task.wheel_ramp,
         "wheel_friction": task.wheel_friction,
     }

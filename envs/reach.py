@@ -55,6 +55,7 @@ BASE_HEIGHT = 0.05
 MAX_EFFORT = 60.0  # N*m per joint
 ERROR_SCALE = 0.1  # m: goal - tip is observed in units of 10 cm, so small errors still show
 FLOOR_CLEARANCE = 0.01  # m: a file's arm keeps its links this far off the floor at goal and start
+HOLD_POSES = 64  # poses of the goals' draw over which a file's arm's gravity torques are taken
 SUCCESS_BONUS = 0.5  # reward per step spent within the success distance
 OBS_BOUND = 20.0  # |observation| never exceeds this (positions in m, scaled velocities)
 #: a generated arm's first joint turns about z; each later one about y or x with these odds
@@ -467,6 +468,9 @@ class ReachEnv(MetaRobotEnv):
         self._ground = sim.load_urdf_file(shared_urdf("ground.urdf"))
         self._moving_links: list[int] = []
         self._floor_links: list[int] | None = None
+        self._floor_z = 0.0
+        self._hold: np.ndarray | None = None
+        self._hold_key: tuple[Any, ...] | None = None
         if task.urdf_path is None:
             text = serial_arm_urdf(
                 task.link_lengths,
@@ -491,6 +495,13 @@ class ReachEnv(MetaRobotEnv):
                 if parent in moving:
                     moving.add(i)
             self._moving_links = sorted(moving)
+            # the floor goes under the robot: a pedestal (Baxter's) or an arm file rooted at its
+            # shoulder (TALOS's) reaches below the origin, where the floor would cut through it
+            n = p.getNumJoints(self.robot, physicsClientId=c)
+            lowest = min(p.getAABB(self.robot, i, physicsClientId=c)[0][2] for i in range(-1, n))
+            if lowest < -FLOOR_CLEARANCE:
+                self._floor_z = lowest - FLOOR_CLEARANCE
+                p.resetBasePositionAndOrientation(self._ground, [0, 0, self._floor_z], [0, 0, 0, 1], physicsClientId=c)
             self._add_goal_marker(task)
             return
         movable, ee_index = [], -1
@@ -629,6 +640,9 @@ class ReachEnv(MetaRobotEnv):
         if self._floor_links is None:  # the moving links clear of the floor at the ranges' centres
             self._set_joints(centre + np.zeros(self._n))
             self._floor_links = [i for i in self._moving_links if self._clear_of_floor([i])]
+        if task.urdf_path is not None:
+            effort = np.asarray(list(task.joint_efforts) or [MAX_EFFORT] * self._n)
+            self._forces = list(effort + self._gravity_hold(task, centre, spread))
         for _ in range(50 if task.urdf_path is None else 200):
             # goals reachable (a tip pose of the arm), above the floor, not at the start; a file's
             # arm also keeps its links off the floor at the goal's pose and at the start
@@ -639,13 +653,38 @@ class ReachEnv(MetaRobotEnv):
             self._set_joints(q0)
             tip0 = self._tip()
             far = np.linalg.norm(goal - tip0) > 2 * task.success_distance
-            if goal[2] > 0.03 and far and clear and self._clear_of_floor(self._floor_links):
+            if goal[2] > self._floor_z + 0.03 and far and clear and self._clear_of_floor(self._floor_links):
                 break
         self._set_goal(goal)
         self._steps = 0
         obs, tip, _ = self._obs(fresh_kinematics=True)
         dist = math.dist(self._goal_t, tip)
         return obs, {"is_success": dist < task.success_distance, "distance": dist}
+
+    def _gravity_hold(self, task: ReachTask, centre: Any, spread: np.ndarray) -> np.ndarray:
+        """Per chain joint of a file's arm, the largest torque (N*m) gravity puts on it, payload
+        included, over ``HOLD_POSES`` poses of the goals' draw: a real arm's controller
+        compensates gravity, so each motor gets this on top of the file's effort. Without it,
+        Baxter's shoulder (gravity 0.78-1.09 of its effort; the real one has springs the URDF
+        does not describe) and TALOS's moved at a tenth of their commanded speed."""
+        key = (self._body_key, getattr(task, "payload_mass", 0.0))
+        if self._hold is not None and self._hold_key == key:
+            return self._hold
+        c = self.sim.client
+        n_all = p.getNumJoints(self.robot, physicsClientId=c)
+        movable = [i for i in range(n_all) if p.getJointInfo(self.robot, i, physicsClientId=c)[2] != p.JOINT_FIXED]
+        q_all = [p.getJointState(self.robot, i, physicsClientId=c)[0] for i in movable]
+        dof = [movable.index(j) for j in self._joints]
+        rng = np.random.default_rng(0)  # the same poses every time: not the episode's draw
+        hold = np.zeros(self._n)
+        for _ in range(HOLD_POSES):
+            q = list(q_all)
+            for d, qi in zip(dof, centre + rng.uniform(-spread, spread)):
+                q[d] = float(qi)
+            tau = p.calculateInverseDynamics(self.robot, q, [0.0] * len(q), [0.0] * len(q), physicsClientId=c)
+            hold = np.maximum(hold, np.abs(np.asarray(tau)[dof]))
+        self._hold, self._hold_key = hold, key
+        return hold
 
     def _clear_of_floor(self, links: list[int]) -> bool:
         """Whether each of ``links`` is at least ``FLOOR_CLEARANCE`` above the floor. A file's

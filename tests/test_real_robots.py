@@ -668,17 +668,24 @@ def test_a_mobile_manipulator_stands_on_its_wheels_and_casters_and_drives(tmp_pa
         env.close()
 
 
-def test_a_base_that_falls_over_at_full_torque_is_driven_gentler(tmp_path):
-    """A tall, narrow base that falls over on the test drive's full-speed reversal keeps its
-    top speed and gets less torque; one that falls over even at rest is refused."""
+def test_a_base_that_falls_over_reversing_at_full_speed_gets_a_ramped_drive(tmp_path):
+    """A tall base that falls over on the test drive's full-speed reversal keeps its top speed
+    and torque, and its drive ramps the wheel speeds (as a real drive's acceleration limit
+    does); one that falls over whatever its drive is refused."""
     path = _write(tmp_path, "mobile.urdf", _mobile_manipulator())
     base = wheeled_task_from_urdf(path, map_from=_empty_map(goal_x=2.0))
     tall = _write(tmp_path, "tall.urdf", _mobile_manipulator(torso_mass=60.0, torso_height=2.4))
     task = wheeled_task_from_urdf(tall, map_from=_empty_map(goal_x=2.0))
-    reference = base.wheel_torque * task.chassis_mass / base.chassis_mass
-    assert task.wheel_torque < 0.6 * reference
+    assert base.wheel_ramp == 0.0  # the short one drives as the generated robots do
+    assert task.wheel_ramp > 0.0
+    assert task.wheel_torque == pytest.approx(base.wheel_torque * task.chassis_mass / base.chassis_mass, rel=1e-3)
+    assert task.max_wheel_speed == base.max_wheel_speed
     env = metarobot.make_env(task)
     try:
+        env.reset(seed=0)
+        env.step(np.ones(2, np.float32))
+        speeds = [abs(p.getJointState(env.robot, j, physicsClientId=env.sim.client)[1]) for j in env._joints]
+        assert max(speeds) < 0.25 * task.max_wheel_speed  # one 50 ms step of a ramp of 0.25 s or more
         env.reset(seed=0)
         for action in [(1.0, 1.0)] * 30 + [(-1.0, -1.0)] * 30 + [(0.0, 0.0)] * 20:
             env.step(np.array(action, np.float32))
@@ -806,5 +813,55 @@ def test_a_ur_like_arm_lying_along_the_floor_starts_and_aims_clear_of_it(tmp_pat
             for link in (1, 2, 3):  # the upper arm and forearm clear of the floor at the start
                 assert p.getAABB(env.robot, link, physicsClientId=c)[0][2] > 0.0
             assert env._goal[2] > 0.03
+    finally:
+        env.close()
+
+
+def test_an_arm_on_a_pedestal_has_the_floor_under_it_and_motors_that_carry_its_weight(tmp_path):
+    """Baxter's pedestal reaches 0.93 m below its root, and TALOS's arm file is rooted at the
+    shoulder: the floor at the root's height cut through them. Their shoulders' files give less
+    effort than gravity takes at some poses (the real Baxter has springs): each motor also gets
+    the largest gravity torque of the goals' draw, as a gravity-compensating controller."""
+    rod = '<cylinder radius="0.03" length="0.4"/>'
+    down = '<origin xyz="0 0 -0.2"/>'
+    weak = '<limit lower="-2" upper="2" effort="5" velocity="2"/>'
+    arm = _robot(
+        _link("pedestal", 20.0, '<box size="0.2 0.2 0.6"/>', '<origin xyz="0 0 -0.3"/>'),
+        _link("upper", 5.0, rod, down),
+        _link("fore", 5.0, rod, down),
+        _link("hand", 0.5, '<box size="0.05 0.05 0.05"/>'),
+        _joint("shoulder", "revolute", "pedestal", "upper", "0.15 0 0", "0 1 0").replace(
+            '<limit lower="-2" upper="2" effort="50" velocity="2"/>', weak
+        ),
+        _joint("elbow", "revolute", "upper", "fore", "0 0 -0.4", "0 1 0").replace(
+            '<limit lower="-2" upper="2" effort="50" velocity="2"/>', weak
+        ),
+        _joint("wrist", "fixed", "fore", "hand", "0 0 -0.4"),
+    )
+    fam = metarobot.get_family("reach-v2")
+    task = fam.task_from_urdf(_write(tmp_path, "pedestal.urdf", arm))
+    env = fam.make_env(task)
+    c = env.sim.client
+    try:
+        for seed in range(5):
+            env.reset(seed=seed)
+            floor = p.getBasePositionAndOrientation(env._ground, physicsClientId=c)[0][2]
+            assert floor < -0.6  # under the pedestal, whose bottom is at -0.6 m
+            assert env._goal[2] > floor + 0.03
+            q = [s[0] for s in p.getJointStates(env.robot, env._joints, physicsClientId=c)]
+            tau = p.calculateInverseDynamics(env.robot, q, [0.0, 0.0], [0.0, 0.0], physicsClientId=c)
+            assert all(f >= 5.0 + abs(t) - 1e-6 for f, t in zip(env._forces, tau))  # effort + weight
+        # the shoulder turns at its commanded speed although gravity takes more than its 5 N*m
+        env.reset(seed=0)
+        q0 = p.getJointState(env.robot, env._joints[0], physicsClientId=c)[0]
+        sign = task.actuator_signs[0] * np.sign(0.5 - q0)  # toward the middle of its range
+        for _ in range(5):
+            p.setJointMotorControlArray(
+                env.robot, env._joints, p.VELOCITY_CONTROL, targetVelocities=[float(sign), 0.0],
+                forces=env._forces, physicsClientId=c,
+            )  # fmt: skip
+            env.sim.step(6)
+        moved = abs(p.getJointState(env.robot, env._joints[0], physicsClientId=c)[0] - q0)
+        assert moved > 0.8 * 5 * 6 * env.sim.timestep  # 1 rad/s for 5 control steps, within 20%
     finally:
         env.close()
