@@ -916,7 +916,8 @@ class NavigateEnv(MetaRobotEnv):
         """The file's base, loaded from its ``rigid_copy``: the joints whose links stay clear of
         the floor (an arm, a torso lift, a head) are fixed, as the robot's own controllers would
         hold them; those that reach the floor (casters, steering hinges, passive wheels,
-        suspension) stay free; a root without mass gets one, so the body's links take contacts."""
+        suspension) stay free; a root without mass gets one, so the body's links take contacts;
+        wheels that collide as boxes or meshes collide as cylinders."""
         sim, c, path = self.sim, self.sim.client, str(task.urdf_path)
         model = UrdfModel.read(path)
         body = sim.load_urdf_file(path, fixed_base=False)
@@ -935,7 +936,9 @@ class NavigateEnv(MetaRobotEnv):
             if info[i][2] != p.JOINT_FIXED and info[i][1].decode() not in wheels and low[i] - bottom > HOLD_CLEARANCE
         ]
         p.removeBody(body, physicsClientId=c)
-        body = sim.load_urdf_text(rigid_copy(path, dict.fromkeys(held, 0.0)), fixed_base=False)
+        body = sim.load_urdf_text(
+            rigid_copy(path, dict.fromkeys(held, 0.0), round_wheels=sorted(wheels)), fixed_base=False
+        )
         give_inertia_to_empty_links(body, model.masses, model.root, c, fixed_base=False)
         for i in range(n):  # the file's joint damping on a light wheel diverges at our time step
             if info[i][2] != p.JOINT_FIXED:  # (the Stretch's 21.75 N*m*s on 0.0004 kg*m^2 spun it up

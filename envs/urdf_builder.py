@@ -280,7 +280,61 @@ EMPTY_MASS = 1e-3  # kg: what a link the file gives no mass weighs in PyBullet (
 EMPTY_INERTIA = 1e-7  # kg*m^2, each axis
 
 
-def rigid_copy(path: Path | str, held: Mapping[str, float]) -> str:
+def _wheel_cylinder(link: ET.Element, axis: np.ndarray) -> ET.Element | None:
+    """A ``<collision>`` cylinder about ``axis`` (the wheel joint's, in the link's frame) that
+    spans the link's collision boxes and meshes, or None where one of its shapes is round
+    already or a mesh cannot be read (only OBJ and STL are). Its radius is the mean half-extent
+    across the axle, its length the extent along it."""
+    points = []
+    for col in link.findall("collision"):
+        origin = col.find("origin")
+        xyz = np.asarray(urdf_floats(origin.get("xyz") if origin is not None else None, "0 0 0"))
+        rot = rpy_matrix(urdf_floats(origin.get("rpy") if origin is not None else None, "0 0 0"))
+        box, mesh = col.find("geometry/box"), col.find("geometry/mesh")
+        if box is not None:
+            half = np.asarray(urdf_floats(box.get("size"), "0 0 0")) / 2
+            local = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * half
+        elif mesh is not None:
+            try:
+                local = read_mesh(mesh.get("filename", ""))[0] * np.asarray(urdf_floats(mesh.get("scale"), "1 1 1"))
+            except MetarobotError:
+                return None
+        else:
+            return None  # a cylinder or sphere: round as written
+        points.append(local @ rot.T + xyz)
+    if not points:
+        return None
+    pts = np.concatenate(points)
+    u = np.cross(axis, (1.0, 0.0, 0.0) if abs(axis[0]) < 0.9 else (0.0, 1.0, 0.0))
+    u /= np.linalg.norm(u)
+    w = np.cross(axis, u)
+    along, across_u, across_w = pts @ axis, pts @ u, pts @ w
+    radius = float(np.ptp(across_u) + np.ptp(across_w)) / 4
+    centre = (
+        axis * (along.max() + along.min()) / 2 + u * (across_u.max() + across_u.min()) / 2
+        + w * (across_w.max() + across_w.min()) / 2
+    )  # fmt: skip
+    z = np.array([0.0, 0.0, 1.0])
+    turn = np.cross(z, axis)
+    rot = (
+        _rotation(turn / np.linalg.norm(turn), math.acos(max(-1.0, min(1.0, float(axis @ z)))))
+        if np.linalg.norm(turn) > 1e-9
+        else (np.eye(3) if axis[2] > 0 else rpy_matrix((math.pi, 0.0, 0.0)))
+    )
+    col = ET.Element("collision")
+    ET.SubElement(
+        col, "origin", xyz=" ".join(f"{v:.9g}" for v in centre), rpy=" ".join(f"{v:.9g}" for v in matrix_rpy(rot))
+    )
+    ET.SubElement(
+        ET.SubElement(col, "geometry"),
+        "cylinder",
+        radius=f"{radius:.6g}",
+        length=f"{max(float(np.ptp(along)), 0.005):.6g}",
+    )
+    return col
+
+
+def rigid_copy(path: Path | str, held: Mapping[str, float], round_wheels: Sequence[str] = ()) -> str:
     """The text of a copy of the URDF ``path`` for a floating base: each joint of ``held`` (name
     -> angle in rad, or m) is a fixed joint at that position, a root link without mass (ROS's
     ``base_footprint``) weighs ``EMPTY_MASS``, and file references are absolute, so the copy
@@ -291,7 +345,10 @@ def rigid_copy(path: Path | str, held: Mapping[str, float]) -> str:
     * PyBullet builds a body whose root has no mass as a fixed base, and the links fixed to that
       root then take no push from a contact with a static body, even after the root is given a
       mass: TIAGo's casters and body sank through the floor, and a chassis would pass through
-      the obstacles."""
+      the obstacles.
+    * Each joint of ``round_wheels`` whose link collides as boxes or meshes collides as the
+      cylinder that spans them (``_wheel_cylinder``): the Stretch's wheels are boxes in its
+      file, and PyBullet takes a mesh as its convex hull, so they hopped instead of rolling."""
     path = Path(path)
     robot = read_urdf(path)
     folder = path.resolve().parent
@@ -315,6 +372,19 @@ def rigid_copy(path: Path | str, held: Mapping[str, float]) -> str:
         name = el.get("filename")
         if name is not None:
             el.set("filename", _file_reference(name, folder))
+    links = {lk.get("name"): lk for lk in robot.findall("link")}
+    for j in robot.findall("joint"):
+        child = j.find("child")
+        if j.get("name") not in round_wheels or child is None or child.get("link") not in links:
+            continue
+        axis_el = j.find("axis")
+        axis = np.asarray(urdf_floats(axis_el.get("xyz") if axis_el is not None else None, "1 0 0"))
+        link = links[child.get("link")]
+        cylinder = _wheel_cylinder(link, axis / np.linalg.norm(axis))
+        if cylinder is not None:
+            for col in link.findall("collision"):
+                link.remove(col)
+            link.append(cylinder)
     for j in robot.findall("joint"):
         name = j.get("name", "")
         if name not in held or j.get("type") not in MOVABLE:

@@ -574,14 +574,18 @@ def test_navigate_v1_takes_a_users_base_on_its_open_floor(tmp_path, capfd):
 
 
 def _mobile_manipulator(
-    wheel_damping: float = 20.0, torso_mass: float = 5.0, torso_height: float = 0.6, lean: float = 0.0
+    wheel_damping: float = 20.0,
+    torso_mass: float = 5.0,
+    torso_height: float = 0.6,
+    lean: float = 0.0,
+    box_wheels: bool = False,
 ) -> str:
     """A ROS-convention base carrying a torso and an arm, as TIAGo or a Stretch is: a massless
     ``base_footprint`` root; a body whose box reaches down to the wheels' lowest point (a convex
     hull of a skirt does); two driven wheels with heavy joint damping; two casters on fixed
     joints; a torso lift and an arm ending in gram-light fingers."""
     r = 0.08
-    wheel = f'<cylinder radius="{r}" length="0.04"/>'
+    wheel = f'<cylinder radius="{r}" length="0.04"/>' if not box_wheels else f'<box size="{2 * r} {2 * r} 0.04"/>'
     light = (
         '<inertial><mass value="0.01"/><inertia ixx="1e-8" ixy="0" ixz="0" iyy="1e-8" iyz="0" izz="1e-8"/></inertial>'
     )
@@ -863,5 +867,28 @@ def test_an_arm_on_a_pedestal_has_the_floor_under_it_and_motors_that_carry_its_w
             env.sim.step(6)
         moved = abs(p.getJointState(env.robot, env._joints[0], physicsClientId=c)[0] - q0)
         assert moved > 0.8 * 5 * 6 * env.sim.timestep  # 1 rad/s for 5 control steps, within 20%
+    finally:
+        env.close()
+
+
+def test_wheels_that_collide_as_boxes_roll_as_cylinders(tmp_path):
+    """The Stretch's file gives its wheels box collisions (and PyBullet takes a mesh as its convex
+    hull): square wheels hopped, off the floor in 76% of the test drive's steps."""
+    path = _write(tmp_path, "boxy.urdf", _mobile_manipulator(box_wheels=True))
+    task = wheeled_task_from_urdf(path, map_from=_empty_map(goal_x=2.0))
+    assert task.wheel_radii == pytest.approx((0.08, 0.08), abs=3e-3)
+    env = metarobot.make_env(task)
+    c = env.sim.client
+    try:
+        for j in env._joints:
+            shapes = [shape[2] for shape in p.getCollisionShapeData(env.robot, j, physicsClientId=c)]
+            assert len(shapes) == 1 and shapes[0] != p.GEOM_BOX  # a cylinder (PyBullet makes it a fine hull)
+        env.reset(seed=0)
+        x0, on_floor = env._state()[0], 0
+        for _ in range(40):
+            env.step(np.array([1.0, 1.0], np.float32))
+            touching = {cp[3] for cp in p.getContactPoints(bodyA=env.robot, bodyB=env._ground, physicsClientId=c)}
+            on_floor += all(j in touching for j in env._joints)
+        assert on_floor >= 36 and env._state()[0] > x0 + 0.8
     finally:
         env.close()
