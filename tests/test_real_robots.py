@@ -32,8 +32,13 @@ def _link(name: str, mass: float | None = 0.5, geometry: str = "", origin: str =
     return f'<link name="{name}">{inertial}{body if geometry else ""}</link>'
 
 
-def _joint(name: str, kind: str, parent: str, child: str, xyz="0 0 0", axis="0 0 1", rpy="0 0 0", extra="") -> str:
-    limit = '<limit lower="-2" upper="2" effort="50" velocity="2"/>' if kind in ("revolute", "prismatic") else ""
+_LIMIT = '<limit lower="-2" upper="2" effort="50" velocity="2"/>'
+
+
+def _joint(
+    name: str, kind: str, parent: str, child: str, xyz="0 0 0", axis="0 0 1", rpy="0 0 0", extra="", limit=_LIMIT
+) -> str:
+    limit = limit if kind in ("revolute", "prismatic") else ""
     return (
         f'<joint name="{name}" type="{kind}"><parent link="{parent}"/><child link="{child}"/>'
         f'<origin xyz="{xyz}" rpy="{rpy}"/><axis xyz="{axis}"/>{limit}{extra}</joint>'
@@ -794,15 +799,9 @@ def test_a_ur_like_arm_lying_along_the_floor_starts_and_aims_clear_of_it(tmp_pat
         _link("upper", 3.0, rod, along),
         _link("fore", 2.0, rod, along),
         _link("tool", 0.3, '<box size="0.04 0.04 0.04"/>'),
-        _joint("pan", "revolute", "base", "shoulder", "0 0 0.09", "0 0 1", extra=wide).replace(
-            '<limit lower="-2" upper="2" effort="50" velocity="2"/>', ""
-        ),
-        _joint("lift", "revolute", "shoulder", "upper", "0 0 0", "0 1 0", extra=wide).replace(
-            '<limit lower="-2" upper="2" effort="50" velocity="2"/>', ""
-        ),
-        _joint("elbow", "revolute", "upper", "fore", "0.4 0 0", "0 1 0", extra=wide).replace(
-            '<limit lower="-2" upper="2" effort="50" velocity="2"/>', ""
-        ),
+        _joint("pan", "revolute", "base", "shoulder", "0 0 0.09", "0 0 1", limit=wide),
+        _joint("lift", "revolute", "shoulder", "upper", "0 0 0", "0 1 0", limit=wide),
+        _joint("elbow", "revolute", "upper", "fore", "0.4 0 0", "0 1 0", limit=wide),
         _joint("flange", "fixed", "fore", "tool", "0.4 0 0"),
     )
     fam = metarobot.get_family("reach-v2")
@@ -834,12 +833,8 @@ def test_an_arm_on_a_pedestal_has_the_floor_under_it_and_motors_that_carry_its_w
         _link("upper", 5.0, rod, down),
         _link("fore", 5.0, rod, down),
         _link("hand", 0.5, '<box size="0.05 0.05 0.05"/>'),
-        _joint("shoulder", "revolute", "pedestal", "upper", "0.15 0 0", "0 1 0").replace(
-            '<limit lower="-2" upper="2" effort="50" velocity="2"/>', weak
-        ),
-        _joint("elbow", "revolute", "upper", "fore", "0 0 -0.4", "0 1 0").replace(
-            '<limit lower="-2" upper="2" effort="50" velocity="2"/>', weak
-        ),
+        _joint("shoulder", "revolute", "pedestal", "upper", "0.15 0 0", "0 1 0", limit=weak),
+        _joint("elbow", "revolute", "upper", "fore", "0 0 -0.4", "0 1 0", limit=weak),
         _joint("wrist", "fixed", "fore", "hand", "0 0 -0.4"),
     )
     fam = metarobot.get_family("reach-v2")
