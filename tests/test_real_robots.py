@@ -787,6 +787,13 @@ def test_a_held_joint_made_fixed_keeps_its_links_where_they_were(tmp_path):
     assert str((tmp_path / "meshes" / "tip.obj").resolve()) in copy.read_text()
 
 
+def _reach_v2_arm(tmp_path, name: str, text: str):
+    """The reach-v2 task of an arm file written from ``text``, and its env."""
+    fam = metarobot.get_family("reach-v2")
+    task = fam.task_from_urdf(_write(tmp_path, name, text))
+    return task, fam.make_env(task)
+
+
 def test_a_ur_like_arm_lying_along_the_floor_starts_and_aims_clear_of_it(tmp_path):
     """UR arms have +-2 pi joints whose centres lay the arm along the floor 9 cm up: starts drawn
     around them put the arm inside the floor (jammed), and goals at +-pi were whole turns."""
@@ -804,9 +811,7 @@ def test_a_ur_like_arm_lying_along_the_floor_starts_and_aims_clear_of_it(tmp_pat
         _joint("elbow", "revolute", "upper", "fore", "0.4 0 0", "0 1 0", limit=wide),
         _joint("flange", "fixed", "fore", "tool", "0.4 0 0"),
     )
-    fam = metarobot.get_family("reach-v2")
-    task = fam.task_from_urdf(_write(tmp_path, "ur.urdf", ur))
-    env = fam.make_env(task)
+    task, env = _reach_v2_arm(tmp_path, "ur.urdf", ur)
     c = env.sim.client
     try:
         for seed in range(15):
@@ -837,9 +842,7 @@ def test_an_arm_on_a_pedestal_has_the_floor_under_it_and_motors_that_carry_its_w
         _joint("elbow", "revolute", "upper", "fore", "0 0 -0.4", "0 1 0", limit=weak),
         _joint("wrist", "fixed", "fore", "hand", "0 0 -0.4"),
     )
-    fam = metarobot.get_family("reach-v2")
-    task = fam.task_from_urdf(_write(tmp_path, "pedestal.urdf", arm))
-    env = fam.make_env(task)
+    task, env = _reach_v2_arm(tmp_path, "pedestal.urdf", arm)
     c = env.sim.client
     try:
         for seed in range(5):
