@@ -181,9 +181,13 @@ class ReachFamily(TaskFamily):
     summary = "procedural serial arms (2-7 revolute joints) reaching goals in their workspace"
     success = "tip within 0.05 m of the goal at the end of a 60-step (2 s) episode"
     file_hint = (
-        "--family reach-v2 follows the arm's own kinematics and identifies its wiring online (73-99% of "
-        "goals on the Panda, KUKA iiwa and xArm6 files before any update; bench/RESULTS.md)"
+        "adapt and render run a file's arm as reach-v2, which follows the arm's own kinematics and "
+        "identifies its wiring online (71-100% of goals on fourteen public arm files before any update; "
+        "this family's policies reached 0-37% on them; bench/RESULTS.md)"
     )
+    #: reach-v2 reached 71-100% of goals on fourteen public arm files before any update, reach's
+    #: shipped policies 0-37% (bench/RESULTS.md, "Real robot files from PyPI" and "Real robot files")
+    file_family = "reach-v2"
     episode_steps = EPISODE_STEPS
     action_mask_slice = (3 * MAX_JOINTS, 4 * MAX_JOINTS)
     #: per joint (padded to 7), in blocks of 7: link length, axis code (x -1, y +1, z 0), link

@@ -98,6 +98,7 @@ class ReachV1Family(ReachFamily):
     env_id = "metarobot/Reach-v1"
     task_type = ReachV1Task
     summary = "reach arms whose every joint direction, gain, zero offset and tip payload differ per robot"
+    file_family = None  # reach's routing of arm files to reach-v2 is reach's own
     #: ``reach``'s 49 per-joint values, then the 7 (padded) zero offsets (the training range maps
     #: to [-1, 1]) and the payload
     hidden = (*ReachFamily.hidden, "joint_offsets", "payload_mass")

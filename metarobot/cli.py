@@ -96,6 +96,7 @@ def families(name: str | None, as_json: bool) -> None:
             "meta_train_defaults": dict(fam.meta_defaults),
             "meta_train_defaults_by_algo": {a: dict(d) for a, d in fam.algo_defaults.items()},
             "robot_file_algo": fam.file_algo,
+            "robot_file_family": fam.file_family,
         }
     if as_json:
         click.echo(json.dumps(out, indent=2))
@@ -112,6 +113,8 @@ def families(name: str | None, as_json: bool) -> None:
         for algo_name, settings in desc["meta_train_defaults_by_algo"].items():
             own = ", ".join(f"{k}={v}" for k, v in settings.items())
             click.echo(f"    with --algo {algo_name}: {own}")
+        if desc["robot_file_family"]:
+            click.echo(f"    a robot from your file (--urdf): runs as {desc['robot_file_family']}")
         if desc["robot_file_algo"]:
             click.echo(f"    a robot from your file (--urdf): the shipped {desc['robot_file_algo']} policy")
 
@@ -431,6 +434,22 @@ def _family_for(family: str | None, checkpoint: Path | None) -> Any:
     return get_family(str(read_checkpoint(checkpoint)["family"]))
 
 
+def _file_family(family: str | None, checkpoint: Path | None, urdf: Path | None) -> str | None:
+    """The family this command runs: ``--family``, or the family a robot from the user's file
+    runs as (``TaskFamily.file_family``) where no ``--checkpoint`` names a policy, said on stderr."""
+    if family is None or checkpoint is not None or urdf is None:
+        return family
+    routed = get_family(family).file_family
+    if not routed:
+        return family
+    click.echo(
+        f"a robot from a file runs as {routed}, the family built for such files (give --checkpoint with a "
+        f"{family} policy to run it as {family})",
+        err=True,
+    )
+    return str(routed)
+
+
 def _pick_task(
     family: Any,
     split: str,
@@ -566,6 +585,7 @@ def adapt(
     _check_adapt_budget(steps, episodes)
     if out is not None:
         refuse_existing([out / "adaptation.json", out / "adapted_policy.zip"], force)
+    family = _file_family(family, checkpoint, urdf)
     task_family = _family_for(family, checkpoint)
     mesh = (object_mesh, object_mass, object_density, object_scale)
     task = _pick_task(
@@ -950,6 +970,7 @@ def render(
         if out.is_dir():
             raise MetarobotError(f"--out {out} is a directory; give a video file name")
         refuse_existing([out], force)
+    family = _file_family(family, checkpoint, urdf)
     task_family = _family_for(family, checkpoint)
     mesh = (object_mesh, object_mass, object_density, object_scale)
     task = _pick_task(

@@ -480,6 +480,10 @@ class TaskFamily(ABC):
     #: is not the family's default (``meta_defaults["algo"]``): real robots lie outside the
     #: generated ones' ranges, and some methods serve them better, as measured
     file_algo: ClassVar[str | None] = None
+    #: the family a robot from the user's own file runs as on ``adapt`` and ``render`` when no
+    #: ``--checkpoint`` names a policy of this one: a later variant built for such files, where
+    #: it serves them better, as measured (``-v0`` results on generated robots stay as they were)
+    file_family: ClassVar[str | None] = None
     #: the parameters a privileged ``oracle`` sees (``hidden_params``), in order
     hidden: ClassVar[tuple[str, ...]] = ()
     #: per-joint parameters in ``hidden`` are padded with zeros to this many values

@@ -388,7 +388,7 @@ CASES = [
     ("adapt --family cartpole --ee-link tip", "--ee-link only apply together with --urdf"),
     ("adapt --family cartpole --left-wheels a", "--left-wheels only apply together with --urdf"),
     ("adapt --family reach --urdf {arm_urdf} --object-urdf {arm_urdf}", "give one of --urdf, --object-urdf and --object-mesh"),
-    ("adapt --family reach --urdf {arm_urdf} --left-wheels a", "do(es) not apply to family 'reach'"),
+    ("adapt --family reach --urdf {arm_urdf} --left-wheels a", "do(es) not apply to family 'reach-v2'"),
     ("adapt --family cartpole --urdf {arm_urdf}", "does not take a robot from a URDF file"),
     ("adapt --family cartpole --object-urdf {arm_urdf}", "does not take an object from a URDF file"),
     # -- adapt: checkpoints -------------------------------------------------------------------

@@ -34,7 +34,8 @@ def test_navigate_v1_lists_an_open_floor_and_navigate_its_obstacles():
     nav = CliRunner().invoke(cli, ["families", "navigate"]).output
     assert "a robot from your file (--urdf): the shipped rma-online policy" in nav
     reach = json.loads(CliRunner().invoke(cli, ["families", "reach", "--json"]).output)["reach"]
-    assert reach["robot_file_algo"] is None
+    assert reach["robot_file_algo"] is None and reach["robot_file_family"] == "reach-v2"
+    assert "a robot from your file (--urdf): runs as reach-v2" in CliRunner().invoke(cli, ["families", "reach"]).output
 
 
 def _cli(*args):
