@@ -340,6 +340,19 @@ def _looks_wheeled(model: UrdfModel) -> list[str]:
     return list(left + right)
 
 
+def _limbs(model: UrdfModel) -> list[str]:
+    """The joints on the robot's body (its root and the links fixed to it) that carry further
+    joints: a quadruped has four (its hips), an arm one, a dual-arm robot two."""
+    body = set(model.body_links(travel=0.0))
+    out = []
+    for j in model.joints:
+        if j.parent in body and j.movable and j.mimic is None:
+            below = set(model.subtree(j.child))
+            if any(k.movable and k.parent in below for k in model.joints):
+                out.append(j.name)
+    return out
+
+
 def arm_task_from_urdf(
     path: Path | str,
     ee_link: str | None = None,
@@ -361,6 +374,12 @@ def arm_task_from_urdf(
             raise MetarobotError(
                 f"URDF {path} looks like a wheeled base (wheel joints {wheels}), not an arm: "
                 "use --family navigate (or name the arm's tip with --ee-link)"
+            )
+        limbs = _limbs(model)
+        if len(limbs) >= 4:
+            raise MetarobotError(
+                f"URDF {path} looks like a legged robot or a hand ({len(limbs)} limbs from its body: {limbs}), "
+                "not an arm; name the tip of the limb to reach with --ee-link"
             )
         ee_link = default_ee_link(model)
     else:

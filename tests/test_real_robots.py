@@ -527,6 +527,10 @@ def _refusal_cases(tmp_path):
             ["inspect", "--family", "navigate", "--urdf", w("many.urdf", many_frames)],
             "has 130 links and 129 joints; at most 128 and 127 are supported (PyBullet's limit)",
         ),
+        (  # a quadruped's leg is a serial chain, but nobody means it by "an arm"
+            ["inspect", "--family", "reach", "--urdf", w("quadruped.urdf", _quadruped())],
+            "looks like a legged robot or a hand (4 limbs from its body: ['LF_HAA', 'RF_HAA', 'LH_HAA', 'RH_HAA'])",
+        ),
         (  # SolidWorks' exporter writes <limit lower="0" upper="0"> when no range was set
             ["inspect", "--family", "reach", "--urdf", w("placeholder.urdf", placeholder)],
             "joint 'j2' has an empty range [0.0, 0.0] (an exporter's placeholder?",
@@ -706,6 +710,18 @@ def test_a_base_that_falls_over_reversing_at_full_speed_gets_a_ramped_drive(tmp_
         wheeled_task_from_urdf(_write(tmp_path, "topple.urdf", toppling), map_from=_empty_map(goal_x=2.0))
 
 
+def _quadruped() -> str:
+    """A body with four legs of three joints each, hips turning about horizontal axes (ANYmal's,
+    Solo's layout)."""
+    legs = [_link("body", 10.0, '<box size="0.5 0.3 0.1"/>')]
+    for name, x, y in (("LF", 0.25, 0.15), ("RF", 0.25, -0.15), ("LH", -0.25, 0.15), ("RH", -0.25, -0.15)):
+        legs += [_link(f"{name}_hip", 0.5), _link(f"{name}_thigh", 0.5), _link(f"{name}_shank", 0.3)]
+        legs.append(_joint(f"{name}_HAA", "revolute", "body", f"{name}_hip", f"{x} {y} 0", "1 0 0"))
+        legs.append(_joint(f"{name}_HFE", "revolute", f"{name}_hip", f"{name}_thigh", "0 0 0", "0 1 0"))
+        legs.append(_joint(f"{name}_KFE", "revolute", f"{name}_thigh", f"{name}_shank", "0 0 -0.2", "0 1 0"))
+    return _robot(*legs)
+
+
 def test_wheels_on_a_suspension_are_found_and_a_legged_body_is_not_a_wheeled_base(tmp_path):
     """TIAGo's wheels hang from +-5 mm prismatic joints; ANYmal's and Solo's hips turn about
     horizontal axes on the body, with the rest of each leg below them."""
@@ -724,14 +740,8 @@ def test_wheels_on_a_suspension_are_found_and_a_legged_body_is_not_a_wheeled_bas
         )
     layout = wheel_layout(_write(tmp_path, "suspended.urdf", suspended))
     assert (layout.left, layout.right) == (("wheel_left_joint",), ("wheel_right_joint",))
-    legs = [_link("body", 10.0, '<box size="0.5 0.3 0.1"/>')]
-    for name, x, y in (("LF", 0.25, 0.15), ("RF", 0.25, -0.15), ("LH", -0.25, 0.15), ("RH", -0.25, -0.15)):
-        legs += [_link(f"{name}_hip", 0.5), _link(f"{name}_thigh", 0.5), _link(f"{name}_shank", 0.3)]
-        legs.append(_joint(f"{name}_HAA", "revolute", "body", f"{name}_hip", f"{x} {y} 0", "1 0 0"))
-        legs.append(_joint(f"{name}_HFE", "revolute", f"{name}_hip", f"{name}_thigh", "0 0 0", "0 1 0"))
-        legs.append(_joint(f"{name}_KFE", "revolute", f"{name}_thigh", f"{name}_shank", "0 0 -0.2", "0 1 0"))
     with pytest.raises(MetarobotError, match=r"\['LF_HAA', 'RF_HAA', 'LH_HAA', 'RH_HAA'\] carry further joints"):
-        wheel_layout(_write(tmp_path, "legged.urdf", _robot(*legs)))
+        wheel_layout(_write(tmp_path, "legged.urdf", _quadruped()))
 
 
 def test_a_file_with_undeclared_prefixes_loads_as_pybullet_loads_it(tmp_path, capfd):
