@@ -29,7 +29,7 @@ import numpy as np
 import pybullet as p
 from metarobot.envs.base import MetaRobotEnv
 from metarobot.envs.sim import give_inertia_to_empty_links, shared_urdf
-from metarobot.envs.urdf_builder import AXES, UrdfModel, serial_arm_urdf
+from metarobot.envs.urdf_builder import AXES, UrdfJoint, UrdfModel, serial_arm_urdf
 
 from metarobot.errors import MetarobotError
 from metarobot.family import (
@@ -272,12 +272,34 @@ def axis_code(axis: str) -> float:
 # A user's own arm
 
 
-def _arm_links(model: UrdfModel) -> dict[str, tuple[int, str | None, bool]]:
-    """Per link: the number of revolute/continuous joints between the root and it, the reason
-    it cannot be an end effector (``None`` when it can), and whether its chain holds only arm
-    joints (no prismatic, mimic or mimicked joint), however many."""
+def _arm_start(model: UrdfModel, revolute: list[UrdfJoint]) -> int | None:
+    """How many of a chain's first revolute joints are a torso, not the arm: none for a chain
+    of at most ``MAX_JOINTS``; for a longer one (a humanoid's: waist, then arm), the fewest up to
+    a branch point -- a link between two of them from which another limb (movable joints) hangs
+    -- that leave at most ``MAX_JOINTS``; None where there is no such point."""
+    if len(revolute) <= MAX_JOINTS:
+        return 0
+    on_chain = {j.name for j in model.chain(revolute[-1].child)}
+    for i in range(len(revolute) - MAX_JOINTS, len(revolute)):
+        segment = model.chain(revolute[i].parent)[len(model.chain(revolute[i - 1].child)) :]
+        links = [revolute[i - 1].child] + [j.child for j in segment]
+        for link in links:
+            for other in model.children(link):
+                if other.name in on_chain or other.name == revolute[i].name:
+                    continue
+                below = {other.child, *model.subtree(other.child)}
+                if other.movable or any(k.movable and k.parent in below for k in model.joints):
+                    return i
+    return None
+
+
+def _arm_links(model: UrdfModel) -> dict[str, tuple[int, str | None, bool, int]]:
+    """Per link: the number of revolute/continuous joints of the arm between the root and it
+    (after a torso's, ``_arm_start``), the reason it cannot be an end effector (``None`` when
+    it can), whether its chain holds only arm joints (no prismatic, mimic or mimicked joint),
+    however many, and how many revolute joints of its chain are a torso, held still."""
     mimicked = {j.mimic for j in model.joints if j.mimic}
-    out: dict[str, tuple[int, str | None, bool]] = {}
+    out: dict[str, tuple[int, str | None, bool, int]] = {}
     for link in model.links:
         chain = model.chain(link)
         revolute = [j for j in chain if j.revolute]
@@ -295,11 +317,15 @@ def _arm_links(model: UrdfModel) -> dict[str, tuple[int, str | None, bool]]:
         elif drivers:
             reason = f"joint {drivers[0].name!r} on its chain drives mimic joints (a gripper's actuator)"
         arm_joints_only = reason is None
+        start = _arm_start(model, revolute) if reason is None else 0
         if reason is None and not revolute:
             reason = "no revolute joint lies between the root and it"
-        elif reason is None and len(revolute) > MAX_JOINTS:
-            reason = f"its chain has {len(revolute)} revolute joints; at most {MAX_JOINTS} are supported"
-        out[link] = (len(revolute), reason, arm_joints_only)
+        elif reason is None and start is None:
+            reason = (
+                f"its chain has {len(revolute)} revolute joints; at most {MAX_JOINTS} are supported (and no torso "
+                f"before the last {MAX_JOINTS} to hold still: no other limb branches off there)"
+            )
+        out[link] = (len(revolute) - (start or 0), reason, arm_joints_only, start or 0)
     return out
 
 
@@ -386,6 +412,7 @@ def arm_task_from_urdf(
         _check_ee_link(model, ee_link)
     chain = model.chain(ee_link)
     movable = [j for j in chain if j.revolute]
+    movable = movable[_arm_links(model)[ee_link][3] :]  # a humanoid's waist is held still, not the arm
     n = len(movable)
     axes, limits, centres, damping, efforts, masses, lengths = [], [], [], [], [], [], []
 

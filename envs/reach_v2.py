@@ -159,6 +159,8 @@ class ReachV2Family(ReachV1Family):
         ``numpy.random.default_rng(variation_seed)`` instead: the file's arm as one robot of
         its model, miswired and miscalibrated as a real one may be (how ``bench`` measures
         adaptation on arm files)."""
+        if options:  # reach-v2 reads an arm: wheel options and the like do not apply
+            raise TypeError(f"unexpected options {sorted(options)}")
         base = arm_task_from_urdf(path, ee_link)
         fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(ReachTask)}
         n = base.n_joints

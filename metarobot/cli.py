@@ -434,20 +434,19 @@ def _family_for(family: str | None, checkpoint: Path | None) -> Any:
     return get_family(str(read_checkpoint(checkpoint)["family"]))
 
 
-def _file_family(family: str | None, checkpoint: Path | None, urdf: Path | None) -> str | None:
+def _file_family(family: str | None, checkpoint: Path | None, urdf: Path | None) -> tuple[str | None, str]:
     """The family this command runs: ``--family``, or the family a robot from the user's file
-    runs as (``TaskFamily.file_family``) where no ``--checkpoint`` names a policy, said on stderr."""
+    runs as (``TaskFamily.file_family``) where no ``--checkpoint`` names a policy; and the line
+    that says so (empty when nothing was rerouted), for stderr once the file has been read."""
     if family is None or checkpoint is not None or urdf is None:
-        return family
+        return family, ""
     routed = get_family(family).file_family
     if not routed:
-        return family
-    click.echo(
+        return family, ""
+    return str(routed), (
         f"a robot from a file runs as {routed}, the family built for such files (give --checkpoint with a "
-        f"{family} policy to run it as {family})",
-        err=True,
+        f"{family} policy to run it as {family})"
     )
-    return str(routed)
 
 
 def _pick_task(
@@ -585,12 +584,14 @@ def adapt(
     _check_adapt_budget(steps, episodes)
     if out is not None:
         refuse_existing([out / "adaptation.json", out / "adapted_policy.zip"], force)
-    family = _file_family(family, checkpoint, urdf)
+    family, rerouted = _file_family(family, checkpoint, urdf)
     task_family = _family_for(family, checkpoint)
     mesh = (object_mesh, object_mass, object_density, object_scale)
     task = _pick_task(
         task_family, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh
     )
+    if rerouted:
+        click.echo(rerouted, err=True)
     _report_file_task(task_family, task)
     learner, ckpt = _load_learner(family, checkpoint, workers, device, fallback, task)
     try:
@@ -970,12 +971,14 @@ def render(
         if out.is_dir():
             raise MetarobotError(f"--out {out} is a directory; give a video file name")
         refuse_existing([out], force)
-    family = _file_family(family, checkpoint, urdf)
+    family, rerouted = _file_family(family, checkpoint, urdf)
     task_family = _family_for(family, checkpoint)
     mesh = (object_mesh, object_mass, object_density, object_scale)
     task = _pick_task(
         task_family, split, index, task_file, urdf, ee_link, left_wheels, right_wheels, object_urdf, *mesh
     )
+    if rerouted:
+        click.echo(rerouted, err=True)
     _report_file_task(task_family, task)
     learner, ckpt = _load_learner(family, checkpoint, workers, device, fallback, task)
     try:

@@ -943,3 +943,41 @@ def test_an_arm_file_on_reach_runs_as_reach_v2_unless_a_reach_policy_is_named(tm
     assert code == 0, err
     assert "runs as reach-v2" not in err
     assert json.loads((tmp_path / "b" / "adaptation.json").read_text())["task"]["family"] == "reach"
+
+
+def test_a_humanoids_arm_reaches_with_its_waist_held_still(tmp_path):
+    """A humanoid's chain from the pelvis to a hand runs through its waist: 2 + 7 revolute joints
+    (TALOS, iCub, Romeo, G1 were refused for having more than 7). The joints before the last
+    branch point (the chest, where the other arm and the head hang) are a torso, held still;
+    the arm is the 7 after it, and the nominal model agrees with PyBullet's tip."""
+    rod = '<cylinder radius="0.03" length="0.2"/>'
+    down = '<origin xyz="0 0 -0.1"/>'
+    parts = [_link("pelvis", 8.0, '<box size="0.2 0.3 0.1"/>'), _link("waist", 2.0), _link("chest", 10.0)]
+    parts += [_joint("waist_yaw", "revolute", "pelvis", "waist", "0 0 0.1", "0 0 1")]
+    parts += [_joint("waist_pitch", "revolute", "waist", "chest", "0 0 0.05", "0 1 0")]
+    for side, y in (("l", 0.2), ("r", -0.2)):
+        parent = "chest"
+        for i, axis in enumerate(["0 1 0", "1 0 0", "0 0 1", "0 1 0", "0 0 1", "0 1 0", "1 0 0"]):
+            parts.append(_link(f"{side}_arm_{i}", 0.5, rod if i in (1, 3) else "", down if i in (1, 3) else ""))
+            xyz = f"0 {y} 0.35" if i == 0 else ("0 0 -0.2" if i in (2, 4) else "0 0 0")
+            parts.append(_joint(f"{side}_arm_{i}_joint", "revolute", parent, f"{side}_arm_{i}", xyz, axis))
+            parent = f"{side}_arm_{i}"
+        parts += [_link(f"{side}_hand", 0.2), _joint(f"{side}_hand_joint", "fixed", parent, f"{side}_hand", "0 0 -0.1")]
+        parts += [_link(f"{side}_thigh", 2.0, rod, down), _link(f"{side}_shin", 1.0, rod, down)]
+        parts.append(_joint(f"{side}_hip", "revolute", "pelvis", f"{side}_thigh", f"0 {y / 2} -0.05", "0 1 0"))
+        parts.append(_joint(f"{side}_knee", "revolute", f"{side}_thigh", f"{side}_shin", "0 0 -0.2", "0 1 0"))
+    parts += [_link("head", 1.0), _joint("neck", "revolute", "chest", "head", "0 0 0.45", "0 0 1")]
+    task, env = _reach_v2_arm(tmp_path, "humanoid.urdf", _robot(*parts))
+    try:
+        assert task.n_joints == 7 and task.joint_names[0].endswith("_arm_0_joint")
+        held = describe_arm(task)["held_still"]
+        assert "waist_yaw" in held and "waist_pitch" in held and "neck" in held
+        c = env.sim.client
+        for seed in range(3):
+            env.reset(seed=seed)
+            q = np.array([s[0] for s in p.getJointStates(env.robot, env._joints, physicsClientId=c)])
+            believed, _ = env._kinematics.tip_and_jacobian(q)
+            actual = p.getLinkState(env.robot, env._ee, computeForwardKinematics=True, physicsClientId=c)[4]
+            assert np.allclose(believed, actual, atol=1e-5)
+    finally:
+        env.close()
