@@ -589,8 +589,7 @@ def wheel_layout(path: Path | str, model: UrdfModel | None = None) -> WheelLayou
             axis = rot @ r @ j.axis(path)
             if abs(axis[2]) > 0.1:
                 continue  # not a wheel axle (steering, swivel or other joints)
-            below = set(model.subtree(j.child))
-            if any(k.movable and k.mimic is None and k.parent in below for k in model.joints):
+            if any(k.mimic is None for k in model.joints_below(j.child)):
                 limbs.append(j.name)  # a hip or shoulder: more joints hang from it, a wheel has none
                 continue
             candidates.append((j.name, pos + rot @ xyz, axis / np.linalg.norm(axis[:2])))

@@ -287,8 +287,7 @@ def _arm_start(model: UrdfModel, revolute: list[UrdfJoint]) -> int | None:
             for other in model.children(link):
                 if other.name in on_chain or other.name == revolute[i].name:
                     continue
-                below = {other.child, *model.subtree(other.child)}
-                if other.movable or any(k.movable and k.parent in below for k in model.joints):
+                if other.movable or model.joints_below(other.child):
                     return i
     return None
 
@@ -372,10 +371,8 @@ def _limbs(model: UrdfModel) -> list[str]:
     body = set(model.body_links(travel=0.0))
     out = []
     for j in model.joints:
-        if j.parent in body and j.movable and j.mimic is None:
-            below = set(model.subtree(j.child))
-            if any(k.movable and k.parent in below for k in model.joints):
-                out.append(j.name)
+        if j.parent in body and j.movable and j.mimic is None and model.joints_below(j.child):
+            out.append(j.name)
     return out
 
 

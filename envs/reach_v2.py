@@ -44,7 +44,6 @@ it had to learn the controller as well as the wiring.) Reward, success and episo
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -60,7 +59,7 @@ from metarobot.envs.reach import (
     arm_task_from_urdf,
 )
 from metarobot.envs.reach_v1 import ReachV1Env, ReachV1Family, ReachV1Task
-from metarobot.envs.urdf_builder import AXES, UrdfModel
+from metarobot.envs.urdf_builder import AXES, UrdfModel, axis_rotation
 
 from metarobot.errors import MetarobotError
 from metarobot.family import IntParam, Param, Range, Task, replace_param, revise, round_params
@@ -187,20 +186,6 @@ def _homogeneous(rot: np.ndarray, pos: Any) -> np.ndarray:
     return out
 
 
-def _axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rotation by ``angle`` (rad) about the unit vector ``axis`` (Rodrigues)."""
-    x, y, z = axis
-    c, s = math.cos(angle), math.sin(angle)
-    t = 1.0 - c
-    return np.array(
-        [
-            [t * x * x + c, t * x * y - s * z, t * x * z + s * y],
-            [t * x * y + s * z, t * y * y + c, t * y * z - s * x],
-            [t * x * z - s * y, t * y * z + s * x, t * z * z + c],
-        ]
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class ArmKinematics:
     """A serial chain: before each revolute joint a fixed transform (from the previous joint's
@@ -248,7 +233,7 @@ class ArmKinematics:
             rot = rot @ before[:3, :3]
             origins[i] = pos
             axes[i] = rot @ axis
-            rot = rot @ _axis_rotation(axis, float(q[i]))
+            rot = rot @ axis_rotation(axis, float(q[i]))
         tip = pos + rot @ self.to_ee[:3, 3]
         r = tip - origins
         jac = np.array(

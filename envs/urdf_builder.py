@@ -224,6 +224,11 @@ class UrdfModel:
             todo += [j.child for j in self.children(lk)]
         return out
 
+    def joints_below(self, link: str) -> list[UrdfJoint]:
+        """The movable joints of ``link``'s subtree (a wheel has none; a hip or a shoulder has)."""
+        below = set(self.subtree(link))
+        return [j for j in self.joints if j.movable and j.parent in below]
+
     def body_links(self, travel: float = SUSPENSION_TRAVEL) -> list[str]:
         """The root and the links joined to it through fixed joints or suspension: a prismatic
         joint of at most ``travel`` (m) of range (TIAGo's wheels hang from such +-5 mm joints).
@@ -317,7 +322,7 @@ def _wheel_cylinder(link: ET.Element, axis: np.ndarray) -> ET.Element | None:
     z = np.array([0.0, 0.0, 1.0])
     turn = np.cross(z, axis)
     rot = (
-        _rotation(turn / np.linalg.norm(turn), math.acos(max(-1.0, min(1.0, float(axis @ z)))))
+        axis_rotation(turn / np.linalg.norm(turn), math.acos(max(-1.0, min(1.0, float(axis @ z)))))
         if np.linalg.norm(turn) > 1e-9
         else (np.eye(3) if axis[2] > 0 else rpy_matrix((math.pi, 0.0, 0.0)))
     )
@@ -332,6 +337,13 @@ def _wheel_cylinder(link: ET.Element, axis: np.ndarray) -> ET.Element | None:
         length=f"{max(float(np.ptp(along)), 0.005):.6g}",
     )
     return col
+
+
+def _unit_axis(joint: ET.Element) -> np.ndarray:
+    """A ``<joint>`` element's unit axis (URDF default: x)."""
+    axis = joint.find("axis")
+    xyz = np.asarray(urdf_floats(axis.get("xyz") if axis is not None else None, "1 0 0"))
+    return xyz / np.linalg.norm(xyz)
 
 
 def rigid_copy(path: Path | str, held: Mapping[str, float], round_wheels: Sequence[str] = ()) -> str:
@@ -377,10 +389,8 @@ def rigid_copy(path: Path | str, held: Mapping[str, float], round_wheels: Sequen
         child = j.find("child")
         if j.get("name") not in round_wheels or child is None or child.get("link") not in links:
             continue
-        axis_el = j.find("axis")
-        axis = np.asarray(urdf_floats(axis_el.get("xyz") if axis_el is not None else None, "1 0 0"))
         link = links[child.get("link")]
-        cylinder = _wheel_cylinder(link, axis / np.linalg.norm(axis))
+        cylinder = _wheel_cylinder(link, _unit_axis(j))
         if cylinder is not None:
             for col in link.findall("collision"):
                 link.remove(col)
@@ -398,22 +408,29 @@ def rigid_copy(path: Path | str, held: Mapping[str, float], round_wheels: Sequen
             origin = ET.SubElement(j, "origin")
         xyz = np.asarray(urdf_floats(origin.get("xyz"), "0 0 0"))
         rot = rpy_matrix(urdf_floats(origin.get("rpy"), "0 0 0"))
-        axis_el = j.find("axis")
-        axis = np.asarray(urdf_floats(axis_el.get("xyz") if axis_el is not None else None, "1 0 0"))
-        axis = axis / np.linalg.norm(axis)
+        axis = _unit_axis(j)
         if kind == "prismatic":
             xyz = xyz + rot @ axis * q
         else:
-            rot = rot @ _rotation(axis, q)
+            rot = rot @ axis_rotation(axis, q)
         origin.set("xyz", " ".join(f"{v:.9g}" for v in xyz))
         origin.set("rpy", " ".join(f"{v:.9g}" for v in matrix_rpy(rot)))
     return ET.tostring(robot, encoding="unicode")
 
 
-def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rotation by ``angle`` (rad) about the unit vector ``axis`` (Rodrigues)."""
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * k @ k
+def axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rotation by ``angle`` (rad) about the unit vector ``axis`` (Rodrigues). Written out:
+    reach-v2's nominal model calls it for every joint at every control step."""
+    x, y, z = axis
+    c, s = math.cos(angle), math.sin(angle)
+    t = 1.0 - c
+    return np.array(
+        [
+            [t * x * x + c, t * x * y - s * z, t * x * z + s * y],
+            [t * x * y + s * z, t * y * y + c, t * y * z - s * x],
+            [t * x * z - s * y, t * y * z + s * x, t * z * z + c],
+        ]
+    )
 
 
 def matrix_rpy(rot: np.ndarray) -> tuple[float, float, float]:
