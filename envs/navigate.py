@@ -63,6 +63,7 @@ from metarobot.family import (
     TaskFamily,
     round_params,
 )
+from metarobot.validation import URDF_MAX_LINKS
 
 TIMESTEP = 1.0 / 120.0
 CONTROL_SUBSTEPS = 6  # 120 Hz physics / 6 = 20 Hz control
@@ -919,7 +920,11 @@ class NavigateEnv(MetaRobotEnv):
         wheels that collide as boxes or meshes collide as cylinders."""
         sim, c, path = self.sim, self.sim.client, str(task.urdf_path)
         model = UrdfModel.read(path)
-        body = sim.load_urdf_file(path, fixed_base=False)
+        wheels = set(task.left_wheels + task.right_wheels)
+        if len(model.links) > URDF_MAX_LINKS:  # dropping its bare frames, as the copy below does
+            body = sim.load_urdf_text(rigid_copy(path, {}, keep=wheels), fixed_base=False)
+        else:
+            body = sim.load_urdf_file(path, fixed_base=False)
         give_inertia_to_empty_links(body, model.masses, model.root, c, fixed_base=False)
         n = p.getNumJoints(body, physicsClientId=c)
         info = [p.getJointInfo(body, i, physicsClientId=c) for i in range(n)]
@@ -928,7 +933,6 @@ class NavigateEnv(MetaRobotEnv):
         for i in reversed(range(n)):  # the lowest point of each joint's subtree (children come later)
             if info[i][16] >= 0:
                 low[info[i][16]] = min(low[info[i][16]], low[i])
-        wheels = set(task.left_wheels + task.right_wheels)
         held = [
             info[i][1].decode()
             for i in range(n)
@@ -936,7 +940,7 @@ class NavigateEnv(MetaRobotEnv):
         ]
         p.removeBody(body, physicsClientId=c)
         body = sim.load_urdf_text(
-            rigid_copy(path, dict.fromkeys(held, 0.0), round_wheels=sorted(wheels)), fixed_base=False
+            rigid_copy(path, dict.fromkeys(held, 0.0), round_wheels=sorted(wheels), keep=wheels), fixed_base=False
         )
         give_inertia_to_empty_links(body, model.masses, model.root, c, fixed_base=False)
         for i in range(n):  # the file's joint damping on a light wheel diverges at our time step

@@ -29,7 +29,7 @@ import numpy as np
 import pybullet as p
 from metarobot.envs.base import MetaRobotEnv
 from metarobot.envs.sim import give_inertia_to_empty_links, shared_urdf
-from metarobot.envs.urdf_builder import AXES, UrdfJoint, UrdfModel, serial_arm_urdf
+from metarobot.envs.urdf_builder import AXES, UrdfJoint, UrdfModel, rigid_copy, serial_arm_urdf
 
 from metarobot.errors import MetarobotError
 from metarobot.family import (
@@ -45,6 +45,7 @@ from metarobot.family import (
     TaskFamily,
     round_params,
 )
+from metarobot.validation import URDF_MAX_LINKS, number_list
 
 MAX_JOINTS = 7
 CONTROL_SUBSTEPS = 8  # 240 Hz physics / 8 = 30 Hz control
@@ -264,7 +265,7 @@ def axis_code(axis: str) -> float:
     if axis in AXES:
         vec = AXES[axis]
     else:
-        vec = tuple(abs(float(v)) for v in axis.split())  # type: ignore[assignment]
+        vec = tuple(abs(v) for v in number_list(axis))  # type: ignore[assignment]
     return (-1.0, 1.0, 0.0)[int(np.argmax(vec))]
 
 
@@ -272,11 +273,12 @@ def axis_code(axis: str) -> float:
 # A user's own arm
 
 
-def _arm_start(model: UrdfModel, revolute: list[UrdfJoint]) -> int | None:
+def _arm_start(model: UrdfModel, revolute: list[UrdfJoint]) -> int:
     """How many of a chain's first revolute joints are a torso, not the arm: none for a chain
     of at most ``MAX_JOINTS``; for a longer one (a humanoid's: waist, then arm), the fewest up to
     a branch point -- a link between two of them from which another limb (movable joints) hangs
-    -- that leave at most ``MAX_JOINTS``; None where there is no such point."""
+    -- that leave at most ``MAX_JOINTS``. Where there is no such point (ARMAR's 8-joint arms,
+    ARMAR-4's waist and shoulder), the joints nearest the root beyond the last ``MAX_JOINTS``."""
     if len(revolute) <= MAX_JOINTS:
         return 0
     on_chain = {j.name for j in model.chain(revolute[-1].child)}
@@ -289,7 +291,7 @@ def _arm_start(model: UrdfModel, revolute: list[UrdfJoint]) -> int | None:
                     continue
                 if other.movable or model.joints_below(other.child):
                     return i
-    return None
+    return len(revolute) - MAX_JOINTS
 
 
 def _arm_links(model: UrdfModel) -> dict[str, tuple[int, str | None, bool, int]]:
@@ -303,7 +305,13 @@ def _arm_links(model: UrdfModel) -> dict[str, tuple[int, str | None, bool, int]]
         chain = model.chain(link)
         revolute = [j for j in chain if j.revolute]
         reason = None
-        other = [j for j in chain if j.movable and not j.revolute]
+        # a prismatic joint before the arm's first joint is a torso lift (TIAGo's, ARMAR-6's),
+        # held still with the rest of the torso; one within the arm is not an arm's joint
+        start = _arm_start(model, revolute)
+        first = chain.index(revolute[start]) if revolute else len(chain)
+        other = [
+            j for i, j in enumerate(chain) if j.movable and not j.revolute and (i >= first or j.kind != "prismatic")
+        ]
         mimics = [j for j in revolute if j.mimic]
         drivers = [j for j in revolute if j.name in mimicked]
         if other:
@@ -316,23 +324,18 @@ def _arm_links(model: UrdfModel) -> dict[str, tuple[int, str | None, bool, int]]
         elif drivers:
             reason = f"joint {drivers[0].name!r} on its chain drives mimic joints (a gripper's actuator)"
         arm_joints_only = reason is None
-        start = _arm_start(model, revolute) if reason is None else 0
+        start = start if reason is None else 0
         if reason is None and not revolute:
             reason = "no revolute joint lies between the root and it"
-        elif reason is None and start is None:
-            reason = (
-                f"its chain has {len(revolute)} revolute joints; at most {MAX_JOINTS} are supported (and no torso "
-                f"before the last {MAX_JOINTS} to hold still: no other limb branches off there)"
-            )
-        out[link] = (len(revolute) - (start or 0), reason, arm_joints_only, start or 0)
+        out[link] = (len(revolute) - start, reason, arm_joints_only, start)
     return out
 
 
 def default_ee_link(model: UrdfModel) -> str:
-    """The deepest link of the longest revolute chain that is an arm's: chains through a
-    prismatic joint, a mimic joint or a joint others mimic (a gripper's) are passed over (ties:
-    the most links, then file order). ``MetarobotError`` with the reason when the longest such
-    chain has more than 7 joints, or when no chain is an arm's (the longest one's reason)."""
+    """The deepest link of the longest revolute chain that is an arm's (at most 7 joints after
+    a torso's): chains with a prismatic joint after the torso, a mimic joint or a joint others
+    mimic (a gripper's) are passed over (ties: the most links, then file order).
+    ``MetarobotError`` with the reason when no chain is an arm's (the longest one's reason)."""
     info = _arm_links(model)
     depth = {lk: len(model.chain(lk)) for lk in model.links}
     arms = [lk for lk in model.links if info[lk][0] and info[lk][2]]
@@ -376,6 +379,19 @@ def _limbs(model: UrdfModel) -> list[str]:
     return out
 
 
+ARM_JOINTS = 6  # revolute joints in a row that only an arm has (a leg of four limbs, a finger: 3-5)
+
+
+def _legs_or_fingers(model: UrdfModel) -> list[str]:
+    """The limbs of a legged robot or a hand, empty for anything else: four or more limbs from
+    the body, none with an arm's ``ARM_JOINTS`` revolute joints in a row. A humanoid rooted at
+    its chest (head, two arms, waist) and a wheeled humanoid (three steered wheels and a torso)
+    have four limbs too, but arms among them."""
+    limbs = _limbs(model)
+    longest = max((sum(j.revolute for j in model.chain(lk)) for lk in model.links), default=0)
+    return limbs if len(limbs) >= 4 and longest < ARM_JOINTS else []
+
+
 def arm_task_from_urdf(
     path: Path | str,
     ee_link: str | None = None,
@@ -398,8 +414,8 @@ def arm_task_from_urdf(
                 f"URDF {path} looks like a wheeled base (wheel joints {wheels}), not an arm: "
                 "use --family navigate (or name the arm's tip with --ee-link)"
             )
-        limbs = _limbs(model)
-        if len(limbs) >= 4:
+        limbs = _legs_or_fingers(model)
+        if limbs:
             raise MetarobotError(
                 f"URDF {path} looks like a legged robot or a hand ({len(limbs)} limbs from its body: {limbs}), "
                 "not an arm; name the tip of the limb to reach with --ee-link"
@@ -436,7 +452,8 @@ def arm_task_from_urdf(
         limits.append(min(round(max(half, 0.05), 4), 6.2831))  # rounded, still within 2 pi
         centres.append(round(centre, 4))
         damping.append(round(clamp("joint_damping", j.damping), 4))
-        efforts.append(round(j.effort if j.effort and j.effort > 0 else MAX_EFFORT, 4))
+        # a file's "no limit" (Gazebo habit: effort="1e9") is the most a task holds
+        efforts.append(round(clamp("joint_efforts", j.effort) if j.effort and j.effort > 0 else MAX_EFFORT, 4))
         # the mass this joint moves before the next chain joint: its child's rigid part and branches
         below = set(model.subtree(j.child))
         if i + 1 < n:
@@ -531,7 +548,7 @@ class ReachEnv(MetaRobotEnv):
             self.robot = sim.load_urdf_text(text)
             ee_name = "ee"
         else:
-            self.robot = sim.load_urdf_file(task.urdf_path, base_position=(0, 0, 0))
+            self.robot = self._load_file_arm(task)
             self._joints, self._ee = self._hold_all_but_the_chain(task)
             parents = [
                 p.getJointInfo(self.robot, i, physicsClientId=c)[16]
@@ -578,6 +595,15 @@ class ReachEnv(MetaRobotEnv):
     def _add_goal_marker(self, task: ReachTask) -> None:
         self._goal_marker = self.sim.add_marker(max(0.035, task.success_distance * 0.7), rgba=(0.1, 0.85, 0.1, 1.0))
 
+    def _load_file_arm(self, task: ReachTask) -> int:
+        """The file's robot as it is, or, where it has more links than PyBullet can answer for,
+        a copy without its bare frames (the task's chain and tip kept)."""
+        model = UrdfModel.read(task.urdf_path)  # type: ignore[arg-type]
+        if len(model.links) <= URDF_MAX_LINKS:
+            return self.sim.load_urdf_file(task.urdf_path, base_position=(0, 0, 0))  # type: ignore[arg-type]
+        keep = [task.ee_link or "", *(j.child for j in model.chain(task.ee_link or ""))]
+        return self.sim.load_urdf_text(rigid_copy(model.path, {}, keep=keep))
+
     def _hold_all_but_the_chain(self, task: ReachTask) -> tuple[list[int], int]:
         """Joint indices of the task's chain and the end-effector link's index in a file's
         robot; every other joint (fingers, tool changers) is held at 0 clamped into its range,
@@ -598,15 +624,7 @@ class ReachEnv(MetaRobotEnv):
             raise MetarobotError(
                 f"URDF {task.urdf_path} has no joint(s) {missing} or no link {task.ee_link!r} (the task's arm)"
             )
-        held: dict[str, float] = {}
-        for j in model.joints:
-            if j.movable and j.name not in names and j.mimic is None:
-                lo, hi = (j.lower, j.upper) if j.kind != "continuous" and j.lower is not None else (0.0, 0.0)
-                held[j.name] = min(max(0.0, lo), hi) if hi is not None and hi > lo else 0.0  # type: ignore[operator]
-        for j in model.joints:
-            if j.movable and j.name not in names and j.mimic is not None:
-                held[j.name] = j.multiplier * held.get(j.mimic, 0.0) + j.offset
-        for name, q in held.items():
+        for name, q in model.held_positions(names).items():
             if name not in index:
                 continue  # a joint PyBullet merged away
             p.resetJointState(self.robot, index[name], q, 0.0, physicsClientId=c)

@@ -208,14 +208,19 @@ class ArmKinematics:
             return cls(before, axes, _homogeneous(np.eye(3), (0.0, 0.0, task.link_lengths[-1])))
         model = UrdfModel.read(task.urdf_path)
         names = set(task.joint_names)
+        chain = model.chain(task.ee_link or "")
+        arm = [j.name for j in chain if j.revolute and (not names or j.name in names)]
+        held = model.held_positions(arm)  # a torso's joints, where the env holds them
         transforms, axes_list, pending = [], [], np.eye(4)
-        for joint in model.chain(task.ee_link or ""):
+        for joint in chain:
             xyz, rot = joint.origin(model.path)
             pending = pending @ _homogeneous(rot, xyz)
-            if joint.revolute and (not names or joint.name in names):
+            if joint.name in arm:
                 transforms.append(pending)
                 axes_list.append(joint.axis(model.path))
                 pending = np.eye(4)
+            elif joint.name in held:
+                pending = pending @ _homogeneous(*joint.motion(model.path, held[joint.name])[::-1])
         if len(transforms) != task.n_joints:
             raise MetarobotError(f"URDF {task.urdf_path}: the chain to {task.ee_link!r} is not the task's arm")
         return cls(tuple(transforms), tuple(axes_list), pending)

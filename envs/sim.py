@@ -161,8 +161,13 @@ class BulletSim:
             return int(body)
         except p.error as exc:
             # PyBullet says why only in its printed output: name a missing mesh file
-            missing = re.findall(r"cannot find '([^']*)'", "".join(captured))
+            said = "".join(captured)
+            missing = re.findall(r"cannot find '([^']*)'", said)
+            formats = re.findall(r"invalid mesh filename extension '([^']*)'", said)
             why = f" (missing mesh file(s): {', '.join(sorted(set(missing)))})" if missing else ""
+            if formats:  # glTF (.glb) and such: PyBullet reads .obj, .stl and .dae only
+                unread = ", ".join(sorted(set(formats)))
+                why += f" (mesh format(s) PyBullet cannot read: {unread}; it reads .obj, .stl, .dae)"
             raise MetarobotError(f"PyBullet cannot load URDF {path}: {exc}{why}") from None
 
     def load_mesh_body(

@@ -7,13 +7,13 @@ import dataclasses
 import math
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from metarobot.errors import MetarobotError
-from metarobot.validation import XACRO_NS, parse_xml
+from metarobot.validation import URDF_MAX_LINKS, XACRO_NS, bare_frames, number_list, parse_xml
 
 AXES: dict[str, tuple[float, float, float]] = {"x": (1, 0, 0), "y": (0, 1, 0), "z": (0, 0, 1)}
 
@@ -41,7 +41,7 @@ def read_urdf(path: Path) -> ET.Element:
 def urdf_floats(text: str | None, default: str) -> list[float]:
     """A URDF attribute's list of numbers (``default`` when the attribute is absent)."""
     try:
-        return [float(v) for v in (text or default).split()]
+        return number_list(text or default)
     except ValueError:
         raise MetarobotError(f"URDF value {text!r} is not a list of numbers") from None
 
@@ -77,6 +77,24 @@ class UrdfJoint:
     @property
     def revolute(self) -> bool:
         return self.kind in ("revolute", "continuous")
+
+    @property
+    def rest(self) -> float:
+        """Where metarobot holds this joint when nothing drives it: 0, clamped into its range
+        (a continuous joint, or one without a usable range, at 0)."""
+        if self.kind not in ("revolute", "prismatic") or self.lower is None or self.upper is None:
+            return 0.0
+        return min(max(0.0, self.lower), self.upper) if self.upper > self.lower else 0.0
+
+    def motion(self, path: Path | str, q: float) -> tuple[np.ndarray, np.ndarray]:
+        """Translation (m) and rotation of the child's frame in the joint frame with the joint
+        at ``q`` (rad or m): along the axis for a prismatic joint, about it for a revolute one."""
+        if q == 0.0 or self.kind not in ("revolute", "continuous", "prismatic"):
+            return np.zeros(3), np.eye(3)
+        axis = self.axis(path)
+        if self.kind == "prismatic":
+            return axis * q, np.eye(3)
+        return np.zeros(3), axis_rotation(axis, q)
 
     def origin(self, path: Path | str) -> tuple[np.ndarray, np.ndarray]:
         """Translation (m) and rotation matrix of the joint frame in the parent link's frame."""
@@ -240,13 +258,26 @@ class UrdfModel:
             todo += [j.child for j in self.children(lk) if j.kind == "fixed" or _suspension(j, travel)]
         return out
 
-    def pose_in_root(self, link: str) -> tuple[np.ndarray, np.ndarray]:
-        """Position (m) and rotation of ``link``'s frame in the root's frame, all joints at 0."""
+    def pose_in_root(self, link: str, at: Mapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Position (m) and rotation of ``link``'s frame in the root's frame, the joints named in
+        ``at`` at those positions and every other joint at 0."""
         pos, rot = np.zeros(3), np.eye(3)
         for j in self.chain(link):
             xyz, r = j.origin(self.path)
             pos, rot = pos + rot @ xyz, rot @ r
+            if at and j.name in at:
+                dxyz, dr = j.motion(self.path, at[j.name])
+                pos, rot = pos + rot @ dxyz, rot @ dr
         return pos, rot
+
+    def held_positions(self, driven: Sequence[str] = ()) -> dict[str, float]:
+        """Where metarobot holds each movable joint not in ``driven``: its ``rest``, and a mimic
+        joint at ``multiplier * held + offset`` of the joint it mimics (0 for a driven one)."""
+        held = {j.name: j.rest for j in self.joints if j.movable and j.name not in driven and j.mimic is None}
+        for j in self.joints:
+            if j.movable and j.name not in driven and j.mimic is not None:
+                held[j.name] = j.multiplier * held.get(j.mimic, 0.0) + j.offset
+        return held
 
 
 def _suspension(joint: UrdfJoint, travel: float) -> bool:
@@ -346,7 +377,25 @@ def _unit_axis(joint: ET.Element) -> np.ndarray:
     return xyz / np.linalg.norm(xyz)
 
 
-def rigid_copy(path: Path | str, held: Mapping[str, float], round_wheels: Sequence[str] = ()) -> str:
+def drop_frames(robot: ET.Element, keep: Collection[str] = ()) -> None:
+    """Remove a parsed URDF's ``bare_frames`` (but ``keep``) and their joints where it has more
+    than ``URDF_MAX_LINKS`` links: PyBullet answers nothing about the links of a larger body.
+    A frame has no mass in the file, so the dynamics lose 1 g each (``EMPTY_MASS``)."""
+    if len(robot.findall("link")) <= URDF_MAX_LINKS:
+        return
+    frames = bare_frames(robot, keep)
+    for link in robot.findall("link"):
+        if link.get("name") in frames:
+            robot.remove(link)
+    for j in robot.findall("joint"):
+        child = j.find("child")
+        if child is not None and child.get("link") in frames:
+            robot.remove(j)
+
+
+def rigid_copy(
+    path: Path | str, held: Mapping[str, float], round_wheels: Sequence[str] = (), keep: Collection[str] = ()
+) -> str:
     """The text of a copy of the URDF ``path`` for a floating base: each joint of ``held`` (name
     -> angle in rad, or m) is a fixed joint at that position, a root link without mass (ROS's
     ``base_footprint``) weighs ``EMPTY_MASS``, and file references are absolute, so the copy
@@ -360,9 +409,12 @@ def rigid_copy(path: Path | str, held: Mapping[str, float], round_wheels: Sequen
       the obstacles.
     * Each joint of ``round_wheels`` whose link collides as boxes or meshes collides as the
       cylinder that spans them (``_wheel_cylinder``): the Stretch's wheels are boxes in its
-      file, and PyBullet takes a mesh as its convex hull, so they hopped instead of rolling."""
+      file, and PyBullet takes a mesh as its convex hull, so they hopped instead of rolling.
+    * A file of more than ``URDF_MAX_LINKS`` links loses its ``bare_frames`` but those in
+      ``keep`` (a full iCub's sensor and DH frames), so that PyBullet can load it."""
     path = Path(path)
     robot = read_urdf(path)
+    drop_frames(robot, keep)
     folder = path.resolve().parent
     children = {child.get("link") for child in robot.findall("joint/child")}
     for link in robot.findall("link"):

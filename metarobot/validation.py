@@ -362,6 +362,15 @@ _NUMERIC: dict[str, tuple[str, ...]] = {
 
 
 XACRO_NS = "http://www.ros.org/wiki/xacro"
+
+
+def number_list(text: str) -> list[float]:
+    """A URDF attribute's numbers. Commas separate them as spaces do: PyBullet's reader takes
+    ``rpy="1.57, 1.31 1.57"`` (ARMAR-6's file) as three numbers, so metarobot does too. Raises
+    ``ValueError`` on anything else that is not a number."""
+    return [float(v) for v in text.replace(",", " ").split()]
+
+
 _PREFIXED = re.compile(rb"(?:<\s*/?|\s)([A-Za-z_][\w.-]*):[A-Za-z_][\w.-]*")
 _DECLARED = re.compile(rb"xmlns:([A-Za-z_][\w.-]*)\s*=")
 _ROOT_TAG = re.compile(rb"<\s*[A-Za-z_][\w.:-]*")
@@ -389,6 +398,39 @@ def parse_xml(raw: bytes) -> ET.Element:
     return ET.fromstring(raw[: root.end()] + decl + raw[root.end() :])
 
 
+def bare_frames(robot: ET.Element, keep: Iterable[str] = ()) -> set[str]:
+    """Links of a parsed URDF that are frames only -- no inertial, visual or collision, on a
+    fixed joint, with nothing below them but other such frames (sensor frames, DH frames, a
+    tool's TCP) -- less those in ``keep``. PyBullet makes a body of each; a full iCub has 174
+    of them among its 213 links, over PyBullet's limit, so a copy without them is loaded."""
+    kept = set(keep)
+    children: dict[str, list[str]] = {}
+    on_fixed = set()
+    for j in robot.findall("joint"):
+        parent, child = j.find("parent"), j.find("child")
+        if parent is None or child is None:
+            continue
+        children.setdefault(parent.get("link", ""), []).append(child.get("link", ""))
+        if j.get("type") == "fixed":
+            on_fixed.add(child.get("link", ""))
+    bare = {
+        name
+        for lk in robot.findall("link")
+        if (name := lk.get("name", "")) in on_fixed
+        and name not in kept
+        and all(lk.find(t) is None for t in ("inertial", "visual", "collision"))
+    }
+    dropped: set[str] = set()
+    grew = True
+    while grew:  # leaves first: a frame whose frames were all dropped is a leaf then
+        grew = False
+        for name in bare - dropped:
+            if all(c in dropped for c in children.get(name, ())):
+                dropped.add(name)
+                grew = True
+    return dropped
+
+
 def check_urdf_file(path: Path | str, what: str = "URDF") -> None:
     """Refuse a URDF that would hang, crash or overload PyBullet, before PyBullet reads it: not
     an ordinary file, too large, more than ``URDF_MAX_LINKS`` links or ``URDF_MAX_JOINTS``
@@ -414,9 +456,13 @@ def check_urdf_file(path: Path | str, what: str = "URDF") -> None:
         except ET.ParseError as exc:
             raise MetarobotError(f"{what} {path} does not parse: {exc}") from None
         links, joints = len(root.findall("link")), len(root.findall("joint"))
-    if links > URDF_MAX_LINKS or joints > URDF_MAX_JOINTS:
+        frames = len(bare_frames(root)) if links > URDF_MAX_LINKS else 0  # dropped from a copy to load
+    else:
+        frames = 0
+    if links - frames > URDF_MAX_LINKS or joints - frames > URDF_MAX_JOINTS:
+        less = f" ({links - frames} and {joints - frames} without its {frames} bare frames)" if frames else ""
         raise MetarobotError(
-            f"{what} {path} has {links} links and {joints} joints; at most {URDF_MAX_LINKS} and "
+            f"{what} {path} has {links} links and {joints} joints{less}; at most {URDF_MAX_LINKS} and "
             f"{URDF_MAX_JOINTS} are supported (PyBullet's limit)"
         )
     for elem in root.iter():
@@ -429,7 +475,7 @@ def check_urdf_file(path: Path | str, what: str = "URDF") -> None:
                 # metarobot's own reader refuses it only where it needs that value
                 continue
             try:
-                values = [float(v) for v in text.split()]
+                values = number_list(text)
             except ValueError:
                 raise MetarobotError(f"{what} {path}: <{tag} {attr}={text!r}> is not a number") from None
             if not all(math.isfinite(v) for v in values):

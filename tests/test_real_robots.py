@@ -437,9 +437,9 @@ def test_public_robot_and_object_files_that_ship_with_pybullet_load(family, flag
 
 def _refusal_cases(tmp_path):
     arm = _arm_with_gripper()
-    rail = _robot(
-        _link("base"), _link("carriage"), _link("l1"), _link("l2"),
-        _joint("rail", "prismatic", "base", "carriage", axis="1 0 0"),
+    rail = _robot(  # a prismatic joint within the arm (one before it is a torso lift, held still)
+        _link("base"), _link("l0"), _link("carriage"), _link("l1"), _link("l2"),
+        _joint("j0", "revolute", "base", "l0"), _joint("rail", "prismatic", "l0", "carriage", axis="1 0 0"),
         _joint("j1", "revolute", "carriage", "l1"), _joint("j2", "revolute", "l1", "l2", "0 0 0.2", "0 1 0"),
     )  # fmt: skip
     loop = arm.replace("</robot>", _joint("closing", "revolute", "l1", "l3", "0 0 0.3") + "</robot>")
@@ -448,18 +448,16 @@ def _refusal_cases(tmp_path):
     fifo_urdf = tmp_path / "pipe.urdf"
     os.mkfifo(fifo_urdf)
     w = lambda name, text: str(_write(tmp_path, name, text))  # noqa: E731
-    long_arm = serial_arm_urdf([0.1] * 8, ["z"] + ["y"] * 7, [0.3] * 8, [0.1] * 8, [2.0] * 8, [60] * 8)
     cube = w("cube.obj", _obj(_CUBE_V, _CUBE_F))
     jointed = _robot(
         _link("a", 0.1, '<box size="0.04 0.04 0.04"/>'), _link("b", 0.1), _joint("hinge", "revolute", "a", "b")
     )
     xacro = arm.replace('<robot name="test_robot">', '<robot name="x" xmlns:xacro="http://www.ros.org/wiki/xacro">')
     xacro = xacro.replace("</robot>", '<xacro:include filename="more.xacro"/></robot>')
-    many_frames = _ros_skid_steer().replace(
+    many_parts = _ros_skid_steer().replace(
         "</robot>",
         "".join(
-            _link(f"frame_{i}", None) + _joint(f"frame_{i}_joint", "fixed", "base_link", f"frame_{i}")
-            for i in range(123)
+            _link(f"part_{i}", 0.01) + _joint(f"part_{i}_joint", "fixed", "base_link", f"part_{i}") for i in range(123)
         )
         + "</robot>",
     )
@@ -470,15 +468,19 @@ def _refusal_cases(tmp_path):
         '<limit lower="-2" upper="2" effort="50" velocity="2"/></joint>\n<joint name="j3"', '</joint>\n<joint name="j3"'
     )
     missing_mesh = arm.replace('<box size="0.1 0.1 0.05"/>', '<mesh filename="meshes/base.stl"/>')
+    w("base.glb", "glTF")
+    glb = arm.replace('<box size="0.1 0.1 0.05"/>', '<mesh filename="base.glb"/>')
     return [
-        (["inspect", "--family", "reach", "--urdf", w("rail.urdf", rail)], "joint 'rail' on its chain is prismatic"),
+        (
+            ["inspect", "--family", "reach", "--urdf", w("rail.urdf", rail), "--ee-link", "l2"],
+            "joint 'rail' on its chain is prismatic",
+        ),
         (["inspect", "--family", "reach", "--urdf", w("arm.urdf.xacro", xacro)], "is a xacro file, not URDF"),
         (
             ["inspect", "--family", "reach", "--urdf", w("nomesh.urdf", missing_mesh)],
             "(missing mesh file(s): meshes/base.stl)",
         ),
         (["inspect", "--family", "reach", "--urdf", w("loop.urdf", loop)], "closed loop: link 'l3' is the child of"),
-        (["inspect", "--family", "reach", "--urdf", w("long.urdf", long_arm)], "has 8 revolute joints; at most 7"),
         (
             ["inspect", "--family", "reach", "--urdf", w("mimic.urdf", _arm_with_gripper(chain_mimic=True))],
             "joint 'j2' on its chain mimics 'j1'",
@@ -523,13 +525,17 @@ def _refusal_cases(tmp_path):
             ["inspect", "--family", "navigate", "--object-mesh", cube, "--object-mass", "0.1"],
             "does not take an object from a mesh",
         ),
-        (  # TIAGo++ with its two arms and hands: PyBullet answers no state query on it
-            ["inspect", "--family", "navigate", "--urdf", w("many.urdf", many_frames)],
-            "has 130 links and 129 joints; at most 128 and 127 are supported (PyBullet's limit)",
+        (  # PyBullet answers no state query on a body of more links (bare frames are dropped)
+            ["inspect", "--family", "navigate", "--urdf", w("many.urdf", many_parts)],
+            "has 130 links and 129 joints (129 and 128 without its 1 bare frames); at most 128 and 127 are supported",
         ),
         (  # a quadruped's leg is a serial chain, but nobody means it by "an arm"
             ["inspect", "--family", "reach", "--urdf", w("quadruped.urdf", _quadruped())],
             "looks like a legged robot or a hand (4 limbs from its body: ['LF_HAA', 'RF_HAA', 'LH_HAA', 'RH_HAA'])",
+        ),
+        (  # dexmate's glTF visuals
+            ["inspect", "--family", "reach", "--urdf", w("glb.urdf", glb)],
+            "(mesh format(s) PyBullet cannot read: .glb; it reads .obj, .stl, .dae)",
         ),
         (  # SolidWorks' exporter writes <limit lower="0" upper="0"> when no range was set
             ["inspect", "--family", "reach", "--urdf", w("placeholder.urdf", placeholder)],
@@ -979,5 +985,120 @@ def test_a_humanoids_arm_reaches_with_its_waist_held_still(tmp_path):
             believed, _ = env._kinematics.tip_and_jacobian(q)
             actual = p.getLinkState(env.robot, env._ee, computeForwardKinematics=True, physicsClientId=c)[4]
             assert np.allclose(believed, actual, atol=1e-5)
+    finally:
+        env.close()
+
+
+def _tip_agrees(env, seeds: int = 3) -> None:
+    """reach-v2's nominal model puts the tip where PyBullet does, at several starts."""
+    c = env.sim.client
+    for seed in range(seeds):
+        env.reset(seed=seed)
+        q = np.array([s[0] for s in p.getJointStates(env.robot, env._joints, physicsClientId=c)])
+        believed, _ = env._kinematics.tip_and_jacobian(q)
+        actual = p.getLinkState(env.robot, env._ee, computeForwardKinematics=True, physicsClientId=c)[4]
+        assert np.allclose(believed, actual, atol=1e-5)
+
+
+def test_a_torso_lift_and_an_eighth_arm_joint_are_held_still_where_the_model_puts_them(tmp_path):
+    """TIAGo, ARMAR-6 and Dexmate's Vega raise their arms on a prismatic torso lift, and ARMAR's
+    arms have 8 joints with no limb branching off between them: the lift and the first joint
+    are held still (each at 0 clamped into its range, here 0.1 m and 0.3 rad), the arm is the
+    last 7, and the nominal model holds them where PyBullet does. ARMAR-6's file writes an
+    ``rpy`` with a comma, which PyBullet reads as a separator, and Gazebo-style files give
+    ``effort="1e9"`` for "no limit": the most a task holds."""
+    rod = '<cylinder radius="0.03" length="0.2"/>'
+    up = '<origin xyz="0 0 0.1"/>'
+    strong = '<limit lower="-2" upper="2" effort="1e9" velocity="2"/>'
+    parts = [_link("base", 20.0, '<box size="0.4 0.4 0.2"/>'), _link("torso", 5.0, rod, up)]
+    lift = '<limit lower="0.1" upper="0.4" effort="500" velocity="0.1"/>'
+    parts.append(_joint("lift", "prismatic", "base", "torso", "0 0 0.1", "0 0 1", limit=lift))
+    parent, axes = "torso", ["0 0 1", "0 1 0", "1 0 0", "0 1 0", "0 0 1", "0 1 0", "1 0 0", "0 0 1"]
+    for i, axis in enumerate(axes):
+        parts.append(_link(f"a{i}", 0.5, rod if i in (2, 4) else "", up if i in (2, 4) else ""))
+        limit = '<limit lower="0.3" upper="1.0" effort="1e9" velocity="2"/>' if i == 0 else strong
+        xyz, rpy = ("0 0 0.2", "0, 0 0.3") if i in (1, 3, 5) else ("0 0 0", "0 0 0")
+        parts.append(_joint(f"j{i}", "revolute", parent, f"a{i}", xyz, axis, rpy=rpy, limit=limit))
+        parent = f"a{i}"
+    parts += [_link("hand", 0.3, '<box size="0.05 0.05 0.05"/>'), _joint("wrist", "fixed", parent, "hand", "0 0 0.1")]
+    task, env = _reach_v2_arm(tmp_path, "lift.urdf", _robot(*parts))
+    try:
+        assert task.joint_names == tuple(f"j{i}" for i in range(1, 8)) and task.ee_link == "hand"
+        assert set(task.joint_efforts) == {1e5}
+        held = describe_arm(task)["held_still"]
+        assert held[:2] == ["lift", "j0"]
+        c = env.sim.client
+        index = {p.getJointInfo(env.robot, i, physicsClientId=c)[1].decode(): i for i in range(9)}
+        _tip_agrees(env)
+        assert p.getJointState(env.robot, index["lift"], physicsClientId=c)[0] == pytest.approx(0.1, abs=1e-3)
+        assert p.getJointState(env.robot, index["j0"], physicsClientId=c)[0] == pytest.approx(0.3, abs=1e-3)
+    finally:
+        env.close()
+
+
+def test_a_humanoid_rooted_at_its_chest_is_an_arm_robot_and_a_quadruped_is_not(tmp_path):
+    """Fourier's Qinglong is rooted at its chest: head, two arms and the waist (to the legs) are
+    four limbs from the body, as a quadruped's legs are; but its arms have 7 joints in a row,
+    which no leg of a four-legged robot and no finger has."""
+    rod = '<cylinder radius="0.03" length="0.2"/>'
+    down = '<origin xyz="0 0 -0.1"/>'
+    parts = [_link("chest", 10.0, '<box size="0.2 0.3 0.3"/>'), _link("head", 1.0), _link("pelvis", 5.0)]
+    parts += [_joint("neck", "revolute", "chest", "head", "0 0 0.2", "0 0 1")]
+    parts += [_joint("waist", "revolute", "chest", "pelvis", "0 0 -0.2", "0 0 1")]
+    for side, y in (("l", 0.2), ("r", -0.2)):
+        parent = "chest"
+        for i, axis in enumerate(["0 1 0", "1 0 0", "0 0 1", "0 1 0", "0 0 1", "0 1 0", "1 0 0"]):
+            parts.append(_link(f"{side}_arm_{i}", 0.5, rod if i in (1, 3) else "", down if i in (1, 3) else ""))
+            xyz = f"0 {y} 0.1" if i == 0 else ("0 0 -0.2" if i in (2, 4) else "0 0 0")
+            parts.append(_joint(f"{side}_arm_{i}_joint", "revolute", parent, f"{side}_arm_{i}", xyz, axis))
+            parent = f"{side}_arm_{i}"
+        parts += [_link(f"{side}_thigh", 2.0, rod, down)]
+        parts.append(_joint(f"{side}_hip", "revolute", "pelvis", f"{side}_thigh", f"0 {y / 2} -0.05", "0 1 0"))
+    task, env = _reach_v2_arm(tmp_path, "chest.urdf", _robot(*parts))
+    try:
+        assert task.n_joints == 7 and task.joint_names[0].endswith("_arm_0_joint")
+        _tip_agrees(env, seeds=1)
+    finally:
+        env.close()
+    with pytest.raises(MetarobotError, match="looks like a legged robot or a hand"):
+        arm_task_from_urdf(_write(tmp_path, "quadruped.urdf", _quadruped()))
+
+
+def test_a_file_over_pybullets_link_limit_loads_without_its_bare_frames(tmp_path, capfd):
+    """A full iCub has 213 links, 174 of them frames (sensors, skin, DH frames) with no mass and
+    no shape: PyBullet answers nothing about a body of more than 128 links. Its copy without
+    them loads; the tip, a frame itself, is kept. A base of as many frames drives as before."""
+    frames = "".join(
+        _link(f"frame_{i}", None) + _joint(f"frame_{i}_joint", "fixed", "l2" if i % 2 else "base", f"frame_{i}")
+        for i in range(140)
+    )
+    arm = _arm_with_gripper().replace("</robot>", frames + "</robot>")
+    task, env = _reach_v2_arm(tmp_path, "framed.urdf", arm)
+    try:
+        assert task.ee_link == "tcp" and task.joint_names == ("j1", "j2", "j3")
+        # 3 arm joints, 2 fingers, the tool frame and the tcp below it; the camera frame is gone
+        assert p.getNumJoints(env.robot, physicsClientId=env.sim.client) == 7
+        _tip_agrees(env)
+    finally:
+        env.close()
+    base = _ros_skid_steer().replace(
+        "</robot>",
+        "".join(
+            _link(f"frame_{i}", None) + _joint(f"frame_{i}_joint", "fixed", "base_link", f"frame_{i}")
+            for i in range(123)
+        )
+        + "</robot>",
+    )
+    code, out, err = _cli(capfd, "inspect", "--family", "navigate", "--urdf", str(_write(tmp_path, "b.urdf", base)))
+    assert code == 0, err
+    task = wheeled_task_from_urdf(tmp_path / "b.urdf", map_from=_empty_map())
+    env = metarobot.make_env(task)
+    try:
+        env.reset(seed=0)
+        x0, y0, *_ = env._state()
+        for _ in range(25):
+            env.step(np.array([0.7, 0.7]))
+        x, y, yaw, up, *_ = env._state()
+        assert math.hypot(x - x0, y - y0) > 0.3 and up > 0.9  # its forward is +y: it drove, upright
     finally:
         env.close()
