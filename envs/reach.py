@@ -48,6 +48,7 @@ from metarobot.family import (
 from metarobot.validation import URDF_MAX_LINKS, number_list
 
 MAX_JOINTS = 7
+ARM_JOINTS = 6  # revolute joints in a row that only an arm has (a leg of four limbs, a finger: 3-5)
 CONTROL_SUBSTEPS = 8  # 240 Hz physics / 8 = 30 Hz control
 EPISODE_STEPS = 60
 OBS_DIM = 4 * MAX_JOINTS + 9
@@ -323,6 +324,8 @@ def _arm_links(model: UrdfModel) -> dict[str, tuple[int, str | None, bool, int]]
             reason = f"joint {mimics[0].name!r} on its chain mimics {mimics[0].mimic!r} (not driven on its own)"
         elif drivers:
             reason = f"joint {drivers[0].name!r} on its chain drives mimic joints (a gripper's actuator)"
+        elif start >= ARM_JOINTS:  # TIAGo's index finger: 7 joints after the arm's 7
+            reason = f"its first {start} revolute joints would be held still: a finger after an arm, not an arm"
         arm_joints_only = reason is None
         start = start if reason is None else 0
         if reason is None and not revolute:
@@ -334,7 +337,8 @@ def _arm_links(model: UrdfModel) -> dict[str, tuple[int, str | None, bool, int]]
 def default_ee_link(model: UrdfModel) -> str:
     """The deepest link of the longest revolute chain that is an arm's (at most 7 joints after
     a torso's): chains with a prismatic joint after the torso, a mimic joint or a joint others
-    mimic (a gripper's) are passed over (ties: the most links, then file order).
+    mimic (a gripper's) are passed over, as are a hand's fingers after an arm (ties: the most
+    links, then file order).
     ``MetarobotError`` with the reason when no chain is an arm's (the longest one's reason)."""
     info = _arm_links(model)
     depth = {lk: len(model.chain(lk)) for lk in model.links}
@@ -379,7 +383,15 @@ def _limbs(model: UrdfModel) -> list[str]:
     return out
 
 
-ARM_JOINTS = 6  # revolute joints in a row that only an arm has (a leg of four limbs, a finger: 3-5)
+def _arm_of_a_base(model: UrdfModel) -> str | None:
+    """The default end effector of a mobile manipulator's arm (TIAGo, Fetch, PR2, a Husky with a
+    UR5 on top): its base parked, wheels held; None for a base whose longest chain is no arm's
+    (fewer than ``ARM_JOINTS`` joints after a torso)."""
+    try:
+        ee = default_ee_link(model)
+    except MetarobotError:
+        return None
+    return ee if _arm_links(model)[ee][0] >= ARM_JOINTS else None
 
 
 def _legs_or_fingers(model: UrdfModel) -> list[str]:
@@ -409,7 +421,8 @@ def arm_task_from_urdf(
     model = UrdfModel.read(path)
     if ee_link is None:
         wheels = _looks_wheeled(model)
-        if wheels:
+        arm = _arm_of_a_base(model) if wheels else None
+        if wheels and arm is None:
             raise MetarobotError(
                 f"URDF {path} looks like a wheeled base (wheel joints {wheels}), not an arm: "
                 "use --family navigate (or name the arm's tip with --ee-link)"
@@ -420,7 +433,7 @@ def arm_task_from_urdf(
                 f"URDF {path} looks like a legged robot or a hand ({len(limbs)} limbs from its body: {limbs}), "
                 "not an arm; name the tip of the limb to reach with --ee-link"
             )
-        ee_link = default_ee_link(model)
+        ee_link = arm or default_ee_link(model)
     else:
         _check_ee_link(model, ee_link)
     chain = model.chain(ee_link)

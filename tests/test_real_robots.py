@@ -1102,3 +1102,35 @@ def test_a_file_over_pybullets_link_limit_loads_without_its_bare_frames(tmp_path
         assert math.hypot(x - x0, y - y0) > 0.3 and up > 0.9  # its forward is +y: it drove, upright
     finally:
         env.close()
+
+
+def test_a_mobile_manipulators_arm_is_its_default_on_reach_and_a_long_finger_is_not_an_arm(tmp_path):
+    """TIAGo on reach: the arm on its torso lift, the base parked (wheels held), where a base
+    with no arm is refused; TIAGo's index finger has 7 joints after the arm's 7 (virtual joints
+    included), and a finger after an arm is not the arm. navigate still takes the base."""
+    rod = '<cylinder radius="0.03" length="0.2"/>'
+    up = '<origin xyz="0 0 0.1"/>'
+    parts = [_link("torso", 5.0, rod, up)]
+    parts.append(_joint("torso_lift", "prismatic", "base_link", "torso", "0 0 0.05", "0 0 1"))
+    parent = "torso"
+    for i, axis in enumerate(["0 0 1", "0 1 0", "0 0 1", "0 1 0", "1 0 0", "0 1 0", "0 0 1"]):
+        parts.append(_link(f"arm_{i}", 0.5, rod if i in (1, 2) else "", up if i in (1, 2) else ""))
+        parts.append(
+            _joint(f"arm_{i}_joint", "revolute", parent, f"arm_{i}", "0 0 0.2" if i in (2, 3) else "0 0 0", axis)
+        )
+        parent = f"arm_{i}"
+    parts += [_link("palm", 0.2, '<box size="0.05 0.05 0.05"/>'), _joint("wrist", "fixed", parent, "palm", "0 0 0.05")]
+    parent = "palm"
+    for i in range(7):
+        parts.append(_link(f"index_{i}", 0.01))
+        parts.append(_joint(f"index_{i}_joint", "revolute", parent, f"index_{i}", "0 0 0.01", "0 1 0"))
+        parent = f"index_{i}"
+    parts += [_link("thumb", 0.01), _joint("thumb_joint", "revolute", "palm", "thumb", "0 0.02 0", "1 0 0")]
+    text = _ros_skid_steer().replace("</robot>", "".join(parts) + "</robot>")
+    path = _write(tmp_path, "mobile_arm.urdf", text)
+    task = arm_task_from_urdf(path)
+    assert task.ee_link == "palm" and task.joint_names == tuple(f"arm_{i}_joint" for i in range(7))
+    held = describe_arm(task)["held_still"]
+    assert "torso_lift" in held and "wl_front_joint" in held
+    layout = wheel_layout(path)
+    assert set(layout.left + layout.right) == {"wl_front_joint", "wl_rear_joint", "wr_front_joint", "wr_rear_joint"}
