@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 import pybullet as p
 from metarobot.envs.base import MetaRobotEnv
-from metarobot.envs.sim import give_inertia_to_empty_links, shared_urdf
+from metarobot.envs.sim import give_inertia_to_empty_links, pybullet_output_to_log, shared_urdf
 from metarobot.envs.urdf_builder import AXES, UrdfJoint, UrdfModel, rigid_copy, serial_arm_urdf
 
 from metarobot.errors import MetarobotError
@@ -773,12 +773,15 @@ class ReachEnv(MetaRobotEnv):
         dof = [movable.index(j) for j in self._joints]
         rng = np.random.default_rng(0)  # the same poses every time: not the episode's draw
         hold = np.zeros(self._n)
-        for _ in range(HOLD_POSES):
-            q = list(q_all)
-            for d, qi in zip(dof, centre + rng.uniform(-spread, spread)):
-                q[d] = float(qi)
-            tau = p.calculateInverseDynamics(self.robot, q, [0.0] * len(q), [0.0] * len(q), physicsClientId=c)
-            hold = np.maximum(hold, np.abs(np.asarray(tau)[dof]))
+        # Bullet's inverse dynamics prints a warning per joint whose file axis is not of unit
+        # length (an iCub's): to the log, never to a command's stdout
+        with pybullet_output_to_log("computing gravity torques"):
+            for _ in range(HOLD_POSES):
+                q = list(q_all)
+                for d, qi in zip(dof, centre + rng.uniform(-spread, spread)):
+                    q[d] = float(qi)
+                tau = p.calculateInverseDynamics(self.robot, q, [0.0] * len(q), [0.0] * len(q), physicsClientId=c)
+                hold = np.maximum(hold, np.abs(np.asarray(tau)[dof]))
         self._hold, self._hold_key = hold, key
         return hold
 

@@ -393,6 +393,12 @@ def test_inspect_prints_what_was_read_and_pybullet_stays_off_stdout(tmp_path, ca
     chain = json.loads(out)["chain"]
     assert code == 0 and [row["joint"] for row in chain] == ["j1", "j2", "j3"]
     assert chain[2]["range_rad"] == [-2.0, 2.0] and chain[2]["mass_moved_kg"] == 0.6
+    # an iCub's axes are not of unit length: Bullet's inverse dynamics (the gravity hold) warns
+    skew = _write(tmp_path, "skew.urdf", _arm_with_gripper().replace('<axis xyz="0 1 0"/>', '<axis xyz="0 2 0"/>'))
+    code, out, err = _cli(capfd, "adapt", "--family", "reach", "--urdf", str(skew), "--steps", "0", "--episodes", "1",
+                          "--out", str(tmp_path / "skew"))  # fmt: skip
+    assert code == 0, err
+    assert "b3Warning" not in out + err and "k  success" in out
 
 
 def test_a_ros_substitution_left_in_a_sensor_joint_does_not_refuse_the_file(tmp_path, capfd):
