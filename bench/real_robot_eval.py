@@ -67,8 +67,9 @@ def main() -> None:
     if len(given) != 1:
         raise SystemExit("give one of --urdf, --object-urdf, --object-mesh")
     urdf = Path(given[0])
-    if not urdf.is_absolute() and not urdf.exists():
-        urdf = Path(pybullet_data.getDataPath()) / urdf
+    if not urdf.is_absolute() and not urdf.exists():  # "pybullet_data/x.urdf": results.json's "robot"
+        parts = urdf.parts[1:] if urdf.parts[0] == "pybullet_data" else urdf.parts
+        urdf = Path(pybullet_data.getDataPath(), *parts)
     if not args.object_mesh:
         check_urdf_file(urdf)
     family = get_family(args.family)
