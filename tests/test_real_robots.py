@@ -915,7 +915,7 @@ def test_wheels_that_collide_as_boxes_roll_as_cylinders(tmp_path):
 
 
 def test_an_arm_file_on_reach_runs_as_reach_v2_unless_a_reach_policy_is_named(tmp_path, capfd):
-    """reach's shipped policies reached 0-37% of goals on real arm files, reach-v2's 71-100%:
+    """reach's shipped policies reached 0-37% of goals on real arm files, reach-v2's 81-100% (88-100% at the best k):
     adapt and render run a file's arm as reach-v2, and say so; --checkpoint keeps reach."""
     from metarobot.policies.pretrained import pretrained_path
 
