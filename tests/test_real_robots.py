@@ -1140,3 +1140,22 @@ def test_a_mobile_manipulators_arm_is_its_default_on_reach_and_a_long_finger_is_
     assert "torso_lift" in held and "wl_front_joint" in held
     layout = wheel_layout(path)
     assert set(layout.left + layout.right) == {"wl_front_joint", "wl_rear_joint", "wr_front_joint", "wr_rear_joint"}
+
+
+def test_a_file_arms_light_links_get_the_motor_armature_urdf_leaves_out(tmp_path):
+    """An iCub's arm links weigh 0.03-0.3 kg with 1e-5 kg*m^2 of inertia: PyBullet's velocity
+    motors turned them faster than commanded. Each link a file's arm moves gets at least
+    mass x (6 cm)^2 about each axis (a geared motor's reflected rotor inertia). (PyBullet takes
+    a link's inertia from its collision shape: here 0.4 m r^2 = 5e-6 kg*m^2.)"""
+    from metarobot.envs.reach import ARMATURE_RADIUS
+
+    light = _arm_with_gripper().replace('<cylinder radius="0.02" length="0.2"/>', '<sphere radius="0.005"/>')
+    task, env = _reach_v2_arm(tmp_path, "light.urdf", light)
+    try:
+        c = env.sim.client
+        names = {p.getJointInfo(env.robot, i, physicsClientId=c)[12].decode(): i for i in range(env._n + 4)}
+        for link in ("l1", "l2", "l3"):
+            mass, _, inertia, *_ = p.getDynamicsInfo(env.robot, names[link], physicsClientId=c)
+            assert mass == 0.5 and inertia == pytest.approx((mass * ARMATURE_RADIUS**2,) * 3)  # 0.4 m r^2 = 5e-6
+    finally:
+        env.close()
