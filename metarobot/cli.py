@@ -747,6 +747,8 @@ def evaluate(
       metarobot evaluate --family reach --baselines multitask,finetune,oracle,scratch --tasks 20 --seeds 3
       metarobot evaluate --checkpoint runs/a/meta_policy.pt --checkpoint runs/b/meta_policy.pt
     """
+    from click.core import ParameterSource
+
     from metarobot.evaluation import Method, choose_finetune_lr, format_table, write_results
     from metarobot.evaluation import evaluate as run_protocol
 
@@ -794,6 +796,17 @@ def evaluate(
         budget = base.env_steps + (base.fallback.env_steps if base.fallback is not None else 0)
         if budget == 0:  # a policy that acts untrained (identify): no budget to match
             given = {"multitask": multitask_checkpoint, "oracle": oracle_checkpoint, "recurrent": recurrent_checkpoint}
+            missing = [a for a in ("multitask", "recurrent", "oracle") if given[a] is None and shipped(a) is None]
+            defaulted = click.get_current_context().get_parameter_source("baselines") == ParameterSource.DEFAULT
+            if defaulted:  # the plain command runs what it can, and says what it left out
+                dropped = [b for b in wanted if b in missing or (b == "finetune" and "multitask" in missing)]
+                wanted = [b for b in wanted if b not in dropped]
+                if dropped:
+                    click.echo(
+                        f"evaluate: no {', '.join(dropped)} baseline for {fam!r}: its method acts untrained and none "
+                        "is shipped (pass --baselines with --multitask-checkpoint and the like to add them)",
+                        err=True,
+                    )
             for algo in ("multitask", "recurrent", "oracle"):
                 needed = algo in wanted or (algo == "multitask" and "finetune" in wanted)
                 if needed and given[algo] is None and shipped(algo) is None:

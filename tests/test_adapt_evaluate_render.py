@@ -350,3 +350,18 @@ def test_same_seeds_are_refused_with_a_fallback(checkpoints):
         assert len(learner.adapt_many(tasks, steps=1, episodes=1, same_seeds=True, fallback=False)) == 1
     finally:
         learner.close()
+
+
+def test_evaluate_of_an_untrained_method_runs_the_baselines_it_can_by_default(tmp_path):
+    """reach-v2's shipped identify acts untrained (0 env steps) and no multitask policy is
+    shipped for it: the plain command drops multitask-based baselines with a note on stderr and
+    runs; asking for them by name is refused with one line."""
+    common = ["evaluate", "--family", "reach-v2", "--tasks", "1", "--seeds", "1", "--steps", "1", "--episodes", "1"]
+    common += ["--workers", "0", "--no-progress", "--split", "test"]
+    r = CliRunner().invoke(cli, [*common, "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert "evaluate: no multitask, finetune baseline for 'reach-v2'" in r.stderr
+    methods = json.loads((tmp_path / "a" / "results.json").read_text())["splits"]["test"]
+    assert set(methods) == {"identify", "scratch"}
+    r = CliRunner().invoke(cli, [*common, "--baselines", "multitask", "--out", str(tmp_path / "b")])
+    assert "pass --multitask-checkpoint" in str(r.exception)  # the console script: one Error: line, exit 2
