@@ -957,6 +957,19 @@ def test_an_arm_file_on_reach_runs_as_reach_v2_unless_a_reach_policy_is_named(tm
     assert json.loads((tmp_path / "b" / "adaptation.json").read_text())["task"]["family"] == "reach"
 
 
+def _seven_joint_arm(side: str, shoulder_xyz: str) -> list[str]:
+    """A humanoid's arm on its ``chest``: 7 revolute joints, ``{side}_arm_0`` .. ``_6``."""
+    rod = '<cylinder radius="0.03" length="0.2"/>'
+    down = '<origin xyz="0 0 -0.1"/>'
+    parts, parent = [], "chest"
+    for i, axis in enumerate(["0 1 0", "1 0 0", "0 0 1", "0 1 0", "0 0 1", "0 1 0", "1 0 0"]):
+        parts.append(_link(f"{side}_arm_{i}", 0.5, rod if i in (1, 3) else "", down if i in (1, 3) else ""))
+        xyz = shoulder_xyz if i == 0 else ("0 0 -0.2" if i in (2, 4) else "0 0 0")
+        parts.append(_joint(f"{side}_arm_{i}_joint", "revolute", parent, f"{side}_arm_{i}", xyz, axis))
+        parent = f"{side}_arm_{i}"
+    return parts
+
+
 def test_a_humanoids_arm_reaches_with_its_waist_held_still(tmp_path):
     """A humanoid's chain from the pelvis to a hand runs through its waist: 2 + 7 revolute joints
     (TALOS, iCub, Romeo, G1 were refused for having more than 7). The joints before the last
@@ -968,13 +981,11 @@ def test_a_humanoids_arm_reaches_with_its_waist_held_still(tmp_path):
     parts += [_joint("waist_yaw", "revolute", "pelvis", "waist", "0 0 0.1", "0 0 1")]
     parts += [_joint("waist_pitch", "revolute", "waist", "chest", "0 0 0.05", "0 1 0")]
     for side, y in (("l", 0.2), ("r", -0.2)):
-        parent = "chest"
-        for i, axis in enumerate(["0 1 0", "1 0 0", "0 0 1", "0 1 0", "0 0 1", "0 1 0", "1 0 0"]):
-            parts.append(_link(f"{side}_arm_{i}", 0.5, rod if i in (1, 3) else "", down if i in (1, 3) else ""))
-            xyz = f"0 {y} 0.35" if i == 0 else ("0 0 -0.2" if i in (2, 4) else "0 0 0")
-            parts.append(_joint(f"{side}_arm_{i}_joint", "revolute", parent, f"{side}_arm_{i}", xyz, axis))
-            parent = f"{side}_arm_{i}"
-        parts += [_link(f"{side}_hand", 0.2), _joint(f"{side}_hand_joint", "fixed", parent, f"{side}_hand", "0 0 -0.1")]
+        parts += _seven_joint_arm(side, f"0 {y} 0.35")
+        parts += [
+            _link(f"{side}_hand", 0.2),
+            _joint(f"{side}_hand_joint", "fixed", f"{side}_arm_6", f"{side}_hand", "0 0 -0.1"),
+        ]
         parts += [_link(f"{side}_thigh", 2.0, rod, down), _link(f"{side}_shin", 1.0, rod, down)]
         parts.append(_joint(f"{side}_hip", "revolute", "pelvis", f"{side}_thigh", f"0 {y / 2} -0.05", "0 1 0"))
         parts.append(_joint(f"{side}_knee", "revolute", f"{side}_thigh", f"{side}_shin", "0 0 -0.2", "0 1 0"))
@@ -1052,12 +1063,7 @@ def test_a_humanoid_rooted_at_its_chest_is_an_arm_robot_and_a_quadruped_is_not(t
     parts += [_joint("neck", "revolute", "chest", "head", "0 0 0.2", "0 0 1")]
     parts += [_joint("waist", "revolute", "chest", "pelvis", "0 0 -0.2", "0 0 1")]
     for side, y in (("l", 0.2), ("r", -0.2)):
-        parent = "chest"
-        for i, axis in enumerate(["0 1 0", "1 0 0", "0 0 1", "0 1 0", "0 0 1", "0 1 0", "1 0 0"]):
-            parts.append(_link(f"{side}_arm_{i}", 0.5, rod if i in (1, 3) else "", down if i in (1, 3) else ""))
-            xyz = f"0 {y} 0.1" if i == 0 else ("0 0 -0.2" if i in (2, 4) else "0 0 0")
-            parts.append(_joint(f"{side}_arm_{i}_joint", "revolute", parent, f"{side}_arm_{i}", xyz, axis))
-            parent = f"{side}_arm_{i}"
+        parts += _seven_joint_arm(side, f"0 {y} 0.1")
         parts += [_link(f"{side}_thigh", 2.0, rod, down)]
         parts.append(_joint(f"{side}_hip", "revolute", "pelvis", f"{side}_thigh", f"0 {y / 2} -0.05", "0 1 0"))
     task, env = _reach_v2_arm(tmp_path, "chest.urdf", _robot(*parts))
