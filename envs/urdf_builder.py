@@ -88,13 +88,10 @@ class UrdfJoint:
 
     def motion(self, path: Path | str, q: float) -> tuple[np.ndarray, np.ndarray]:
         """Translation (m) and rotation of the child's frame in the joint frame with the joint
-        at ``q`` (rad or m): along the axis for a prismatic joint, about it for a revolute one."""
+        at ``q`` (rad or m): ``joint_motion``."""
         if q == 0.0 or self.kind not in ("revolute", "continuous", "prismatic"):
             return np.zeros(3), np.eye(3)
-        axis = self.axis(path)
-        if self.kind == "prismatic":
-            return axis * q, np.eye(3)
-        return np.zeros(3), axis_rotation(axis, q)
+        return joint_motion(self.kind, self.axis(path), q)
 
     def origin(self, path: Path | str) -> tuple[np.ndarray, np.ndarray]:
         """Translation (m) and rotation matrix of the joint frame in the parent link's frame."""
@@ -110,6 +107,14 @@ class UrdfJoint:
         if axis.shape != (3,) or not np.linalg.norm(axis) > 0:
             raise MetarobotError(f"URDF {path}: joint {self.name!r} has a bad axis {self.axis_text!r}")
         return axis / np.linalg.norm(axis)
+
+
+def joint_motion(kind: str, axis: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """Translation (m) and rotation a joint of ``kind`` at ``q`` (rad or m) adds after its
+    origin: along the unit ``axis`` for a prismatic joint, about it otherwise."""
+    if kind == "prismatic":
+        return axis * q, np.eye(3)
+    return np.zeros(3), axis_rotation(axis, q)
 
 
 def rpy_matrix(rpy: Sequence[float]) -> np.ndarray:
@@ -460,11 +465,8 @@ def rigid_copy(
             origin = ET.SubElement(j, "origin")
         xyz = np.asarray(urdf_floats(origin.get("xyz"), "0 0 0"))
         rot = rpy_matrix(urdf_floats(origin.get("rpy"), "0 0 0"))
-        axis = _unit_axis(j)
-        if kind == "prismatic":
-            xyz = xyz + rot @ axis * q
-        else:
-            rot = rot @ axis_rotation(axis, q)
+        dxyz, drot = joint_motion(kind, _unit_axis(j), q)
+        xyz, rot = xyz + rot @ dxyz, rot @ drot
         origin.set("xyz", " ".join(f"{v:.9g}" for v in xyz))
         origin.set("rpy", " ".join(f"{v:.9g}" for v in matrix_rpy(rot)))
     return ET.tostring(robot, encoding="unicode")

@@ -807,9 +807,8 @@ def evaluate(
                         "is shipped (pass --baselines with --multitask-checkpoint and the like to add them)",
                         err=True,
                     )
-            for algo in ("multitask", "recurrent", "oracle"):
-                needed = algo in wanted or (algo == "multitask" and "finetune" in wanted)
-                if needed and given[algo] is None and shipped(algo) is None:
+            for algo in missing:
+                if algo in wanted or (algo == "multitask" and "finetune" in wanted):
                     raise MetarobotError(
                         f"{paths[0]} was trained with 0 env steps, so a {algo} baseline of the same budget would be "
                         f"untrained and none is shipped for {fam!r}: pass --{algo}-checkpoint"

@@ -816,6 +816,20 @@ def _reach_v2_arm(tmp_path, name: str, text: str):
     return task, fam.make_env(task)
 
 
+def _arm_angles(env) -> np.ndarray:
+    """The angles (rad) of an arm env's chain joints, as PyBullet has them."""
+    return np.array([s[0] for s in p.getJointStates(env.robot, env._joints, physicsClientId=env.sim.client)])
+
+
+def _tip_agrees(env, seeds: int = 3) -> None:
+    """reach-v2's nominal model puts the tip where PyBullet does, at several starts."""
+    for seed in range(seeds):
+        env.reset(seed=seed)
+        believed, _ = env._kinematics.tip_and_jacobian(_arm_angles(env))
+        actual = p.getLinkState(env.robot, env._ee, computeForwardKinematics=True, physicsClientId=env.sim.client)[4]
+        assert np.allclose(believed, actual, atol=1e-5)
+
+
 def test_a_ur_like_arm_lying_along_the_floor_starts_and_aims_clear_of_it(tmp_path):
     """UR arms have +-2 pi joints whose centres lay the arm along the floor 9 cm up: starts drawn
     around them put the arm inside the floor (jammed), and goals at +-pi were whole turns."""
@@ -838,8 +852,7 @@ def test_a_ur_like_arm_lying_along_the_floor_starts_and_aims_clear_of_it(tmp_pat
     try:
         for seed in range(15):
             env.reset(seed=seed)
-            q = np.array([s[0] for s in p.getJointStates(env.robot, env._joints, physicsClientId=c)])
-            assert np.all(np.abs(q) <= 0.1 * math.pi + 1e-9)  # a start within a tenth of a turn
+            assert np.all(np.abs(_arm_angles(env)) <= 0.1 * math.pi + 1e-9)  # a start within a tenth of a turn
             for link in (1, 2, 3):  # the upper arm and forearm clear of the floor at the start
                 assert p.getAABB(env.robot, link, physicsClientId=c)[0][2] > 0.0
             assert env._goal[2] > 0.03
@@ -872,7 +885,7 @@ def test_an_arm_on_a_pedestal_has_the_floor_under_it_and_motors_that_carry_its_w
             floor = p.getBasePositionAndOrientation(env._ground, physicsClientId=c)[0][2]
             assert floor < -0.6  # under the pedestal, whose bottom is at -0.6 m
             assert env._goal[2] > floor + 0.03
-            q = [s[0] for s in p.getJointStates(env.robot, env._joints, physicsClientId=c)]
+            q = _arm_angles(env).tolist()
             tau = p.calculateInverseDynamics(env.robot, q, [0.0, 0.0], [0.0, 0.0], physicsClientId=c)
             assert all(f >= 5.0 + abs(t) - 1e-6 for f, t in zip(env._forces, tau))  # effort + weight
         # the shoulder turns at its commanded speed although gravity takes more than its 5 N*m
@@ -995,26 +1008,9 @@ def test_a_humanoids_arm_reaches_with_its_waist_held_still(tmp_path):
         assert task.n_joints == 7 and task.joint_names[0].endswith("_arm_0_joint")
         held = describe_arm(task)["held_still"]
         assert "waist_yaw" in held and "waist_pitch" in held and "neck" in held
-        c = env.sim.client
-        for seed in range(3):
-            env.reset(seed=seed)
-            q = np.array([s[0] for s in p.getJointStates(env.robot, env._joints, physicsClientId=c)])
-            believed, _ = env._kinematics.tip_and_jacobian(q)
-            actual = p.getLinkState(env.robot, env._ee, computeForwardKinematics=True, physicsClientId=c)[4]
-            assert np.allclose(believed, actual, atol=1e-5)
+        _tip_agrees(env)
     finally:
         env.close()
-
-
-def _tip_agrees(env, seeds: int = 3) -> None:
-    """reach-v2's nominal model puts the tip where PyBullet does, at several starts."""
-    c = env.sim.client
-    for seed in range(seeds):
-        env.reset(seed=seed)
-        q = np.array([s[0] for s in p.getJointStates(env.robot, env._joints, physicsClientId=c)])
-        believed, _ = env._kinematics.tip_and_jacobian(q)
-        actual = p.getLinkState(env.robot, env._ee, computeForwardKinematics=True, physicsClientId=c)[4]
-        assert np.allclose(believed, actual, atol=1e-5)
 
 
 def test_a_torso_lift_and_an_eighth_arm_joint_are_held_still_where_the_model_puts_them(tmp_path):
